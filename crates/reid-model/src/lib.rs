@@ -1,0 +1,18 @@
+//! `reid-model` owns every network of the product, written once with burn's `Module` and run
+//! unchanged natively (training, evaluation) and in the browser (WebGPU or the `flex` CPU
+//! backend): backbones, heads, the assembled ReID network, the image preprocessing both homes
+//! share, and loading/saving weights (burnpack, PyTorch checkpoints).
+//!
+//! It does not own the end-to-end job (that is `reid-pipeline`) nor any UI. Model code carries
+//! no backend type: the `Device` passed to `init` decides where it runs.
+
+pub mod backbone;
+pub mod error;
+pub mod head;
+pub mod network;
+pub mod preprocess;
+pub mod weights;
+
+pub use error::ModelError;
+pub use network::{ReidNet, ReidNetConfig, ReidOutput};
+pub use preprocess::{decode_image, preprocess, resize_bilinear_pil, InputSpec, RgbImage};

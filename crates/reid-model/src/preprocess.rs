@@ -1,0 +1,289 @@
+//! Image preprocessing shared by both homes: decode the bytes, resize to the network's input
+//! size with Pillow's bilinear filter (what torchvision's `Resize` does on a PIL image), and
+//! normalise with the ImageNet mean and standard deviation into a `[batch, 3, height, width]`
+//! tensor.
+//!
+//! Decoding and resizing are done here, in Rust, in the browser as well as natively, so that the
+//! same bytes give the same tensor everywhere (the browser's own decoders differ between
+//! vendors).
+
+use std::io::Cursor;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::{ImageError, ImageFormat, ImageReader};
+use serde::{Deserialize, Serialize};
+
+pub use image::RgbImage;
+
+use crate::ModelError;
+
+/// Largest side we decode, in pixels.
+pub const MAX_SIDE: u32 = 10_000;
+/// Largest image we decode, in megapixels (a 48 MP phone photo fits).
+pub const MAX_MEGAPIXELS: u32 = 50;
+/// Smallest side of an image that can hold a person.
+pub const MIN_SIDE: u32 = 8;
+
+/// The network's input: size and normalisation. Part of the model card, so that a model brings
+/// its own preprocessing and nobody normalises twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Input height in pixels.
+    pub height: usize,
+    /// Input width in pixels.
+    pub width: usize,
+    /// Per-channel mean (RGB) subtracted from pixels scaled to `[0, 1]`.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation (RGB) the centred pixels are divided by.
+    pub std: [f32; 3],
+}
+
+impl Default for InputSpec {
+    /// 256x128 (the usual person-crop shape) with ImageNet statistics.
+    fn default() -> Self {
+        Self {
+            height: 256,
+            width: 128,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+/// Decodes JPEG, PNG, WebP or BMP bytes into 8-bit RGB (alpha is dropped, grey is replicated,
+/// as Pillow's `convert("RGB")` does). Refuses empty files, non-images, corrupt or truncated
+/// data, images too large to decode safely and images too small to hold a person.
+pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ModelError> {
+    if bytes.is_empty() {
+        return Err(ModelError::EmptyFile);
+    }
+    let format = image::guess_format(bytes).map_err(|_| ModelError::NotAnImage)?;
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp
+    ) {
+        return Err(ModelError::NotAnImage);
+    }
+    let reader = |bytes| ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = reader(bytes).into_dimensions().map_err(decode_error)?;
+    let too_large = width > MAX_SIDE
+        || height > MAX_SIDE
+        || u64::from(width) * u64::from(height) > u64::from(MAX_MEGAPIXELS) * 1_000_000;
+    if too_large {
+        return Err(ModelError::ImageTooLarge {
+            width,
+            height,
+            max_side: MAX_SIDE,
+            max_megapixels: MAX_MEGAPIXELS,
+        });
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(ModelError::ImageTooSmall {
+            width,
+            height,
+            min_side: MIN_SIDE,
+        });
+    }
+    let image = reader(bytes).decode().map_err(decode_error)?;
+    Ok(image.to_rgb8())
+}
+
+fn decode_error(error: ImageError) -> ModelError {
+    match error {
+        ImageError::Unsupported(_) => ModelError::NotAnImage,
+        other => ModelError::CorruptImage(other.to_string()),
+    }
+}
+
+/// Fixed-point precision of Pillow's 8-bit resampling (`PRECISION_BITS` in `Resample.c`).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per output pixel: the first input pixel it reads and its fixed-point weights.
+struct Taps {
+    first: Vec<usize>,
+    weights: Vec<Vec<i32>>,
+}
+
+/// Pillow's `precompute_coeffs` for the bilinear (triangle) filter, then
+/// `normalize_coeffs_8bpc`: the filter widens with the downscale factor (antialiasing).
+fn bilinear_taps(in_size: usize, out_size: usize) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = filter_scale; // the bilinear filter's support is 1.0
+    let inv = 1.0 / filter_scale;
+    let mut first = Vec::with_capacity(out_size);
+    let mut weights = Vec::with_capacity(out_size);
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        // `(int)` in C truncates toward zero; the clamps follow Pillow.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let raw: Vec<f64> = (xmin..xmax)
+            .map(|x| {
+                let t = ((x as f64 - center + 0.5) * inv).abs();
+                if t < 1.0 {
+                    1.0 - t
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let total: f64 = raw.iter().sum();
+        let fixed = raw
+            .iter()
+            .map(|&w| {
+                let w = if total != 0.0 { w / total } else { w };
+                let scaled = w * f64::from(1u32 << PRECISION_BITS);
+                (if w < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+            })
+            .collect();
+        first.push(xmin);
+        weights.push(fixed);
+    }
+    Taps { first, weights }
+}
+
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes like Pillow's `Image.resize((width, height), Image.BILINEAR)` on an RGB image:
+/// a horizontal pass then a vertical pass, each rounded to 8 bits, with Pillow's fixed-point
+/// weights. A pass whose size does not change is skipped, as in Pillow.
+pub fn resize_bilinear_pil(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
+    let (dw, dh) = (width as usize, height as usize);
+    let round = 1i64 << (PRECISION_BITS - 1);
+
+    let horizontal: Vec<u8> = if dw == sw {
+        src.as_raw().clone()
+    } else {
+        let taps = bilinear_taps(sw, dw);
+        let raw = src.as_raw();
+        let mut out = vec![0u8; dw * sh * 3];
+        for y in 0..sh {
+            let row = &raw[y * sw * 3..(y + 1) * sw * 3];
+            for x in 0..dw {
+                let mut acc = [round; 3];
+                for (k, &w) in taps.weights[x].iter().enumerate() {
+                    let p = (taps.first[x] + k) * 3;
+                    for c in 0..3 {
+                        acc[c] += i64::from(row[p + c]) * i64::from(w);
+                    }
+                }
+                for c in 0..3 {
+                    out[(y * dw + x) * 3 + c] = clip8(acc[c]);
+                }
+            }
+        }
+        out
+    };
+
+    let vertical: Vec<u8> = if dh == sh {
+        horizontal
+    } else {
+        let taps = bilinear_taps(sh, dh);
+        let mut out = vec![0u8; dw * dh * 3];
+        for y in 0..dh {
+            for x in 0..dw {
+                let mut acc = [round; 3];
+                for (k, &w) in taps.weights[y].iter().enumerate() {
+                    let p = ((taps.first[y] + k) * dw + x) * 3;
+                    for c in 0..3 {
+                        acc[c] += i64::from(horizontal[p + c]) * i64::from(w);
+                    }
+                }
+                for c in 0..3 {
+                    out[(y * dw + x) * 3 + c] = clip8(acc[c]);
+                }
+            }
+        }
+        out
+    };
+    RgbImage::from_raw(width, height, vertical).expect("buffer has width*height*3 bytes")
+}
+
+/// Resizes each image to the spec's size and normalises it: `(pixel / 255 - mean) / std`,
+/// channel-first. Returns a `[batch, 3, height, width]` tensor on `device`.
+pub fn preprocess(images: &[RgbImage], spec: &InputSpec, device: &Device) -> Tensor<4> {
+    let (h, w) = (spec.height, spec.width);
+    let mut values = Vec::with_capacity(images.len() * 3 * h * w);
+    for image in images {
+        let resized = resize_bilinear_pil(image, w as u32, h as u32);
+        let raw = resized.as_raw();
+        for c in 0..3 {
+            let (mean, std) = (spec.mean[c], spec.std[c]);
+            values.extend(
+                raw[c..]
+                    .iter()
+                    .step_by(3)
+                    .map(|&p| (f32::from(p) / 255.0 - mean) / std),
+            );
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [images.len(), 3, h, w]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(width: u32, height: u32) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn empty_file_non_image_and_truncated_image_are_told_apart() {
+        assert!(matches!(decode_image(&[]), Err(ModelError::EmptyFile)));
+        assert!(matches!(
+            decode_image(b"hello, this is text"),
+            Err(ModelError::NotAnImage)
+        ));
+        let png = png_bytes(64, 128);
+        assert!(matches!(
+            decode_image(&png[..png.len() / 2]),
+            Err(ModelError::CorruptImage(_))
+        ));
+    }
+
+    #[test]
+    fn tiny_images_are_refused_with_their_size() {
+        let err = decode_image(&png_bytes(1, 1)).unwrap_err();
+        assert!(err.to_string().contains("1x1"), "{err}");
+    }
+
+    #[test]
+    fn decoded_pixels_are_the_encoded_ones() {
+        let image = decode_image(&png_bytes(40, 80)).unwrap();
+        assert_eq!(image.dimensions(), (40, 80));
+        assert_eq!(image.get_pixel(5, 9).0, [5, 9, 7]);
+    }
+
+    #[test]
+    fn resizing_to_the_same_size_is_the_identity() {
+        let src = RgbImage::from_fn(13, 29, |x, y| image::Rgb([x as u8 * 9, y as u8 * 5, 200]));
+        assert_eq!(resize_bilinear_pil(&src, 13, 29), src);
+    }
+
+    #[test]
+    fn resizing_a_flat_image_keeps_its_colour() {
+        let src = RgbImage::from_pixel(301, 97, image::Rgb([10, 128, 250]));
+        let out = resize_bilinear_pil(&src, 128, 256);
+        assert!(out.pixels().all(|p| p.0 == [10, 128, 250]));
+    }
+
+    #[test]
+    fn downscaling_by_two_averages_neighbours() {
+        // Pillow's bilinear filter at scale 2 spans 4 input pixels with weights 1/8, 3/8, 3/8, 1/8.
+        let src = RgbImage::from_fn(8, 8, |x, _| {
+            image::Rgb([if x % 2 == 0 { 0 } else { 200 }; 3])
+        });
+        let out = resize_bilinear_pil(&src, 4, 8);
+        assert_eq!(out.get_pixel(1, 0).0[0], 100);
+    }
+}

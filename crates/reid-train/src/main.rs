@@ -1,0 +1,43 @@
+//! `reid`: the native command line of the ReID toolbox. It shares every network and every
+//! preprocessing step with the browser app (through `reid-model` and `reid-pipeline`) and adds
+//! what only a native machine does: reading folders, importing PyTorch checkpoints, measuring.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Person re-identification toolbox (runs on the CPU).
+#[derive(Parser, Debug)]
+#[command(name = "reid", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Embed images and print each embedding's norm and the cosine-similarity matrix.
+    Embed(cmd::embed::EmbedArgs),
+    /// Convert pretrained PyTorch weights into a reid model file (burnpack).
+    Import(cmd::import::ImportArgs),
+    /// Measure embedding throughput (crops/s) on the CPU backend.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(args) => cmd::embed::run(args),
+        Command::Import(args) => cmd::import::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
