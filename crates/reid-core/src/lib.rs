@@ -1,12 +1,15 @@
 //! `reid-core` owns the plain data of person re-identification and the maths on it:
-//! embeddings, their normalisation and the similarity between them.
+//! embeddings, their normalisation and the similarity between them, and the names of the compute
+//! backends.
 //!
 //! It knows nothing about networks (no burn) or the browser (no web-sys), so the same code runs
 //! natively, in the browser's UI thread and in its worker. Distances live here once; every
 //! caller that compares embeddings goes through [`distance`].
 
+pub mod backend;
 pub mod distance;
 pub mod embedding;
 
+pub use backend::Backend;
 pub use distance::{cosine_similarity, cosine_similarity_matrix};
 pub use embedding::{Embedding, EmbeddingError};

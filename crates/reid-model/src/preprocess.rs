@@ -84,8 +84,26 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ModelError> {
             min_side: MIN_SIDE,
         });
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ModelError::CorruptImage(
+            "the JPEG data ends before its end-of-image marker (truncated file)".into(),
+        ));
+    }
     let image = reader(bytes).decode().map_err(decode_error)?;
     Ok(image.to_rgb8())
+}
+
+/// Whether a JPEG's last scan is followed by the end-of-image marker. The decoder fills a
+/// truncated scan with grey instead of failing; we refuse such files. In entropy-coded data
+/// `0xFF` is always followed by `0x00` or a restart marker, so `FF D9` (end of image) and
+/// `FF DA` (start of scan) cannot occur there by accident, and an embedded thumbnail's markers
+/// come before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
 }
 
 fn decode_error(error: ImageError) -> ModelError {
@@ -247,6 +265,21 @@ mod tests {
         let png = png_bytes(64, 128);
         assert!(matches!(
             decode_image(&png[..png.len() / 2]),
+            Err(ModelError::CorruptImage(_))
+        ));
+    }
+
+    #[test]
+    fn a_jpeg_cut_before_its_end_marker_is_refused() {
+        let image = RgbImage::from_fn(64, 128, |x, y| image::Rgb([x as u8 * 4, y as u8 * 2, 9]));
+        let mut jpeg = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_image(&jpeg).is_ok());
+        let cut = &jpeg[..jpeg.len() * 7 / 10];
+        assert!(matches!(
+            decode_image(cut),
             Err(ModelError::CorruptImage(_))
         ));
     }

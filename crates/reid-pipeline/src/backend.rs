@@ -1,43 +1,14 @@
-//! Compute backends: burn's `flex` CPU backend (native and wasm), and wgpu (WebGPU in the
-//! browser, Vulkan natively) when the crate is built with the `wgpu` feature.
+//! Starting a compute backend: burn's `flex` CPU backend (native and wasm), and wgpu (WebGPU in
+//! the browser, Vulkan natively) when the crate is built with the `wgpu` feature.
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
+pub use reid_core::Backend;
 
-/// Where the networks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// burn's pure-Rust CPU backend.
-    Cpu,
-    /// burn's wgpu backend: WebGPU in a browser, the native graphics API elsewhere.
-    WebGpu,
-}
-
-impl Backend {
-    /// Name shown to users.
-    pub fn label(self) -> &'static str {
-        match self {
-            Backend::Cpu => "CPU",
-            Backend::WebGpu => "WebGPU",
-        }
-    }
-
-    /// Parses `cpu` or `webgpu` (as in the app's `?backend=` parameter).
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "cpu" => Some(Backend::Cpu),
-            "webgpu" | "gpu" | "wgpu" => Some(Backend::WebGpu),
-            _ => None,
-        }
-    }
-
-    /// Initialises the backend and returns its device.
-    pub async fn device(self) -> Result<Device, BackendError> {
-        match self {
-            Backend::Cpu => Ok(Device::flex()),
-            Backend::WebGpu => webgpu_device().await,
-        }
+/// Initialises `backend` and returns its device.
+pub async fn device(backend: Backend) -> Result<Device, BackendError> {
+    match backend {
+        Backend::Cpu => Ok(Device::flex()),
+        Backend::WebGpu => webgpu_device().await,
     }
 }
 
@@ -69,9 +40,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backend_names_parse_case_insensitively() {
-        assert_eq!(Backend::parse("CPU"), Some(Backend::Cpu));
-        assert_eq!(Backend::parse("webgpu"), Some(Backend::WebGpu));
-        assert_eq!(Backend::parse("tpu"), None);
+    fn the_cpu_backend_always_starts() {
+        assert!(pollster::block_on(device(Backend::Cpu)).is_ok());
+    }
+
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn webgpu_without_the_feature_is_a_clear_error() {
+        let err = pollster::block_on(device(Backend::WebGpu)).unwrap_err();
+        assert!(err.to_string().contains("without the `wgpu` feature"));
     }
 }

@@ -52,6 +52,11 @@ impl Embedder {
         &self.config
     }
 
+    /// Width of the embeddings this model produces.
+    pub fn embedding_dim(&self) -> usize {
+        self.net.embedding_dim()
+    }
+
     /// Embeds decoded crops, in batches. Results are in input order.
     pub async fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<Embedding>, EmbedError> {
         let mut out = Vec::with_capacity(images.len());

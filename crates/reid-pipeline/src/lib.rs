@@ -9,5 +9,5 @@
 pub mod backend;
 pub mod embedder;
 
-pub use backend::{Backend, BackendError};
+pub use backend::{device, Backend, BackendError};
 pub use embedder::{EmbedError, Embedder};

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use reid_core::{cosine_similarity_matrix, Embedding};
-use reid_pipeline::{Backend, Embedder};
+use reid_pipeline::{device, Backend, Embedder};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -60,7 +60,7 @@ struct JsonReport {
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let entries = reid_data::collect_images(&args.inputs)?;
     let model = super::read_model(&args.model)?;
-    let device = pollster::block_on(Backend::Cpu.device())?;
+    let device = pollster::block_on(device(Backend::Cpu))?;
     let embedder = Embedder::from_burnpack(&model, device, args.batch)?;
 
     let mut names = Vec::new();

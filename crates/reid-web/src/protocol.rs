@@ -1,0 +1,170 @@
+//! Messages between the UI thread and the inference worker.
+
+use reid_core::Backend;
+use serde::{Deserialize, Serialize};
+
+/// UI -> worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ToWorker {
+    /// Choose a backend (forced, or the fastest available when `None`) and load the model.
+    Start {
+        requested: Option<Backend>,
+        model_url: String,
+    },
+    /// Decode and embed one image file.
+    Embed {
+        id: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// What the worker found out about WebGPU on this device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    /// Vendor, architecture and description as the browser reports them.
+    pub description: String,
+    /// Whether the adapter is a software (fallback) implementation.
+    pub software: bool,
+}
+
+/// Worker -> UI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum FromWorker {
+    /// The worker's code is loaded and listening: messages sent before this are lost.
+    Listening,
+    /// The backend is running and the model is loaded.
+    Ready {
+        backend: Backend,
+        /// Why this backend was chosen, in plain words.
+        reason: String,
+        adapter: Option<AdapterInfo>,
+        /// Embedding width and input size of the loaded model.
+        dim: usize,
+        input: [usize; 2],
+        model_bytes: usize,
+        load_ms: f64,
+    },
+    /// One image's L2-normalised embedding.
+    Embedded {
+        id: u32,
+        embedding: Vec<f32>,
+        ms: f64,
+    },
+    /// One image could not be embedded; the others are unaffected.
+    Failed { id: u32, message: String },
+    /// The worker cannot go on (model unusable, backend lost).
+    Fatal { message: String },
+}
+
+/// Picks the backend from the user's request and what the WebGPU probe found, and says why.
+///
+/// A forced choice (`?backend=`) is honoured; otherwise WebGPU is used only on a hardware
+/// adapter, because a software adapter (SwiftShader, llvmpipe) is about 50x slower than the
+/// wasm CPU path on the machines we measured.
+pub fn choose_backend(
+    requested: Option<Backend>,
+    probe: &Result<AdapterInfo, String>,
+) -> (Backend, String) {
+    match (requested, probe) {
+        (Some(Backend::Cpu), _) => (Backend::Cpu, "CPU forced by ?backend=cpu".into()),
+        (Some(Backend::WebGpu), Ok(info)) if info.software => (
+            Backend::WebGpu,
+            format!(
+                "WebGPU forced by ?backend=webgpu on a software adapter ({}): expect it to be slow",
+                info.description
+            ),
+        ),
+        (Some(Backend::WebGpu), _) => {
+            (Backend::WebGpu, "WebGPU forced by ?backend=webgpu".into())
+        }
+        (None, Err(why)) => (
+            Backend::Cpu,
+            format!("WebGPU is not available ({why}), so the CPU runs the model"),
+        ),
+        (None, Ok(info)) if info.software => (
+            Backend::Cpu,
+            format!(
+                "the WebGPU adapter is a software renderer ({}), far slower than the CPU path, so the CPU runs the model",
+                info.description
+            ),
+        ),
+        (None, Ok(info)) => (
+            Backend::WebGpu,
+            format!("hardware WebGPU adapter: {}", info.description),
+        ),
+    }
+}
+
+/// Whether an adapter description names a software implementation.
+pub fn looks_like_software_adapter(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    [
+        "swiftshader",
+        "llvmpipe",
+        "lavapipe",
+        "software",
+        "basic render",
+    ]
+    .iter()
+    .any(|name| d.contains(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(description: &str, software: bool) -> Result<AdapterInfo, String> {
+        Ok(AdapterInfo {
+            description: description.into(),
+            software,
+        })
+    }
+
+    #[test]
+    fn a_forced_backend_is_honoured() {
+        let (b, _) = choose_backend(Some(Backend::Cpu), &adapter("NVIDIA", false));
+        assert_eq!(b, Backend::Cpu);
+        let (b, why) = choose_backend(Some(Backend::WebGpu), &adapter("google swiftshader", true));
+        assert_eq!(b, Backend::WebGpu);
+        assert!(why.contains("slow"));
+    }
+
+    #[test]
+    fn auto_avoids_software_adapters_and_missing_webgpu() {
+        let (b, why) = choose_backend(None, &adapter("google swiftshader", true));
+        assert_eq!(b, Backend::Cpu);
+        assert!(why.contains("software"));
+        let (b, why) = choose_backend(None, &Err("navigator.gpu is missing".into()));
+        assert_eq!(b, Backend::Cpu);
+        assert!(why.contains("navigator.gpu"));
+        let (b, _) = choose_backend(None, &adapter("nvidia ada", false));
+        assert_eq!(b, Backend::WebGpu);
+    }
+
+    #[test]
+    fn software_adapters_are_recognised_by_name() {
+        assert!(looks_like_software_adapter(
+            "Google SwiftShader Device (Subzero)"
+        ));
+        assert!(looks_like_software_adapter(
+            "llvmpipe (LLVM 15.0.6, 256 bits)"
+        ));
+        assert!(!looks_like_software_adapter("NVIDIA GeForce RTX 4090"));
+    }
+
+    #[test]
+    fn messages_round_trip_through_json() {
+        let msg = ToWorker::Embed {
+            id: 7,
+            bytes: vec![1, 2, 3],
+        };
+        let text = serde_json::to_string(&msg).unwrap();
+        let ToWorker::Embed { id, bytes } = serde_json::from_str(&text).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!((id, bytes), (7, vec![1, 2, 3]));
+    }
+}

@@ -1,0 +1,250 @@
+//! The components the user sees, named after what they show.
+
+use std::rc::Rc;
+
+use reid_core::cosine_similarity;
+use wasm_bindgen::JsCast;
+use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
+use yew::prelude::*;
+
+use super::state::{Engine, Item, ItemStatus};
+
+fn files_of(list: Option<FileList>) -> Vec<File> {
+    let Some(list) = list else { return Vec::new() };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+#[derive(Properties, PartialEq)]
+pub struct BackendStatusProps {
+    pub engine: Engine,
+    pub first_embedding_ms: Option<f64>,
+    pub notices: Rc<Vec<String>>,
+}
+
+/// Which backend runs the model, why, and how fast it got going.
+#[function_component(BackendStatus)]
+pub fn backend_status(props: &BackendStatusProps) -> Html {
+    let body = match &props.engine {
+        Engine::Starting => {
+            html! { <p id="backend" data-backend="starting">{ "Starting the model…" }</p> }
+        }
+        Engine::Failed(message) => html! {
+            <p id="engine-error" class="error">{ format!("The model cannot run: {message}") }</p>
+        },
+        Engine::Ready(info) => html! {
+            <>
+                <p id="backend" data-backend={info.backend.label().to_ascii_lowercase()}>
+                    { "Running on " }<strong>{ info.backend.label() }</strong>{ ": " }{ &info.reason }
+                </p>
+                <p class="model">
+                    { format!(
+                        "Model: MobileNetV2 (ImageNet weights), {}-d embeddings from {}x{} crops, {:.1} MB, ready in {:.0} ms.",
+                        info.dim, info.input[0], info.input[1], info.model_bytes as f64 / 1e6, info.load_ms
+                    ) }
+                    if let Some(adapter) = &info.adapter {
+                        { format!(" WebGPU adapter: {}.", adapter.description) }
+                    }
+                </p>
+            </>
+        },
+    };
+    html! {
+        <section class="status">
+            { body }
+            if let Some(ms) = props.first_embedding_ms {
+                <p id="first-embedding" data-ms={format!("{ms:.0}")}>
+                    { format!("First embedding {:.2} s after the page loaded.", ms / 1000.0) }
+                </p>
+            }
+            { for props.notices.iter().map(|n| html! { <p class="notice">{ n }</p> }) }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct DropZoneProps {
+    pub on_files: Callback<Vec<File>>,
+}
+
+/// Where the user drops or picks images.
+#[function_component(DropZone)]
+pub fn drop_zone(props: &DropZoneProps) -> Html {
+    let hover = use_state(|| false);
+    let on_change = {
+        let on_files = props.on_files.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            on_files.emit(files_of(input.files()));
+            input.set_value("");
+        })
+    };
+    let on_drag_over = {
+        let hover = hover.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            hover.set(true);
+        })
+    };
+    let on_drag_leave = {
+        let hover = hover.clone();
+        Callback::from(move |_: DragEvent| hover.set(false))
+    };
+    let on_drop = {
+        let on_files = props.on_files.clone();
+        let hover = hover.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            hover.set(false);
+            on_files.emit(files_of(e.data_transfer().and_then(|d| d.files())));
+        })
+    };
+    html! {
+        <label class={classes!("drop-zone", (*hover).then_some("hover"))}
+            ondragover={on_drag_over} ondragleave={on_drag_leave} ondrop={on_drop}>
+            <input id="file-input" type="file" multiple=true
+                accept=".jpg,.jpeg,.png,.webp,.bmp,image/*" onchange={on_change} />
+            <span>{ "Drop pictures of people here, or click to pick them (two or more to compare)." }</span>
+        </label>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ItemsProps {
+    pub items: Rc<Vec<Item>>,
+}
+
+/// A card per image: thumbnail, name, and whether it was embedded or why not.
+#[function_component(ImageList)]
+pub fn image_list(props: &ItemsProps) -> Html {
+    if props.items.is_empty() {
+        return html! {};
+    }
+    html! {
+        <ul class="items">
+            { for props.items.iter().map(|item| {
+                let (state, text, class) = match &item.status {
+                    ItemStatus::Waiting => ("waiting", "embedding…".to_string(), ""),
+                    ItemStatus::Done { ms, .. } => ("done", format!("embedded ({ms:.0} ms)"), ""),
+                    ItemStatus::Failed(message) => ("failed", message.clone(), "error"),
+                };
+                html! {
+                    <li class="item" data-name={item.name.clone()} data-state={state}>
+                        if matches!(item.status, ItemStatus::Failed(_)) {
+                            <div class="thumb missing">{ "✕" }</div>
+                        } else {
+                            <img class="thumb" src={item.url.clone()} alt={item.name.clone()} />
+                        }
+                        <div class="name" title={item.name.clone()}>{ &item.name }</div>
+                        <div class={classes!("state", class)}>{ text }</div>
+                    </li>
+                }
+            }) }
+        </ul>
+    }
+}
+
+fn done(items: &[Item]) -> Vec<(&Item, &Rc<Vec<f32>>)> {
+    items
+        .iter()
+        .filter_map(|i| match &i.status {
+            ItemStatus::Done { embedding, .. } => Some((i, embedding)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Colour of a similarity cell: from white (0 or less) to deep green (1).
+fn cell_colour(s: f32) -> String {
+    let t = s.clamp(0.0, 1.0);
+    format!("hsl(150, 55%, {:.0}%)", 97.0 - 55.0 * t)
+}
+
+/// The cosine-similarity matrix of all embedded images.
+#[function_component(SimilarityMatrix)]
+pub fn similarity_matrix(props: &ItemsProps) -> Html {
+    let done = done(&props.items);
+    if done.len() < 2 {
+        return html! { <p class="hint">{ "Add at least two pictures to compare them." }</p> };
+    }
+    html! {
+        <section class="matrix">
+            <h2>{ "Cosine similarity" }</h2>
+            <p class="hint">{ "1 means the same appearance; values are not probabilities." }</p>
+            <table id="similarity">
+                <thead>
+                    <tr>
+                        <th></th>
+                        { for done.iter().map(|(item, _)| html! {
+                            <th><img class="mini" src={item.url.clone()} alt={item.name.clone()} title={item.name.clone()} /></th>
+                        }) }
+                    </tr>
+                </thead>
+                <tbody>
+                    { for done.iter().map(|(row, a)| html! {
+                        <tr data-name={row.name.clone()}>
+                            <th><img class="mini" src={row.url.clone()} alt={row.name.clone()} title={row.name.clone()} /></th>
+                            { for done.iter().map(|(_, b)| {
+                                let s = cosine_similarity(a, b);
+                                html! {
+                                    <td data-value={format!("{s:.7}")} style={format!("background:{}", cell_colour(s))}>
+                                        { format!("{s:.3}") }
+                                    </td>
+                                }
+                            }) }
+                        </tr>
+                    }) }
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ExportProps {
+    pub items: Rc<Vec<Item>>,
+    pub engine: Engine,
+}
+
+/// Saves the embeddings as JSON on the user's disk (no upload: a local download).
+#[function_component(ExportButton)]
+pub fn export_button(props: &ExportProps) -> Html {
+    let onclick = {
+        let items = props.items.clone();
+        let engine = props.engine.clone();
+        Callback::from(move |_| {
+            let backend = match &engine {
+                Engine::Ready(info) => info.backend.label().to_ascii_lowercase(),
+                _ => String::new(),
+            };
+            let images: Vec<serde_json::Value> = done(&items)
+                .iter()
+                .map(
+                    |(item, e)| serde_json::json!({ "name": item.name, "embedding": e.as_slice() }),
+                )
+                .collect();
+            let json = serde_json::json!({ "backend": backend, "images": images }).to_string();
+            let _ = download("embeddings.json", &json);
+        })
+    };
+    html! {
+        <button id="export" {onclick} disabled={done(&props.items).is_empty()}>
+            { "Save embeddings (JSON)" }
+        </button>
+    }
+}
+
+fn download(name: &str, text: &str) -> Result<(), wasm_bindgen::JsValue> {
+    let parts = js_sys::Array::of1(&text.into());
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let anchor: HtmlAnchorElement = document.create_element("a")?.dyn_into()?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    web_sys::Url::revoke_object_url(&url)
+}

@@ -1,0 +1,268 @@
+//! Owns the inference worker: starts it, sends it images, turns its answers into [`Action`]s,
+//! and restarts it on the CPU when WebGPU fails, re-sending every image still waiting so none
+//! is lost.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use js_sys::Uint8Array;
+use reid_core::Backend;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{ErrorEvent, File, MessageEvent, Url, Worker};
+use yew::UseReducerDispatcher;
+
+use super::state::{Action, AppState, Item, ItemStatus};
+use crate::protocol::{FromWorker, ToWorker};
+
+/// Files larger than this are refused before they are read (memory stays bounded).
+pub const MAX_FILE_BYTES: f64 = 200.0 * 1024.0 * 1024.0;
+
+struct WorkerHandle {
+    worker: Worker,
+    _onmessage: Closure<dyn FnMut(MessageEvent)>,
+    _onerror: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    worker: Option<WorkerHandle>,
+    /// Bumped at each (re)start; answers from an older worker are ignored.
+    generation: u32,
+    requested: Option<Backend>,
+    running: Option<Backend>,
+    /// The worker said it listens; until then messages to it would be lost.
+    listening: bool,
+    /// Images sent and not yet answered, kept to re-send after a restart.
+    pending: BTreeMap<u32, Rc<Vec<u8>>>,
+    next_id: u32,
+}
+
+/// The UI's handle on the worker.
+pub struct Controller {
+    dispatch: UseReducerDispatcher<AppState>,
+    model_url: String,
+    inner: RefCell<Inner>,
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+impl Controller {
+    pub fn new(dispatch: UseReducerDispatcher<AppState>, model_url: &str) -> Rc<Self> {
+        Rc::new(Self {
+            dispatch,
+            model_url: model_url.to_string(),
+            inner: RefCell::new(Inner::default()),
+        })
+    }
+
+    /// (Re)starts the worker with `requested` (None: let it choose) and re-sends waiting images.
+    pub fn start(self: &Rc<Self>, requested: Option<Backend>) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(old) = inner.worker.take() {
+            old.worker.terminate();
+        }
+        inner.generation += 1;
+        inner.requested = requested;
+        inner.running = None;
+        inner.listening = false;
+        let generation = inner.generation;
+        let worker = match Worker::new("./worker_loader.js") {
+            Ok(worker) => worker,
+            Err(e) => {
+                drop(inner);
+                self.dispatch.dispatch(Action::Worker {
+                    message: FromWorker::Fatal {
+                        message: format!(
+                            "the browser refused to start the inference worker: {e:?}"
+                        ),
+                    },
+                    at_ms: now_ms(),
+                });
+                return;
+            }
+        };
+        let weak: Weak<Self> = Rc::downgrade(self);
+        let onmessage = {
+            let weak = weak.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                if let Some(c) = weak.upgrade() {
+                    c.on_message(generation, event.data());
+                }
+            })
+        };
+        let onerror = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            event.prevent_default();
+            if let Some(c) = weak.upgrade() {
+                c.on_fatal(
+                    generation,
+                    format!("the inference worker failed: {}", event.message()),
+                );
+            }
+        });
+        worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        let handle = WorkerHandle {
+            worker,
+            _onmessage: onmessage,
+            _onerror: onerror,
+        };
+        inner.worker = Some(handle);
+    }
+
+    /// Adds the user's files: each gets a card at once, then is read and sent to the worker.
+    pub fn add_files(self: &Rc<Self>, files: Vec<File>) {
+        let mut items = Vec::new();
+        let mut to_read = Vec::new();
+        {
+            let mut inner = self.inner.borrow_mut();
+            for file in files {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                let url = Url::create_object_url_with_blob(&file).unwrap_or_default();
+                let status = if file.size() > MAX_FILE_BYTES {
+                    ItemStatus::Failed(format!(
+                        "the file is {:.0} MB, more than the {:.0} MB this page reads",
+                        file.size() / 1048576.0,
+                        MAX_FILE_BYTES / 1048576.0
+                    ))
+                } else {
+                    to_read.push((id, file.clone()));
+                    ItemStatus::Waiting
+                };
+                items.push(Item {
+                    id,
+                    name: file.name(),
+                    url,
+                    status,
+                });
+            }
+        }
+        self.dispatch.dispatch(Action::Added(items));
+        for (id, file) in to_read {
+            let this = self.clone();
+            spawn_local(async move {
+                match JsFuture::from(file.array_buffer()).await {
+                    Ok(buffer) => this.submit(id, Uint8Array::new(&buffer).to_vec()),
+                    Err(e) => this.dispatch.dispatch(Action::Unreadable {
+                        id,
+                        message: format!("the file could not be read: {e:?}"),
+                    }),
+                }
+            });
+        }
+    }
+
+    fn submit(&self, id: u32, bytes: Vec<u8>) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) {
+            post(
+                &handle.worker,
+                &ToWorker::Embed {
+                    id,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+        inner.pending.insert(id, Rc::new(bytes));
+    }
+
+    fn on_message(self: &Rc<Self>, generation: u32, data: JsValue) {
+        let message = match serde_wasm_bindgen::from_value::<FromWorker>(data) {
+            Ok(m) => m,
+            Err(e) => FromWorker::Fatal {
+                message: format!("unreadable message from the worker: {e}"),
+            },
+        };
+        {
+            let mut inner = self.inner.borrow_mut();
+            if generation != inner.generation {
+                return;
+            }
+            match &message {
+                FromWorker::Embedded { id, .. } | FromWorker::Failed { id, .. } => {
+                    inner.pending.remove(id);
+                }
+                FromWorker::Ready { backend, .. } => inner.running = Some(*backend),
+                FromWorker::Listening => {
+                    // Start the backend, then (re)send every image still waiting.
+                    inner.listening = true;
+                    if let Some(handle) = &inner.worker {
+                        post(
+                            &handle.worker,
+                            &ToWorker::Start {
+                                requested: inner.requested,
+                                model_url: self.model_url.clone(),
+                            },
+                        );
+                        for (&id, bytes) in &inner.pending {
+                            post(
+                                &handle.worker,
+                                &ToWorker::Embed {
+                                    id,
+                                    bytes: bytes.to_vec(),
+                                },
+                            );
+                        }
+                    }
+                    return;
+                }
+                FromWorker::Fatal { message } => {
+                    let message = message.clone();
+                    drop(inner);
+                    self.on_fatal(generation, message);
+                    return;
+                }
+            }
+        }
+        self.dispatch.dispatch(Action::Worker {
+            message,
+            at_ms: now_ms(),
+        });
+    }
+
+    /// The worker cannot go on. If it was (or may have been) on WebGPU, restart on the CPU
+    /// and re-send the waiting images; on the CPU there is nothing left to try.
+    fn on_fatal(self: &Rc<Self>, generation: u32, message: String) {
+        let (retry, waiting) = {
+            let inner = self.inner.borrow();
+            if generation != inner.generation {
+                return;
+            }
+            let maybe_gpu = inner.running == Some(Backend::WebGpu)
+                || (inner.running.is_none() && inner.requested != Some(Backend::Cpu));
+            (maybe_gpu, inner.pending.len())
+        };
+        if retry {
+            self.dispatch.dispatch(Action::Restarted {
+                notice: format!(
+                    "{message}. Restarted on the CPU; {waiting} waiting image(s) sent again."
+                ),
+            });
+            self.start(Some(Backend::Cpu));
+        } else {
+            self.inner.borrow_mut().pending.clear();
+            self.dispatch.dispatch(Action::Worker {
+                message: FromWorker::Fatal { message },
+                at_ms: now_ms(),
+            });
+        }
+    }
+}
+
+fn post(worker: &Worker, message: &ToWorker) {
+    match serde_wasm_bindgen::to_value(message) {
+        Ok(value) => {
+            if let Err(e) = worker.post_message(&value) {
+                web_sys::console::error_1(&e);
+            }
+        }
+        Err(e) => web_sys::console::error_1(&format!("cannot send a message: {e}").into()),
+    }
+}

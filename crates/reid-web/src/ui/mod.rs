@@ -1,0 +1,77 @@
+//! The user interface: Yew function components, state in [`App`], all model work sent to the
+//! worker through [`controller::Controller`].
+
+mod components;
+mod controller;
+mod state;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use reid_core::Backend;
+use web_sys::File;
+use yew::prelude::*;
+
+use components::{BackendStatus, DropZone, ExportButton, ImageList, SimilarityMatrix};
+use controller::Controller;
+use state::{Action, AppState};
+
+/// The model served beside the app (copied into the build by Trunk).
+pub const MODEL_URL: &str = "./mobilenetv2-imagenet.bpk";
+
+/// `?backend=webgpu|cpu` from the page's address, if any.
+fn requested_backend() -> Option<Backend> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
+    Backend::parse(&params.get("backend")?)
+}
+
+/// The whole page.
+#[function_component(App)]
+pub fn app() -> Html {
+    let state = use_reducer(AppState::default);
+    let controller: Rc<RefCell<Option<Rc<Controller>>>> = use_mut_ref(|| None);
+
+    {
+        let dispatcher = state.dispatcher();
+        let controller = controller.clone();
+        use_effect_with((), move |_| {
+            let c = Controller::new(dispatcher, MODEL_URL);
+            c.start(requested_backend());
+            *controller.borrow_mut() = Some(c);
+        });
+    }
+
+    let on_files = {
+        let controller = controller.clone();
+        Callback::from(move |files: Vec<File>| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.add_files(files);
+            }
+        })
+    };
+    let on_clear = {
+        let dispatcher = state.dispatcher();
+        Callback::from(move |_| dispatcher.dispatch(Action::Clear))
+    };
+
+    html! {
+        <main>
+            <header>
+                <h1>{ "ReID: find the same person again" }</h1>
+                <p class="tagline">
+                    { "Everything runs on this device: your images are read from disk and never leave it." }
+                </p>
+            </header>
+            <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
+                notices={state.notices.clone()} />
+            <DropZone on_files={on_files} />
+            <ImageList items={state.items.clone()} />
+            <SimilarityMatrix items={state.items.clone()} />
+            <div class="actions">
+                <ExportButton items={state.items.clone()} engine={state.engine.clone()} />
+                <button id="clear" onclick={on_clear} disabled={state.items.is_empty()}>{ "Forget all images" }</button>
+            </div>
+        </main>
+    }
+}

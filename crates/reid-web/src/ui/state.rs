@@ -1,0 +1,162 @@
+//! The page's state and how worker messages change it. Pure data: no DOM, no worker handle.
+
+use std::rc::Rc;
+
+use reid_core::Backend;
+use yew::Reducible;
+
+use crate::protocol::{AdapterInfo, FromWorker};
+
+/// One image the user added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: u32,
+    pub name: String,
+    /// `blob:` URL of the user's own file, for the thumbnail.
+    pub url: String,
+    pub status: ItemStatus,
+}
+
+/// Where an image is in the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemStatus {
+    /// Sent to the worker, no answer yet.
+    Waiting,
+    /// Embedded.
+    Done { embedding: Rc<Vec<f32>>, ms: f64 },
+    /// Refused, with the reason in plain words.
+    Failed(String),
+}
+
+/// The loaded model and the backend running it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineInfo {
+    pub backend: Backend,
+    pub reason: String,
+    pub adapter: Option<AdapterInfo>,
+    pub dim: usize,
+    pub input: [usize; 2],
+    pub model_bytes: usize,
+    pub load_ms: f64,
+}
+
+/// State of the inference worker as the UI sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Engine {
+    Starting,
+    Ready(Rc<EngineInfo>),
+    Failed(String),
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppState {
+    pub items: Rc<Vec<Item>>,
+    pub engine: Engine,
+    pub notices: Rc<Vec<String>>,
+    /// Milliseconds from page load to the first embedding received.
+    pub first_embedding_ms: Option<f64>,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self {
+            items: Rc::new(Vec::new()),
+            engine: Engine::Starting,
+            notices: Rc::new(Vec::new()),
+            first_embedding_ms: None,
+        }
+    }
+}
+
+/// What can happen to the state.
+#[derive(Debug)]
+pub enum Action {
+    /// New images were added (already sent to the worker).
+    Added(Vec<Item>),
+    /// The worker answered; `at_ms` is the page time of arrival.
+    Worker { message: FromWorker, at_ms: f64 },
+    /// The worker was restarted on another backend; `notice` says why.
+    Restarted { notice: String },
+    /// A file could not even be read from disk.
+    Unreadable { id: u32, message: String },
+    /// The user forgot all images.
+    Clear,
+}
+
+impl AppState {
+    fn set_status(&mut self, id: u32, status: ItemStatus) {
+        let items = Rc::make_mut(&mut self.items);
+        if let Some(item) = items.iter_mut().find(|i| i.id == id) {
+            item.status = status;
+        }
+    }
+}
+
+impl Reducible for AppState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match action {
+            Action::Added(items) => {
+                Rc::make_mut(&mut next.items).extend(items);
+            }
+            Action::Worker { message, at_ms } => match message {
+                FromWorker::Listening => {}
+                FromWorker::Ready {
+                    backend,
+                    reason,
+                    adapter,
+                    dim,
+                    input,
+                    model_bytes,
+                    load_ms,
+                } => {
+                    next.engine = Engine::Ready(Rc::new(EngineInfo {
+                        backend,
+                        reason,
+                        adapter,
+                        dim,
+                        input,
+                        model_bytes,
+                        load_ms,
+                    }))
+                }
+                FromWorker::Embedded { id, embedding, ms } => {
+                    next.first_embedding_ms.get_or_insert(at_ms);
+                    next.set_status(
+                        id,
+                        ItemStatus::Done {
+                            embedding: Rc::new(embedding),
+                            ms,
+                        },
+                    );
+                }
+                FromWorker::Failed { id, message } => {
+                    next.set_status(id, ItemStatus::Failed(message))
+                }
+                FromWorker::Fatal { message } => {
+                    next.engine = Engine::Failed(message.clone());
+                    for item in Rc::make_mut(&mut next.items) {
+                        if item.status == ItemStatus::Waiting {
+                            item.status = ItemStatus::Failed(format!("not embedded: {message}"));
+                        }
+                    }
+                }
+            },
+            Action::Restarted { notice } => {
+                next.engine = Engine::Starting;
+                Rc::make_mut(&mut next.notices).push(notice);
+            }
+            Action::Unreadable { id, message } => next.set_status(id, ItemStatus::Failed(message)),
+            Action::Clear => {
+                for item in next.items.iter() {
+                    let _ = web_sys::Url::revoke_object_url(&item.url);
+                }
+                next.items = Rc::new(Vec::new());
+            }
+        }
+        Rc::new(next)
+    }
+}

