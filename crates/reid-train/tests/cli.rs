@@ -95,9 +95,15 @@ fn embed_prints_unit_norms_and_a_symmetric_similarity_matrix() {
     let out = reid(&args, dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        stdout.matches("norm 1.000000 (1280-d)").count(),
-        files.len(),
+    let norms: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.split(": norm ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(norms.len(), files.len(), "{stdout}");
+    assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+    assert!(
+        stdout.matches("(1280-d)").count() == files.len(),
         "{stdout}"
     );
     assert!(stdout.contains("cosine similarity (5 images)"), "{stdout}");
