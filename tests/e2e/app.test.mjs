@@ -149,3 +149,20 @@ for (const backend of ['webgpu', 'cpu']) {
     }
   });
 }
+
+test('without ?backend the page avoids the software WebGPU adapter and says why', async () => {
+  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, new URL(BASE).origin);
+    const page = await context.newPage();
+    await page.goto(`${BASE}/`);
+    await page.waitForSelector('#backend:not([data-backend="starting"])', { timeout: 120000 });
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
+    assert.match(await page.textContent('#backend'), /software renderer \(.*swiftshader.*\)/i);
+    assert.deepEqual(net.foreign(), []);
+  } finally {
+    await browser.close();
+  }
+});

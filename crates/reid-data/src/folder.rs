@@ -144,7 +144,7 @@ mod tests {
     fn missing_paths_and_empty_folders_are_errors_that_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let err = collect_images(&[missing.clone()]).unwrap_err();
+        let err = collect_images(std::slice::from_ref(&missing)).unwrap_err();
         assert!(err.to_string().contains("nope"));
         let err = collect_images(&[dir.path().to_path_buf()]).unwrap_err();
         assert!(matches!(err, ScanError::EmptyFolder(_)));
@@ -155,6 +155,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("photo.dat");
         touch(&file);
-        assert_eq!(collect_images(&[file.clone()]).unwrap()[0].path, file);
+        assert_eq!(
+            collect_images(std::slice::from_ref(&file)).unwrap()[0].path,
+            file
+        );
     }
 }
