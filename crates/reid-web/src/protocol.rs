@@ -29,6 +29,22 @@ pub struct AdapterInfo {
     pub software: bool,
 }
 
+/// The running backend and the loaded model, as the worker reports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyInfo {
+    pub backend: Backend,
+    /// Why this backend was chosen, in plain words.
+    pub reason: String,
+    pub adapter: Option<AdapterInfo>,
+    /// Embedding width of the loaded model.
+    pub dim: usize,
+    /// Input height and width of the loaded model.
+    pub input: [usize; 2],
+    pub model_bytes: usize,
+    /// From the start message to the model being ready.
+    pub load_ms: f64,
+}
+
 /// Worker -> UI.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -36,17 +52,7 @@ pub enum FromWorker {
     /// The worker's code is loaded and listening: messages sent before this are lost.
     Listening,
     /// The backend is running and the model is loaded.
-    Ready {
-        backend: Backend,
-        /// Why this backend was chosen, in plain words.
-        reason: String,
-        adapter: Option<AdapterInfo>,
-        /// Embedding width and input size of the loaded model.
-        dim: usize,
-        input: [usize; 2],
-        model_bytes: usize,
-        load_ms: f64,
-    },
+    Ready(ReadyInfo),
     /// One image's L2-normalised embedding.
     Embedded {
         id: u32,

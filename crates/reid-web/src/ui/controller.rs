@@ -189,7 +189,7 @@ impl Controller {
                 FromWorker::Embedded { id, .. } | FromWorker::Failed { id, .. } => {
                     inner.pending.remove(id);
                 }
-                FromWorker::Ready { backend, .. } => inner.running = Some(*backend),
+                FromWorker::Ready(info) => inner.running = Some(info.backend),
                 FromWorker::Listening => {
                     // Start the backend, then (re)send every image still waiting.
                     inner.listening = true;

@@ -2,10 +2,9 @@
 
 use std::rc::Rc;
 
-use reid_core::Backend;
 use yew::Reducible;
 
-use crate::protocol::{AdapterInfo, FromWorker};
+use crate::protocol::{FromWorker, ReadyInfo};
 
 /// One image the user added.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,23 +27,11 @@ pub enum ItemStatus {
     Failed(String),
 }
 
-/// The loaded model and the backend running it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineInfo {
-    pub backend: Backend,
-    pub reason: String,
-    pub adapter: Option<AdapterInfo>,
-    pub dim: usize,
-    pub input: [usize; 2],
-    pub model_bytes: usize,
-    pub load_ms: f64,
-}
-
 /// State of the inference worker as the UI sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Engine {
     Starting,
-    Ready(Rc<EngineInfo>),
+    Ready(Rc<ReadyInfo>),
     Failed(String),
 }
 
@@ -104,25 +91,7 @@ impl Reducible for AppState {
             }
             Action::Worker { message, at_ms } => match message {
                 FromWorker::Listening => {}
-                FromWorker::Ready {
-                    backend,
-                    reason,
-                    adapter,
-                    dim,
-                    input,
-                    model_bytes,
-                    load_ms,
-                } => {
-                    next.engine = Engine::Ready(Rc::new(EngineInfo {
-                        backend,
-                        reason,
-                        adapter,
-                        dim,
-                        input,
-                        model_bytes,
-                        load_ms,
-                    }))
-                }
+                FromWorker::Ready(info) => next.engine = Engine::Ready(Rc::new(info)),
                 FromWorker::Embedded { id, embedding, ms } => {
                     next.first_embedding_ms.get_or_insert(at_ms);
                     next.set_status(
