@@ -1,6 +1,7 @@
 //! `reid-core` owns the plain data of person re-identification and the maths on it:
 //! embeddings, their normalisation and the similarity between them, and the names of the compute
-//! backends.
+//! backends, the dataset file-name conventions (Market-1501, MARS) and the evaluation protocol
+//! (CMC, mAP, mINP).
 //!
 //! It knows nothing about networks (no burn) or the browser (no web-sys), so the same code runs
 //! natively, in the browser's UI thread and in its worker. Distances live here once; every
@@ -9,7 +10,10 @@
 pub mod backend;
 pub mod distance;
 pub mod embedding;
+pub mod eval;
+pub mod naming;
 
 pub use backend::Backend;
 pub use distance::{cosine_similarity, cosine_similarity_matrix};
 pub use embedding::{Embedding, EmbeddingError};
+pub use eval::{evaluate, EvalError, Labels, Protocol, RankMetrics};

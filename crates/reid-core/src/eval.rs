@@ -1,0 +1,434 @@
+//! The image-retrieval evaluation protocol of Market-1501 (also used for DukeMTMC-reID and
+//! MSMT17), written to be audited against torchreid's `eval_market1501` and fast-reid's
+//! `evaluate_rank`:
+//!
+//! For each query, rank the gallery by increasing distance (ties keep gallery order). Then
+//! drop the gallery samples that show the query's identity from the query's own camera (the
+//! same person seen by the same camera is too easy to count) and, when the protocol names one,
+//! every junk sample. Of what remains, the samples with the query's identity are the true
+//! matches. A query with no true match left is skipped and counted.
+//!
+//! - CMC at rank k: the fraction of valid queries with a true match within the first k;
+//! - AP: the mean over true matches of the precision at each match's rank; mAP averages it;
+//! - INP (Ye et al. 2021): the number of true matches divided by the rank of the hardest (last)
+//!   one; mINP averages it.
+
+use serde::{Deserialize, Serialize};
+
+/// Identity and camera of each sample of one side (query or gallery).
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    pub pids: &'a [i64],
+    pub camids: &'a [i64],
+}
+
+/// Protocol settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Protocol {
+    /// Longest CMC computed (clipped to the gallery size).
+    pub max_rank: usize,
+    /// Gallery identity ignored entirely (Market-1501's junk is -1); `None` keeps every sample.
+    pub junk_pid: Option<i64>,
+}
+
+impl Protocol {
+    /// Market-1501's: CMC to rank 50, junk identity -1.
+    pub fn market1501() -> Self {
+        Self {
+            max_rank: 50,
+            junk_pid: Some(crate::naming::JUNK_PID),
+        }
+    }
+}
+
+/// The numbers of one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankMetrics {
+    /// `cmc[k - 1]` is Rank-k accuracy, for k up to the protocol's `max_rank`.
+    pub cmc: Vec<f64>,
+    /// Mean average precision over valid queries.
+    pub map: f64,
+    /// Mean inverse negative penalty over valid queries.
+    pub minp: f64,
+    /// Queries with at least one true match in the gallery.
+    pub valid_queries: usize,
+    /// Queries skipped because no true match was left.
+    pub skipped_queries: usize,
+}
+
+impl RankMetrics {
+    /// Rank-k accuracy (k from 1), or `None` beyond the computed curve.
+    pub fn rank(&self, k: usize) -> Option<f64> {
+        k.checked_sub(1).and_then(|i| self.cmc.get(i)).copied()
+    }
+}
+
+/// Inputs that cannot be evaluated. Never a wrong number instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("the query set is empty")]
+    EmptyQuery,
+    #[error("the gallery is empty")]
+    EmptyGallery,
+    #[error("{side}: {pids} identities but {camids} camera labels")]
+    LabelCount {
+        side: &'static str,
+        pids: usize,
+        camids: usize,
+    },
+    #[error("the distance matrix has {actual} values, expected {queries} x {gallery} = {}", queries * gallery)]
+    Shape {
+        actual: usize,
+        queries: usize,
+        gallery: usize,
+    },
+    #[error("distance from query {query} to gallery sample {gallery} is not finite ({value})")]
+    NotFinite {
+        query: usize,
+        gallery: usize,
+        value: f32,
+    },
+    #[error("max_rank must be at least 1")]
+    ZeroMaxRank,
+    #[error("no query has a true match in the gallery ({0} queries, all skipped)")]
+    NoValidQuery(usize),
+}
+
+/// Per-query outcome: `None` when the query has no true match left.
+struct QueryResult {
+    /// Clipped cumulative matches for ranks 1..=max_rank.
+    cmc: Vec<f64>,
+    ap: f64,
+    inp: f64,
+}
+
+fn evaluate_query(
+    row: &[f32],
+    q_pid: i64,
+    q_cam: i64,
+    gallery: &Labels,
+    protocol: &Protocol,
+    max_rank: usize,
+) -> Option<QueryResult> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    // Stable: equal distances keep gallery order.
+    order.sort_by(|&a, &b| row[a].total_cmp(&row[b]));
+    let mut cmc = Vec::with_capacity(max_rank);
+    let (mut found, mut kept, mut precision_sum, mut last_match_rank) =
+        (0usize, 0usize, 0f64, 0usize);
+    for g in order {
+        let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
+        if (pid == q_pid && cam == q_cam) || protocol.junk_pid == Some(pid) {
+            continue;
+        }
+        kept += 1;
+        if pid == q_pid {
+            found += 1;
+            precision_sum += found as f64 / kept as f64;
+            last_match_rank = kept;
+        }
+        if kept <= max_rank {
+            cmc.push(if found > 0 { 1.0 } else { 0.0 });
+        }
+    }
+    if found == 0 {
+        return None;
+    }
+    // A gallery shorter than max_rank after removals: the curve stays at its last value.
+    cmc.resize(max_rank, 1.0);
+    Some(QueryResult {
+        cmc,
+        ap: precision_sum / found as f64,
+        inp: found as f64 / last_match_rank as f64,
+    })
+}
+
+/// Evaluates a `queries x gallery` distance matrix (row-major, smaller is closer).
+pub fn evaluate(
+    distances: &[f32],
+    query: Labels,
+    gallery: Labels,
+    protocol: &Protocol,
+) -> Result<RankMetrics, EvalError> {
+    let (nq, ng) = (query.pids.len(), gallery.pids.len());
+    if nq == 0 {
+        return Err(EvalError::EmptyQuery);
+    }
+    if ng == 0 {
+        return Err(EvalError::EmptyGallery);
+    }
+    for (side, labels) in [("query", &query), ("gallery", &gallery)] {
+        if labels.pids.len() != labels.camids.len() {
+            return Err(EvalError::LabelCount {
+                side,
+                pids: labels.pids.len(),
+                camids: labels.camids.len(),
+            });
+        }
+    }
+    if distances.len() != nq * ng {
+        return Err(EvalError::Shape {
+            actual: distances.len(),
+            queries: nq,
+            gallery: ng,
+        });
+    }
+    if let Some(i) = distances.iter().position(|d| !d.is_finite()) {
+        return Err(EvalError::NotFinite {
+            query: i / ng,
+            gallery: i % ng,
+            value: distances[i],
+        });
+    }
+    if protocol.max_rank == 0 {
+        return Err(EvalError::ZeroMaxRank);
+    }
+    let max_rank = protocol.max_rank.min(ng);
+    let results: Vec<QueryResult> = distances
+        .chunks(ng)
+        .enumerate()
+        .filter_map(|(q, row)| {
+            evaluate_query(
+                row,
+                query.pids[q],
+                query.camids[q],
+                &gallery,
+                protocol,
+                max_rank,
+            )
+        })
+        .collect();
+    let valid = results.len();
+    if valid == 0 {
+        return Err(EvalError::NoValidQuery(nq));
+    }
+    let mut cmc = vec![0f64; max_rank];
+    for r in &results {
+        for (acc, v) in cmc.iter_mut().zip(&r.cmc) {
+            *acc += v;
+        }
+    }
+    cmc.iter_mut().for_each(|c| *c /= valid as f64);
+    Ok(RankMetrics {
+        cmc,
+        map: results.iter().map(|r| r.ap).sum::<f64>() / valid as f64,
+        minp: results.iter().map(|r| r.inp).sum::<f64>() / valid as f64,
+        valid_queries: valid,
+        skipped_queries: nq - valid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator for property tests (no extra dependency).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: u64) -> i64 {
+            (self.next() % n) as i64
+        }
+        fn unit(&mut self) -> f32 {
+            (self.next() % 1_000_000) as f32 / 1_000_000.0
+        }
+    }
+
+    struct Case {
+        d: Vec<f32>,
+        qp: Vec<i64>,
+        qc: Vec<i64>,
+        gp: Vec<i64>,
+        gc: Vec<i64>,
+    }
+
+    fn random_case(seed: u64) -> Case {
+        let mut r = Lcg(seed);
+        let (nq, ng) = (5 + r.below(10) as usize, 20 + r.below(40) as usize);
+        let gp: Vec<i64> = (0..ng).map(|_| r.below(8)).collect();
+        let gc: Vec<i64> = (0..ng).map(|_| 1 + r.below(4)).collect();
+        let qp: Vec<i64> = (0..nq).map(|_| 1 + r.below(7)).collect();
+        let qc: Vec<i64> = (0..nq).map(|_| 1 + r.below(4)).collect();
+        let d = (0..nq * ng).map(|_| r.unit()).collect();
+        Case { d, qp, qc, gp, gc }
+    }
+
+    fn eval(c: &Case, max_rank: usize) -> Result<RankMetrics, EvalError> {
+        evaluate(
+            &c.d,
+            Labels {
+                pids: &c.qp,
+                camids: &c.qc,
+            },
+            Labels {
+                pids: &c.gp,
+                camids: &c.gc,
+            },
+            &Protocol {
+                max_rank,
+                junk_pid: Some(-1),
+            },
+        )
+    }
+
+    #[test]
+    fn map_is_one_when_every_true_match_ranks_first() {
+        for seed in 0..50 {
+            let mut c = random_case(seed);
+            let ng = c.gp.len();
+            for q in 0..c.qp.len() {
+                for g in 0..ng {
+                    let is_match = c.gp[g] == c.qp[q];
+                    c.d[q * ng + g] = if is_match {
+                        0.1 * c.d[q * ng + g]
+                    } else {
+                        1.0 + c.d[q * ng + g]
+                    };
+                }
+            }
+            if let Ok(m) = eval(&c, 10) {
+                assert!(
+                    (m.map - 1.0).abs() < 1e-12 && (m.minp - 1.0).abs() < 1e-12,
+                    "seed {seed}"
+                );
+                assert_eq!(m.rank(1), Some(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn metrics_do_not_depend_on_gallery_order() {
+        for seed in 0..30 {
+            let c = random_case(seed);
+            let ng = c.gp.len();
+            let perm: Vec<usize> = (0..ng).rev().collect();
+            let shuffled = Case {
+                d: c.d
+                    .chunks(ng)
+                    .flat_map(|row| perm.iter().map(move |&g| row[g]))
+                    .collect(),
+                qp: c.qp.clone(),
+                qc: c.qc.clone(),
+                gp: perm.iter().map(|&g| c.gp[g]).collect(),
+                gc: perm.iter().map(|&g| c.gc[g]).collect(),
+            };
+            match (eval(&c, 20), eval(&shuffled, 20)) {
+                (Ok(a), Ok(b)) => {
+                    assert!((a.map - b.map).abs() < 1e-12 && (a.minp - b.minp).abs() < 1e-12);
+                    assert_eq!(a.cmc, b.cmc);
+                }
+                (a, b) => assert_eq!(a.is_err(), b.is_err()),
+            }
+        }
+    }
+
+    #[test]
+    fn rank_k_is_monotone_and_ends_within_bounds() {
+        for seed in 0..50 {
+            if let Ok(m) = eval(&random_case(seed), 50) {
+                assert!(
+                    m.cmc.windows(2).all(|w| w[0] <= w[1]),
+                    "seed {seed}: {:?}",
+                    m.cmc
+                );
+                assert!(m.cmc.iter().all(|&v| (0.0..=1.0).contains(&v)));
+                assert!(m.minp > 0.0 && m.minp <= 1.0 && m.map > 0.0 && m.map <= 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn junk_and_same_camera_matches_are_ignored() {
+        // Query: identity 1, camera 1. Gallery: same id same cam (removed), junk (removed),
+        // a distractor, then the true match from camera 2.
+        let d = [0.1, 0.2, 0.3, 0.4];
+        let m = evaluate(
+            &d,
+            Labels {
+                pids: &[1],
+                camids: &[1],
+            },
+            Labels {
+                pids: &[1, -1, 0, 1],
+                camids: &[1, 2, 2, 2],
+            },
+            &Protocol {
+                max_rank: 2,
+                junk_pid: Some(-1),
+            },
+        )
+        .unwrap();
+        assert_eq!(m.cmc, vec![0.0, 1.0]);
+        assert_eq!((m.map, m.minp), (0.5, 0.5));
+    }
+
+    #[test]
+    fn queries_without_a_match_are_skipped_and_counted() {
+        let m = evaluate(
+            &[0.1, 0.2, 0.3, 0.4],
+            Labels {
+                pids: &[1, 7],
+                camids: &[1, 1],
+            },
+            Labels {
+                pids: &[2, 1],
+                camids: &[2, 2],
+            },
+            &Protocol {
+                max_rank: 2,
+                junk_pid: None,
+            },
+        )
+        .unwrap();
+        assert_eq!((m.valid_queries, m.skipped_queries), (1, 1));
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_not_numbers() {
+        let q = Labels {
+            pids: &[1],
+            camids: &[1],
+        };
+        let g = Labels {
+            pids: &[1, 2],
+            camids: &[2, 2],
+        };
+        let p = Protocol::market1501();
+        assert!(matches!(
+            evaluate(&[0.1, f32::NAN], q, g, &p),
+            Err(EvalError::NotFinite { gallery: 1, .. })
+        ));
+        assert!(matches!(
+            evaluate(&[0.1], q, g, &p),
+            Err(EvalError::Shape { .. })
+        ));
+        let empty = Labels {
+            pids: &[],
+            camids: &[],
+        };
+        assert_eq!(evaluate(&[], empty, g, &p), Err(EvalError::EmptyQuery));
+        assert_eq!(evaluate(&[], q, empty, &p), Err(EvalError::EmptyGallery));
+        let uneven = Labels {
+            pids: &[1, 2],
+            camids: &[2],
+        };
+        assert!(matches!(
+            evaluate(&[0.1, 0.2], q, uneven, &p),
+            Err(EvalError::LabelCount { .. })
+        ));
+        let same_cam = Labels {
+            pids: &[1, 2],
+            camids: &[1, 1],
+        };
+        assert_eq!(
+            evaluate(&[0.1, 0.2], q, same_cam, &p),
+            Err(EvalError::NoValidQuery(1))
+        );
+    }
+}
