@@ -11,9 +11,13 @@ pub mod backend;
 pub mod distance;
 pub mod embedding;
 pub mod eval;
+pub mod features;
 pub mod naming;
 
 pub use backend::Backend;
-pub use distance::{cosine_similarity, cosine_similarity_matrix};
+pub use distance::{
+    cosine_similarity, cosine_similarity_matrix, distance_matrix, top_k_inner_product, Hit, Metric,
+};
 pub use embedding::{Embedding, EmbeddingError};
 pub use eval::{evaluate, EvalError, Labels, Protocol, RankMetrics};
+pub use features::{FeatureError, FeatureMatrix};
