@@ -30,7 +30,7 @@ impl FeatureMatrix {
         if dim == 0 {
             return Err(FeatureError::ZeroDim);
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(FeatureError::Ragged {
                 len: data.len(),
                 dim,
@@ -141,7 +141,7 @@ impl FeatureMatrix {
             self.dim
         );
         // Pad so that the data starts at a multiple of 64 bytes, ending with a newline.
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');

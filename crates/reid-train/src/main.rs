@@ -22,6 +22,8 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Convert pretrained PyTorch weights into a reid model file (burnpack).
     Import(cmd::import::ImportArgs),
+    /// Rank-1/5/10, mAP and mINP (Market-1501 protocol) from saved features or a Market-1501 folder.
+    Eval(cmd::eval::EvalArgs),
     /// Measure embedding throughput (crops/s) on the CPU backend.
     Bench(cmd::bench::BenchArgs),
 }
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => cmd::embed::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

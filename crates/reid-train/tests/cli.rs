@@ -213,3 +213,54 @@ fn a_missing_default_model_says_how_to_make_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("cargo xtask model"), "{}", text(&out));
 }
+
+#[test]
+fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = import(dir.path());
+    let root = dir.path().join("market");
+    let (q, g) = (root.join("query"), root.join("bounding_box_test"));
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::create_dir_all(&g).unwrap();
+    let img = |n: &str| fixtures().join("images").join(n);
+    let copy = |from: &str, to: PathBuf| std::fs::copy(img(from), to).unwrap();
+    // Person A is the query (camera 1); the gallery holds A from camera 2, A again from camera 1
+    // (same camera: must be ignored), two other people, a distractor and a junk image.
+    copy("person_a_cam1.jpg", q.join("0001_c1s1_000001_01.jpg"));
+    copy("person_a_cam2.jpg", g.join("0001_c2s1_000002_01.jpg"));
+    copy("person_a_cam1.jpg", g.join("0001_c1s1_000003_01.jpg"));
+    copy("person_b_cam1.png", g.join("0002_c1s1_000004_01.png"));
+    copy("person_c_cam2.jpg", g.join("0003_c2s1_000005_01.jpg"));
+    copy("person_d_cam1.png", g.join("0000_c3s1_000006_01.png"));
+    copy("person_a_cam1.jpg", g.join("-1_c2s1_000007_01.jpg"));
+    let saved = dir.path().join("features");
+    let out = reid(
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--save-features",
+            saved.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let from_images: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_images["valid_queries"], 1);
+    assert_eq!(from_images["cmc"][0], 1.0, "{from_images}");
+    let out = reid(
+        &["eval", "--features", saved.to_str().unwrap(), "--json"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let from_features: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_features, from_images);
+    // Damaged saved features are a clear error.
+    std::fs::write(saved.join("gallery.txt"), "0001_c2s1_000002_01.jpg\n").unwrap();
+    let out = reid(&["eval", "--features", saved.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("lists 1 names but"), "{}", text(&out));
+}

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod embed;
+pub mod eval;
 pub mod import;
 
 use std::path::{Path, PathBuf};

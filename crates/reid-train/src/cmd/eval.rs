@@ -1,0 +1,211 @@
+//! `reid eval`: Rank-k, mAP and mINP under the Market-1501 protocol (junk identity -1 ignored,
+//! same identity and camera as the query removed), from saved features or from a Market-1501
+//! folder embedded with a model.
+//!
+//! Saved features are a folder of four files, the format `--save-features` writes:
+//! `query.npy` and `gallery.npy` (float32 matrices, one row per image, NumPy's `.npy`), and
+//! `query.txt` and `gallery.txt` (the Market-1501 file name of each row, one per line).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use reid_core::naming::parse_market1501;
+use reid_core::{distance_matrix, evaluate, FeatureMatrix, Labels, Metric, Protocol};
+use reid_data::market1501::{read_test_splits, LabelledImage};
+use reid_pipeline::{device, Backend, Embedder};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricArg {
+    /// 1 - cosine similarity.
+    Cosine,
+    /// Squared Euclidean distance.
+    Euclidean,
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["features", "dataset"]))]
+pub struct EvalArgs {
+    /// Folder of saved features (query.npy, gallery.npy, query.txt, gallery.txt).
+    #[arg(long)]
+    features: Option<PathBuf>,
+    /// Market-1501 root (query/, bounding_box_test/) to embed with --model.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Model file used with --dataset.
+    #[arg(long, default_value_os_t = super::default_model())]
+    model: PathBuf,
+    /// With --dataset: also write the features in the saved-features format to this folder.
+    #[arg(long)]
+    save_features: Option<PathBuf>,
+    /// Distance between features.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    metric: MetricArg,
+    /// Longest CMC rank computed.
+    #[arg(long, default_value_t = 50)]
+    max_rank: usize,
+    /// Crops per forward pass with --dataset.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One side (query or gallery): features and the Market-1501 labels of each row.
+struct Side {
+    features: FeatureMatrix,
+    pids: Vec<i64>,
+    camids: Vec<i64>,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let (query, gallery) = match (&args.features, &args.dataset) {
+        (Some(dir), _) => (load_side(dir, "query")?, load_side(dir, "gallery")?),
+        (None, Some(root)) => embed_dataset(root, &args)?,
+        (None, None) => bail!("give --features DIR or --dataset DIR"),
+    };
+    let metric = match args.metric {
+        MetricArg::Cosine => Metric::Cosine,
+        MetricArg::Euclidean => Metric::SquaredEuclidean,
+    };
+    let distances = distance_matrix(&query.features, &gallery.features, metric)?;
+    let m = evaluate(
+        &distances,
+        Labels {
+            pids: &query.pids,
+            camids: &query.camids,
+        },
+        Labels {
+            pids: &gallery.pids,
+            camids: &gallery.camids,
+        },
+        &Protocol {
+            max_rank: args.max_rank,
+            ..Protocol::market1501()
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+        println!(
+            "{} queries ({} skipped: no true match), {} gallery images, {:?} distance",
+            m.valid_queries + m.skipped_queries,
+            m.skipped_queries,
+            gallery.pids.len(),
+            metric
+        );
+        println!(
+            "Rank-1 {}  Rank-5 {}  Rank-10 {}  mAP {:.2}%  mINP {:.2}%",
+            pct(m.rank(1)),
+            pct(m.rank(5)),
+            pct(m.rank(10)),
+            100.0 * m.map,
+            100.0 * m.minp
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_side(dir: &Path, side: &str) -> anyhow::Result<Side> {
+    let npy = dir.join(format!("{side}.npy"));
+    let txt = dir.join(format!("{side}.txt"));
+    let bytes = std::fs::read(&npy).with_context(|| format!("cannot read {}", npy.display()))?;
+    let features = FeatureMatrix::from_npy(&bytes).with_context(|| format!("{}", npy.display()))?;
+    let names =
+        std::fs::read_to_string(&txt).with_context(|| format!("cannot read {}", txt.display()))?;
+    let names: Vec<&str> = names.lines().filter(|l| !l.trim().is_empty()).collect();
+    if names.len() != features.rows() {
+        bail!(
+            "{} lists {} names but {} has {} rows",
+            txt.display(),
+            names.len(),
+            npy.display(),
+            features.rows()
+        );
+    }
+    let mut pids = Vec::with_capacity(names.len());
+    let mut camids = Vec::with_capacity(names.len());
+    for (line, name) in names.iter().enumerate() {
+        let parsed = parse_market1501(name.trim())
+            .with_context(|| format!("{} line {}", txt.display(), line + 1))?;
+        pids.push(parsed.pid);
+        camids.push(i64::from(parsed.camid));
+    }
+    Ok(Side {
+        features,
+        pids,
+        camids,
+    })
+}
+
+fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
+    let (query, gallery) = read_test_splits(root)?;
+    let model = super::read_model(&args.model)?;
+    let device = pollster::block_on(device(Backend::Cpu))?;
+    let embedder = Embedder::from_burnpack(&model, device, args.batch)?;
+    let bar = ProgressBar::new((query.len() + gallery.len()) as u64).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
+            .expect("valid template"),
+    );
+    let mut sides = Vec::new();
+    for (label, images) in [("query", &query), ("gallery", &gallery)] {
+        bar.set_message(label);
+        let features = embed_all(&embedder, images, args.batch, &bar)?;
+        let side = Side {
+            features,
+            pids: images.iter().map(|i| i.name.pid).collect(),
+            camids: images.iter().map(|i| i.name.camid.into()).collect(),
+        };
+        if let Some(out) = &args.save_features {
+            std::fs::create_dir_all(out)?;
+            std::fs::write(out.join(format!("{label}.npy")), side.features.to_npy())?;
+            let names: Vec<String> = images
+                .iter()
+                .map(|i| {
+                    i.path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            std::fs::write(out.join(format!("{label}.txt")), names.join("\n") + "\n")?;
+        }
+        sides.push(side);
+    }
+    bar.finish_and_clear();
+    let gallery = sides.pop().expect("two sides");
+    let query = sides.pop().expect("two sides");
+    Ok((query, gallery))
+}
+
+fn embed_all(
+    embedder: &Embedder,
+    images: &[LabelledImage],
+    batch: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<FeatureMatrix> {
+    let mut data = Vec::with_capacity(images.len() * embedder.embedding_dim());
+    for chunk in images.chunks(batch.max(1)) {
+        let files: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|i| {
+                std::fs::read(&i.path).with_context(|| format!("cannot read {}", i.path.display()))
+            })
+            .collect::<Result<_, _>>()?;
+        let slices: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
+        for (image, result) in chunk
+            .iter()
+            .zip(pollster::block_on(embedder.embed_files(&slices)))
+        {
+            let embedding = result.with_context(|| format!("{}", image.path.display()))?;
+            data.extend_from_slice(embedding.values());
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(FeatureMatrix::new(data, embedder.embedding_dim())?)
+}
