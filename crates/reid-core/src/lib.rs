@@ -1,7 +1,7 @@
 //! `reid-core` owns the plain data of person re-identification and the maths on it:
 //! embeddings, their normalisation and the similarity between them, and the names of the compute
 //! backends, the dataset file-name conventions (Market-1501, MARS) and the evaluation protocol
-//! (CMC, mAP, mINP).
+//! (CMC, mAP, mINP) and k-reciprocal re-ranking.
 //!
 //! It knows nothing about networks (no burn) or the browser (no web-sys), so the same code runs
 //! natively, in the browser's UI thread and in its worker. Distances live here once; every
@@ -13,6 +13,7 @@ pub mod embedding;
 pub mod eval;
 pub mod features;
 pub mod naming;
+pub mod rerank;
 
 pub use backend::Backend;
 pub use distance::{
@@ -21,3 +22,4 @@ pub use distance::{
 pub use embedding::{Embedding, EmbeddingError};
 pub use eval::{evaluate, EvalError, Labels, Protocol, RankMetrics};
 pub use features::{FeatureError, FeatureMatrix};
+pub use rerank::{k_reciprocal_rerank, RerankParams};

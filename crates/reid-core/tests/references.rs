@@ -99,3 +99,49 @@ fn fixture_matches_its_sha256_sum() {
         .collect();
     assert_eq!(actual, sum);
 }
+
+#[derive(Deserialize)]
+struct RerankCase {
+    query: Vec<Vec<f32>>,
+    gallery: Vec<Vec<f32>>,
+    k1: usize,
+    k2: usize,
+    lambda: f32,
+    expected: Vec<Vec<f32>>,
+}
+
+#[test]
+fn k_reciprocal_rerank_equals_torchreid_and_fastreid() {
+    use reid_core::{k_reciprocal_rerank, FeatureMatrix, Metric, RerankParams};
+    #[derive(Deserialize)]
+    struct WithRerank {
+        rerank: RerankCase,
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval/cases.json");
+    let case = serde_json::from_slice::<WithRerank>(&std::fs::read(path).unwrap())
+        .unwrap()
+        .rerank;
+    let matrix = |rows: &[Vec<f32>]| {
+        FeatureMatrix::new(rows.iter().flatten().copied().collect(), rows[0].len()).unwrap()
+    };
+    let ours = k_reciprocal_rerank(
+        &matrix(&case.query),
+        &matrix(&case.gallery),
+        Metric::SquaredEuclidean,
+        RerankParams {
+            k1: case.k1,
+            k2: case.k2,
+            lambda: case.lambda,
+        },
+    )
+    .unwrap();
+    let expected: Vec<f32> = case.expected.iter().flatten().copied().collect();
+    assert_eq!(ours.len(), expected.len());
+    let worst = ours
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("re-ranked distances: max abs diff {worst:.2e}");
+    assert!(worst <= 1e-5, "re-ranked distances differ by {worst}");
+}

@@ -258,6 +258,12 @@ fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     assert!(out.status.success(), "{}", text(&out));
     let from_features: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(from_features, from_images);
+    let out = reid(
+        &["eval", "--features", saved.to_str().unwrap(), "--rerank"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("k-reciprocal re-ranking") && text(&out).contains("mINP"));
     // Damaged saved features are a clear error.
     std::fs::write(saved.join("gallery.txt"), "0001_c2s1_000002_01.jpg\n").unwrap();
     let out = reid(&["eval", "--features", saved.to_str().unwrap()], dir.path());

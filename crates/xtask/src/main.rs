@@ -74,6 +74,30 @@ fn test() -> Result<()> {
     phase("format check", || {
         setup::cargo(&["fmt", "--all", "--", "--check"])
     })?;
+    phase("lint (clippy, native and wasm)", || {
+        setup::cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--release",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+        setup::cargo(&[
+            "clippy",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "reid-web",
+            "--features",
+            "worker",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
     phase("default model", setup::model)?;
     phase("workspace tests (cargo test)", || {
         setup::cargo(&["test", "--workspace", "--release"])

@@ -13,7 +13,10 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use reid_core::naming::parse_market1501;
-use reid_core::{distance_matrix, evaluate, FeatureMatrix, Labels, Metric, Protocol};
+use reid_core::{
+    distance_matrix, evaluate, k_reciprocal_rerank, FeatureMatrix, Labels, Metric, Protocol,
+    RerankParams,
+};
 use reid_data::market1501::{read_test_splits, LabelledImage};
 use reid_pipeline::{device, Backend, Embedder};
 
@@ -43,6 +46,9 @@ pub struct EvalArgs {
     /// Distance between features.
     #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
     metric: MetricArg,
+    /// Re-rank with k-reciprocal encoding (k1 = 20, k2 = 6, lambda = 0.3) before evaluating.
+    #[arg(long)]
+    rerank: bool,
     /// Longest CMC rank computed.
     #[arg(long, default_value_t = 50)]
     max_rank: usize,
@@ -71,7 +77,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         MetricArg::Cosine => Metric::Cosine,
         MetricArg::Euclidean => Metric::SquaredEuclidean,
     };
-    let distances = distance_matrix(&query.features, &gallery.features, metric)?;
+    let distances = if args.rerank {
+        k_reciprocal_rerank(
+            &query.features,
+            &gallery.features,
+            metric,
+            RerankParams::default(),
+        )?
+    } else {
+        distance_matrix(&query.features, &gallery.features, metric)?
+    };
     let m = evaluate(
         &distances,
         Labels {
@@ -92,11 +107,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
         println!(
-            "{} queries ({} skipped: no true match), {} gallery images, {:?} distance",
+            "{} queries ({} skipped: no true match), {} gallery images, {:?} distance{}",
             m.valid_queries + m.skipped_queries,
             m.skipped_queries,
             gallery.pids.len(),
-            metric
+            metric,
+            if args.rerank {
+                ", k-reciprocal re-ranking"
+            } else {
+                ""
+            }
         );
         println!(
             "Rank-1 {}  Rank-5 {}  Rank-10 {}  mAP {:.2}%  mINP {:.2}%",
