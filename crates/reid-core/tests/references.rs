@@ -145,3 +145,51 @@ fn k_reciprocal_rerank_equals_torchreid_and_fastreid() {
     println!("re-ranked distances: max abs diff {worst:.2e}");
     assert!(worst <= 1e-5, "re-ranked distances differ by {worst}");
 }
+
+#[test]
+fn query_expansion_equals_fastreid_aqe() {
+    use reid_core::{query_expansion, FeatureMatrix, QueryExpansion};
+    #[derive(Deserialize)]
+    struct Run {
+        times: usize,
+        k: usize,
+        alpha: f32,
+        query: Vec<Vec<f32>>,
+        gallery: Vec<Vec<f32>>,
+    }
+    #[derive(Deserialize)]
+    struct Qe {
+        query: Vec<Vec<f32>>,
+        gallery: Vec<Vec<f32>>,
+        runs: Vec<Run>,
+    }
+    #[derive(Deserialize)]
+    struct WithQe {
+        query_expansion: Qe,
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval/cases.json");
+    let case = serde_json::from_slice::<WithQe>(&std::fs::read(path).unwrap())
+        .unwrap()
+        .query_expansion;
+    let matrix = |rows: &[Vec<f32>]| {
+        FeatureMatrix::new(rows.iter().flatten().copied().collect(), rows[0].len()).unwrap()
+    };
+    assert_eq!(case.runs.len(), 2);
+    for run in &case.runs {
+        let qe = QueryExpansion {
+            times: run.times,
+            k: run.k,
+            alpha: run.alpha,
+        };
+        let (q, g) = query_expansion(&matrix(&case.query), &matrix(&case.gallery), qe).unwrap();
+        for (ours, theirs) in [(q, &run.query), (g, &run.gallery)] {
+            let worst = ours
+                .as_slice()
+                .iter()
+                .zip(theirs.iter().flatten())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-5, "{qe:?}: features differ by {worst}");
+        }
+    }
+}

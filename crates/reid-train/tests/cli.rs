@@ -259,7 +259,13 @@ fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     let from_features: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(from_features, from_images);
     let out = reid(
-        &["eval", "--features", saved.to_str().unwrap(), "--rerank"],
+        &[
+            "eval",
+            "--features",
+            saved.to_str().unwrap(),
+            "--rerank",
+            "--query-expansion",
+        ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out));

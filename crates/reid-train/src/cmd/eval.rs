@@ -14,8 +14,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use reid_core::naming::parse_market1501;
 use reid_core::{
-    distance_matrix, evaluate, k_reciprocal_rerank, FeatureMatrix, Labels, Metric, Protocol,
-    RerankParams,
+    distance_matrix, evaluate, k_reciprocal_rerank, query_expansion, FeatureMatrix, Labels, Metric,
+    Protocol, QueryExpansion, RerankParams,
 };
 use reid_data::market1501::{read_test_splits, LabelledImage};
 use reid_pipeline::{device, Backend, Embedder};
@@ -49,6 +49,9 @@ pub struct EvalArgs {
     /// Re-rank with k-reciprocal encoding (k1 = 20, k2 = 6, lambda = 0.3) before evaluating.
     #[arg(long)]
     rerank: bool,
+    /// Alpha query expansion (fast-reid's `aqe`: k = 10, alpha = 3, once) before ranking.
+    #[arg(long)]
+    query_expansion: bool,
     /// Longest CMC rank computed.
     #[arg(long, default_value_t = 50)]
     max_rank: usize,
@@ -76,6 +79,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let metric = match args.metric {
         MetricArg::Cosine => Metric::Cosine,
         MetricArg::Euclidean => Metric::SquaredEuclidean,
+    };
+    let (query, gallery) = if args.query_expansion {
+        let (features_q, features_g) = query_expansion(
+            &query.features,
+            &gallery.features,
+            QueryExpansion::default(),
+        )?;
+        (
+            Side {
+                features: features_q,
+                ..query
+            },
+            Side {
+                features: features_g,
+                ..gallery
+            },
+        )
+    } else {
+        (query, gallery)
     };
     let distances = if args.rerank {
         k_reciprocal_rerank(
