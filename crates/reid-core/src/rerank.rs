@@ -83,6 +83,26 @@ fn nearest(row: &[f32], k: usize) -> Vec<u32> {
     idx
 }
 
+fn threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::thread::available_parallelism().map_or(1, |n| n.get());
+    #[cfg(target_arch = "wasm32")]
+    return 1;
+}
+
+/// Runs `f` on each job, on a thread each natively, in turn in the browser.
+fn run_jobs<J: Send>(jobs: &mut [J], f: impl Fn(&mut J) + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::scope(|s| {
+        for job in jobs.iter_mut() {
+            let f = &f;
+            s.spawn(move || f(job));
+        }
+    });
+    #[cfg(target_arch = "wasm32")]
+    jobs.iter_mut().for_each(f);
+}
+
 fn reciprocal(ranks: &[Vec<u32>], i: usize, k: usize) -> Vec<u32> {
     ranks[i][..k.min(ranks[i].len())]
         .iter()
@@ -122,20 +142,37 @@ pub fn k_reciprocal_rerank(
     let half = ((k1 as f64) / 2.0).round_ties_even() as usize;
     let keep = (k1 + 1).max(params.k2);
 
-    // 1. Nearest neighbours of every sample, and the normalised query rows (the output's base).
-    let mut ranks = Vec::with_capacity(n);
-    let mut row_max = Vec::with_capacity(n);
+    // 1. Nearest neighbours of every sample, and the normalised query rows (the output's base),
+    //    on all cores natively.
+    let per_row = |i: usize, row: &mut Vec<f32>| {
+        row.clear();
+        row.extend((0..n).map(|j| rows.squared(i, j)));
+        let max = normalise(row);
+        (nearest(row, keep), max)
+    };
+    let mut ranks = vec![Vec::new(); n];
+    let mut row_max = vec![0f32; n];
     let mut query_rows = vec![0f32; nq * n];
-    let mut row = vec![0f32; n];
-    for i in 0..n {
-        row.iter_mut()
+    {
+        let chunk = n.div_ceil(threads()).max(1);
+        let mut jobs: Vec<(usize, &mut [Vec<u32>], &mut [f32])> = ranks
+            .chunks_mut(chunk)
+            .zip(row_max.chunks_mut(chunk))
             .enumerate()
-            .for_each(|(j, d)| *d = rows.squared(i, j));
-        row_max.push(normalise(&mut row));
-        ranks.push(nearest(&row, keep));
-        if i < nq {
-            query_rows[i * n..(i + 1) * n].copy_from_slice(&row);
-        }
+            .map(|(c, (r, m))| (c * chunk, r, m))
+            .collect();
+        let query_out = std::sync::Mutex::new(&mut query_rows);
+        run_jobs(&mut jobs, |(start, ranks, maxes)| {
+            let mut row = Vec::with_capacity(n);
+            for (offset, (rank, max)) in ranks.iter_mut().zip(maxes.iter_mut()).enumerate() {
+                let i = *start + offset;
+                (*rank, *max) = per_row(i, &mut row);
+                if i < nq {
+                    let mut out = query_out.lock().expect("no thread panics holding it");
+                    out[i * n..(i + 1) * n].copy_from_slice(&row);
+                }
+            }
+        });
     }
 
     // 2-3. Sparse k-reciprocal weights.
