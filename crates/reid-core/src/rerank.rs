@@ -83,6 +83,13 @@ fn nearest(row: &[f32], k: usize) -> Vec<u32> {
     idx
 }
 
+/// A contiguous block of samples whose neighbours one thread finds.
+struct RowsJob<'a> {
+    start: usize,
+    ranks: &'a mut [Vec<u32>],
+    maxes: &'a mut [f32],
+}
+
 fn threads() -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     return std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -155,17 +162,22 @@ pub fn k_reciprocal_rerank(
     let mut query_rows = vec![0f32; nq * n];
     {
         let chunk = n.div_ceil(threads()).max(1);
-        let mut jobs: Vec<(usize, &mut [Vec<u32>], &mut [f32])> = ranks
+        let mut jobs: Vec<RowsJob> = ranks
             .chunks_mut(chunk)
             .zip(row_max.chunks_mut(chunk))
             .enumerate()
-            .map(|(c, (r, m))| (c * chunk, r, m))
+            .map(|(c, (ranks, maxes))| RowsJob {
+                start: c * chunk,
+                ranks,
+                maxes,
+            })
             .collect();
         let query_out = std::sync::Mutex::new(&mut query_rows);
-        run_jobs(&mut jobs, |(start, ranks, maxes)| {
+        run_jobs(&mut jobs, |job| {
             let mut row = Vec::with_capacity(n);
-            for (offset, (rank, max)) in ranks.iter_mut().zip(maxes.iter_mut()).enumerate() {
-                let i = *start + offset;
+            for (offset, (rank, max)) in job.ranks.iter_mut().zip(job.maxes.iter_mut()).enumerate()
+            {
+                let i = job.start + offset;
                 (*rank, *max) = per_row(i, &mut row);
                 if i < nq {
                     let mut out = query_out.lock().expect("no thread panics holding it");

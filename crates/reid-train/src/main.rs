@@ -24,7 +24,7 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Rank-1/5/10, mAP and mINP (Market-1501 protocol) from saved features or a Market-1501 folder.
     Eval(cmd::eval::EvalArgs),
-    /// Measure embedding throughput (crops/s) on the CPU backend.
+    /// Measurements: embedding, search, re-ranking and evaluation speed.
     Bench(cmd::bench::BenchArgs),
 }
 

@@ -9,7 +9,8 @@
 //!   converts them into `models/mobilenetv2-imagenet.bpk`.
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
 //! - `fixtures`: regenerates the parity fixtures with the peers' environment.
-//! - `bench`: measures embedding throughput, ours and PyTorch's, side by side.
+//! - `bench`: our speed beside the peers' (PyTorch, faiss-cpu, fast-reid, torchreid) on the
+//!   same data, in one run.
 
 mod serve;
 mod setup;

@@ -260,17 +260,39 @@ pub fn fixtures() -> Result<()> {
     run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))
 }
 
-/// Embedding throughput, ours and PyTorch's, measured one after the other in one run.
+/// Ours beside the peers, on the same data, one after the other in one run: embedding
+/// throughput (PyTorch), top-100 search (faiss-cpu), k-reciprocal re-ranking (fast-reid's numpy)
+/// and Market-1501 evaluation (torchreid's python).
 pub fn bench() -> Result<()> {
     model()?;
-    run(Command::new(reid_bin())
-        .args(["bench", "--model", MODEL, "--batch", "32", "--iters", "10"]))?;
     let py = peers()?;
-    run(Command::new(py).args([
+    let reid = |args: &[&str]| run(Command::new(reid_bin()).arg("bench").args(args));
+    reid(&["embed", "--model", MODEL, "--batch", "32", "--iters", "10"])?;
+    run(Command::new(&py).args([
         "tests/fixtures/bench_pytorch.py",
         "--batch",
         "32",
         "--iters",
         "10",
+    ]))?;
+    let data = Path::new("target/bench-data");
+    if !data.join("eval_gallery_labels.npy").exists() {
+        run(Command::new(&py)
+            .args(["tests/fixtures/bench_eval_peers.py", "make"])
+            .arg(data))?;
+    }
+    let dir = data.to_str().context("bench data path is not UTF-8")?;
+    reid(&["search", dir])?;
+    reid(&["rerank", dir])?;
+    reid(&["eval", dir])?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
+    run(Command::new(&py).args([
+        "tests/fixtures/bench_eval_peers.py",
+        "run",
+        dir,
+        "--threads",
+        &threads,
     ]))
 }

@@ -1,16 +1,45 @@
-//! `reid bench`: embedding throughput of the model on the CPU backend, on random 256x128
-//! crops, after warm-up. A measurement tool, not a test.
+//! `reid bench`: measurements, not tests. Each prints one line with its throughput so that
+//! `cargo xtask bench` can put ours beside the peers' on the same data.
+//!
+//! - `embed`: embedding throughput of the model on the CPU backend (random 256x128 crops);
+//! - `search DIR`: exact top-k by inner product of `DIR/query.npy` against `DIR/gallery.npy`;
+//! - `rerank DIR`: k-reciprocal re-ranking of `DIR/rerank_query.npy` and `DIR/rerank_gallery.npy`;
+//! - `eval DIR`: the Market-1501 protocol on `DIR/eval_distmat.npy` with labels from
+//!   `DIR/eval_query_labels.npy` and `DIR/eval_gallery_labels.npy` (rows of pid, camid).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reid_core::{
+    evaluate, k_reciprocal_rerank, top_k_inner_product, FeatureMatrix, Labels, Metric, Protocol,
+    RerankParams,
+};
 use reid_model::weights::from_burnpack_bytes;
 use reid_model::ReidNetConfig;
 
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Embedding throughput (crops/s) on the CPU backend.
+    Embed(EmbedArgs),
+    /// Exact top-k search (queries/s) over saved features.
+    Search(SearchArgs),
+    /// k-reciprocal re-ranking time over saved features.
+    Rerank(DataArgs),
+    /// Market-1501 evaluation time over a saved distance matrix.
+    Eval(DataArgs),
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
     /// Model file; without it a randomly initialised network of the default shape is timed.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -22,7 +51,38 @@ pub struct BenchArgs {
     iters: usize,
 }
 
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Folder with query.npy and gallery.npy (float32 rows).
+    data: PathBuf,
+    /// Results per query.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Folder with the benchmark's .npy files.
+    data: PathBuf,
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        BenchCommand::Embed(a) => embed(a),
+        BenchCommand::Search(a) => search(a),
+        BenchCommand::Rerank(a) => rerank(a),
+        BenchCommand::Eval(a) => eval(a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn npy(dir: &Path, name: &str) -> anyhow::Result<FeatureMatrix> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    FeatureMatrix::from_npy(&bytes).with_context(|| path.display().to_string())
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let device = burn::tensor::Device::flex();
     let (net, config) = match &args.model {
         Some(path) => from_burnpack_bytes(&super::read_model(path)?, &device)?,
@@ -50,15 +110,90 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         run_once()?;
     }
     let seconds = start.elapsed().as_secs_f64();
-    let crops = (args.batch * args.iters) as f64;
     println!(
-        "reid (burn flex, CPU): {:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s)",
-        crops / seconds,
+        "reid embed (burn flex, CPU): {:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s)",
+        (args.batch * args.iters) as f64 / seconds,
         args.batch,
         config.input.height,
         config.input.width,
         args.iters,
         seconds
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let (q, g) = (
+        npy(&args.data, "query.npy")?,
+        npy(&args.data, "gallery.npy")?,
+    );
+    let start = Instant::now();
+    let hits = top_k_inner_product(&q, &g, args.k)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let checksum: f64 = hits.iter().flatten().map(|h| f64::from(h.score)).sum();
+    println!(
+        "reid search (exact inner product, all cores): top-{} of {} queries over {} x {} in {:.3} s (score sum {checksum:.3})",
+        args.k,
+        q.rows(),
+        g.rows(),
+        g.dim(),
+        seconds
+    );
+    Ok(())
+}
+
+fn rerank(args: DataArgs) -> anyhow::Result<()> {
+    let q = npy(&args.data, "rerank_query.npy")?;
+    let g = npy(&args.data, "rerank_gallery.npy")?;
+    let start = Instant::now();
+    let d = k_reciprocal_rerank(&q, &g, Metric::SquaredEuclidean, RerankParams::default())?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "reid rerank (k-reciprocal, sparse): {} x {} at {}-d in {:.2} s (distance sum {:.3})",
+        q.rows(),
+        g.rows(),
+        q.dim(),
+        seconds,
+        d.iter().map(|v| f64::from(*v)).sum::<f64>()
+    );
+    Ok(())
+}
+
+fn eval(args: DataArgs) -> anyhow::Result<()> {
+    let d = npy(&args.data, "eval_distmat.npy")?;
+    let labels = |name: &str| -> anyhow::Result<(Vec<i64>, Vec<i64>)> {
+        let m = npy(&args.data, name)?;
+        Ok((0..m.rows())
+            .map(|i| (m.row(i)[0] as i64, m.row(i)[1] as i64))
+            .unzip())
+    };
+    let ((qp, qc), (gp, gc)) = (
+        labels("eval_query_labels.npy")?,
+        labels("eval_gallery_labels.npy")?,
+    );
+    let start = Instant::now();
+    let m = evaluate(
+        d.as_slice(),
+        Labels {
+            pids: &qp,
+            camids: &qc,
+        },
+        Labels {
+            pids: &gp,
+            camids: &gc,
+        },
+        &Protocol {
+            max_rank: 50,
+            junk_pid: None,
+        },
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "reid eval (Market-1501 protocol): {} x {} in {:.3} s (mAP {:.6})",
+        qp.len(),
+        gp.len(),
+        seconds,
+        m.map
+    );
+    Ok(())
 }
