@@ -48,35 +48,10 @@ fn image_names() -> Vec<String> {
         .collect()
 }
 
-/// Reads a little-endian float32 `.npy` file (format version 1.0).
-fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "not an npy file");
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"));
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let data = bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (shape, data)
-}
-
 fn reference_pooled() -> Vec<Vec<f32>> {
-    let (shape, data) = read_npy_f32(&fixtures().join("pooled.npy"));
-    data.chunks(shape[1]).map(<[f32]>::to_vec).collect()
+    let bytes = std::fs::read(fixtures().join("pooled.npy")).unwrap();
+    let m = reid_core::FeatureMatrix::from_npy(&bytes).unwrap();
+    (0..m.rows()).map(|i| m.row(i).to_vec()).collect()
 }
 
 fn net(device: &Device) -> ReidNet {
