@@ -29,14 +29,36 @@ pub struct Protocol {
     pub max_rank: usize,
     /// Gallery identity ignored entirely (Market-1501's junk is -1); `None` keeps every sample.
     pub junk_pid: Option<i64>,
+    /// CUHK03's classic single-gallery-shot CMC: one randomly drawn image per gallery identity,
+    /// averaged over repeats. AP and INP always use the whole gallery (as torchreid does).
+    pub single_gallery_shot: Option<SingleGalleryShot>,
+}
+
+/// Repeated random sampling of one gallery image per identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SingleGalleryShot {
+    /// Draws averaged (torchreid: 10).
+    pub repeats: usize,
+    /// Seed of the draws (each query gets its own stream, so results do not depend on threads).
+    pub seed: u64,
 }
 
 impl Protocol {
+    /// CUHK03 (classic split): single-gallery-shot CMC over 10 draws, no junk identity.
+    pub fn cuhk03(seed: u64) -> Self {
+        Self {
+            max_rank: 50,
+            junk_pid: None,
+            single_gallery_shot: Some(SingleGalleryShot { repeats: 10, seed }),
+        }
+    }
+
     /// Market-1501's: CMC to rank 50, junk identity -1.
     pub fn market1501() -> Self {
         Self {
             max_rank: 50,
             junk_pid: Some(crate::naming::JUNK_PID),
+            single_gallery_shot: None,
         }
     }
 }
@@ -102,7 +124,54 @@ struct QueryResult {
     inp: f64,
 }
 
+/// SplitMix64: a tiny, well-mixed generator for the single-gallery-shot draws.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    }
+}
+
+/// CMC from one image per gallery identity, averaged over draws. `kept` holds the identities of
+/// the kept gallery samples in rank order.
+fn single_shot_cmc(
+    kept: &[i64],
+    q_pid: i64,
+    max_rank: usize,
+    shot: SingleGalleryShot,
+    query: usize,
+) -> Vec<f64> {
+    let mut by_pid: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+    for (rank, &pid) in kept.iter().enumerate() {
+        by_pid.entry(pid).or_default().push(rank);
+    }
+    let mut rng = SplitMix(shot.seed ^ (query as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut cmc = vec![0f64; max_rank];
+    for _ in 0..shot.repeats.max(1) {
+        let mut drawn: Vec<usize> = by_pid
+            .values()
+            .map(|ranks| ranks[rng.below(ranks.len())])
+            .collect();
+        drawn.sort_unstable();
+        let first_match = drawn.iter().position(|&r| kept[r] == q_pid);
+        for (k, c) in cmc.iter_mut().enumerate() {
+            if first_match.is_some_and(|m| m <= k) {
+                *c += 1.0;
+            }
+        }
+    }
+    cmc.iter_mut()
+        .for_each(|c| *c /= shot.repeats.max(1) as f64);
+    cmc
+}
+
 fn evaluate_query(
+    query_index: usize,
     row: &[f32],
     q_pid: i64,
     q_cam: i64,
@@ -116,10 +185,14 @@ fn evaluate_query(
     let mut cmc = Vec::with_capacity(max_rank);
     let (mut found, mut kept, mut precision_sum, mut last_match_rank) =
         (0usize, 0usize, 0f64, 0usize);
+    let mut kept_pids = Vec::new();
     for g in order {
         let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
         if (pid == q_pid && cam == q_cam) || protocol.junk_pid == Some(pid) {
             continue;
+        }
+        if protocol.single_gallery_shot.is_some() {
+            kept_pids.push(pid);
         }
         kept += 1;
         if pid == q_pid {
@@ -136,6 +209,9 @@ fn evaluate_query(
     }
     // A gallery shorter than max_rank after removals: the curve stays at its last value.
     cmc.resize(max_rank, 1.0);
+    if let Some(shot) = protocol.single_gallery_shot {
+        cmc = single_shot_cmc(&kept_pids, q_pid, max_rank, shot, query_index);
+    }
     Some(QueryResult {
         cmc,
         ap: precision_sum / found as f64,
@@ -189,6 +265,7 @@ pub fn evaluate(
         .enumerate()
         .filter_map(|(q, row)| {
             evaluate_query(
+                q,
                 row,
                 query.pids[q],
                 query.camids[q],
@@ -273,6 +350,7 @@ mod tests {
             &Protocol {
                 max_rank,
                 junk_pid: Some(-1),
+                single_gallery_shot: None,
             },
         )
     }
@@ -361,6 +439,7 @@ mod tests {
             &Protocol {
                 max_rank: 2,
                 junk_pid: Some(-1),
+                single_gallery_shot: None,
             },
         )
         .unwrap();
@@ -383,6 +462,7 @@ mod tests {
             &Protocol {
                 max_rank: 2,
                 junk_pid: None,
+                single_gallery_shot: None,
             },
         )
         .unwrap();
@@ -430,5 +510,30 @@ mod tests {
             evaluate(&[0.1, 0.2], q, same_cam, &p),
             Err(EvalError::NoValidQuery(1))
         );
+    }
+}
+
+#[cfg(test)]
+mod single_shot_tests {
+    use super::*;
+
+    #[test]
+    fn single_shot_draws_are_reproducible_and_give_a_monotone_curve() {
+        // Identity 2 has three gallery images, one of them ranked first.
+        let d = [0.1, 0.2, 0.3, 0.4, 0.5];
+        let gallery = Labels {
+            pids: &[2, 1, 2, 3, 2],
+            camids: &[2, 2, 2, 2, 2],
+        };
+        let query = Labels {
+            pids: &[1],
+            camids: &[1],
+        };
+        let p = Protocol::cuhk03(42);
+        let a = evaluate(&d, query, gallery, &p).unwrap();
+        assert_eq!(a, evaluate(&d, query, gallery, &p).unwrap());
+        assert!(a.cmc.windows(2).all(|w| w[0] <= w[1]));
+        // The match is behind identity 2's first image in every draw where that image is drawn.
+        assert!(a.cmc[0] < 1.0 && a.cmc[1] == 1.0, "{:?}", a.cmc);
     }
 }

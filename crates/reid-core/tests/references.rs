@@ -54,6 +54,7 @@ fn market1501_metrics_equal_torchreid_and_fastreid() {
             &Protocol {
                 max_rank: case.max_rank,
                 junk_pid: Some(-1),
+                single_gallery_shot: None,
             },
         )
         .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -191,5 +192,58 @@ fn query_expansion_equals_fastreid_aqe() {
                 .fold(0f32, f32::max);
             assert!(worst <= 1e-5, "{qe:?}: features differ by {worst}");
         }
+    }
+}
+
+#[test]
+fn cuhk03_single_gallery_shot_equals_torchreid() {
+    #[derive(Deserialize)]
+    struct Expected03 {
+        cmc: Vec<f64>,
+        map: f64,
+    }
+    #[derive(Deserialize)]
+    struct Case03 {
+        max_rank: usize,
+        distmat: Vec<Vec<f32>>,
+        q_pids: Vec<i64>,
+        g_pids: Vec<i64>,
+        q_camids: Vec<i64>,
+        g_camids: Vec<i64>,
+        expected: Expected03,
+    }
+    #[derive(Deserialize)]
+    struct WithCuhk03 {
+        cuhk03: Case03,
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval/cases.json");
+    let case = serde_json::from_slice::<WithCuhk03>(&std::fs::read(path).unwrap())
+        .unwrap()
+        .cuhk03;
+    let distances: Vec<f32> = case.distmat.iter().flatten().copied().collect();
+    let m = evaluate(
+        &distances,
+        Labels {
+            pids: &case.q_pids,
+            camids: &case.q_camids,
+        },
+        Labels {
+            pids: &case.g_pids,
+            camids: &case.g_camids,
+        },
+        &Protocol {
+            max_rank: case.max_rank,
+            ..Protocol::cuhk03(7)
+        },
+    )
+    .unwrap();
+    assert!(
+        (m.map - case.expected.map).abs() <= 1e-6,
+        "mAP {} vs {}",
+        m.map,
+        case.expected.map
+    );
+    for (k, (a, b)) in m.cmc.iter().zip(&case.expected.cmc).enumerate() {
+        assert!((a - b).abs() <= 1e-6, "rank-{} {a} vs {b}", k + 1);
     }
 }

@@ -22,7 +22,7 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Convert pretrained PyTorch weights into a reid model file (burnpack).
     Import(cmd::import::ImportArgs),
-    /// Rank-1/5/10, mAP and mINP (Market-1501 protocol) from saved features or a Market-1501 folder.
+    /// Rank-1/5/10, mAP and mINP (Market-1501 or CUHK03 protocol) from saved features or a dataset folder.
     Eval(cmd::eval::EvalArgs),
     /// Measurements: embedding, search, re-ranking and evaluation speed.
     Bench(cmd::bench::BenchArgs),

@@ -270,6 +270,22 @@ fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("k-reciprocal re-ranking") && text(&out).contains("mINP"));
+    let out = reid(
+        &[
+            "eval",
+            "--features",
+            saved.to_str().unwrap(),
+            "--protocol",
+            "cuhk03",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let single_shot: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // CUHK03 has no junk label: the junk copy of the query image now counts, and ranks first.
+    assert_eq!(single_shot["cmc"][0], 0.0, "{single_shot}");
+    assert_eq!(single_shot["cmc"][1], 1.0, "{single_shot}");
     // Damaged saved features are a clear error.
     std::fs::write(saved.join("gallery.txt"), "0001_c2s1_000002_01.jpg\n").unwrap();
     let out = reid(&["eval", "--features", saved.to_str().unwrap()], dir.path());

@@ -185,6 +185,7 @@ fn eval(args: DataArgs) -> anyhow::Result<()> {
         &Protocol {
             max_rank: 50,
             junk_pid: None,
+            single_gallery_shot: None,
         },
     )?;
     let seconds = start.elapsed().as_secs_f64();

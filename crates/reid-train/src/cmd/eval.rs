@@ -1,6 +1,6 @@
 //! `reid eval`: Rank-k, mAP and mINP under the Market-1501 protocol (junk identity -1 ignored,
-//! same identity and camera as the query removed), from saved features or from a Market-1501
-//! folder embedded with a model.
+//! same identity and camera as the query removed) or CUHK03's single-gallery-shot one, from
+//! saved features or from a Market-1501 folder embedded with a model.
 //!
 //! Saved features are a folder of four files, the format `--save-features` writes:
 //! `query.npy` and `gallery.npy` (float32 matrices, one row per image, NumPy's `.npy`), and
@@ -28,6 +28,15 @@ pub enum MetricArg {
     Euclidean,
 }
 
+/// Which evaluation protocol.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProtocolArg {
+    /// Market-1501 / DukeMTMC-reID / MSMT17: all gallery images, junk -1 ignored.
+    Market1501,
+    /// CUHK03 classic: single-gallery-shot CMC averaged over 10 random draws (seeded).
+    Cuhk03,
+}
+
 #[derive(Args, Debug)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["features", "dataset"]))]
 pub struct EvalArgs {
@@ -52,6 +61,9 @@ pub struct EvalArgs {
     /// Alpha query expansion (fast-reid's `aqe`: k = 10, alpha = 3, once) before ranking.
     #[arg(long)]
     query_expansion: bool,
+    /// Evaluation protocol.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Market1501)]
+    protocol: ProtocolArg,
     /// Longest CMC rank computed.
     #[arg(long, default_value_t = 50)]
     max_rank: usize,
@@ -121,7 +133,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         },
         &Protocol {
             max_rank: args.max_rank,
-            ..Protocol::market1501()
+            ..match args.protocol {
+                ProtocolArg::Market1501 => Protocol::market1501(),
+                ProtocolArg::Cuhk03 => Protocol::cuhk03(0),
+            }
         },
     )?;
     if args.json {
