@@ -1,7 +1,7 @@
 //! `reid-core` owns the plain data of person re-identification and the maths on it:
 //! embeddings, their normalisation and the similarity between them, and the names of the compute
 //! backends, the dataset file-name conventions (Market-1501, MARS) and the evaluation protocol
-//! (CMC, mAP, mINP), k-reciprocal re-ranking and query expansion.
+//! (CMC, mAP, mINP), k-reciprocal re-ranking, query expansion and non-learned temporal pooling.
 //!
 //! It knows nothing about networks (no burn) or the browser (no web-sys), so the same code runs
 //! natively, in the browser's UI thread and in its worker. Distances live here once; every
@@ -15,6 +15,7 @@ pub mod features;
 pub mod naming;
 pub mod query_expansion;
 pub mod rerank;
+pub mod temporal;
 
 pub use backend::Backend;
 pub use distance::{
@@ -25,3 +26,4 @@ pub use eval::{evaluate, EvalError, Labels, Protocol, RankMetrics, SingleGallery
 pub use features::{FeatureError, FeatureMatrix};
 pub use query_expansion::{query_expansion, QueryExpansion};
 pub use rerank::{k_reciprocal_rerank, RerankParams};
+pub use temporal::{pool_tracklets, PoolingError};
