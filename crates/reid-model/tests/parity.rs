@@ -48,6 +48,22 @@ fn image_names() -> Vec<String> {
         .collect()
 }
 
+/// The reference's own PIL + torchvision resize of fixture image `name`.
+fn resized_reference(name: &str) -> RgbImage {
+    let stem = Path::new(name).file_stem().unwrap().to_str().unwrap();
+    image::open(fixtures().join("resized").join(format!("{stem}.png")))
+        .unwrap()
+        .to_rgb8()
+}
+
+/// The fixture images, decoded by us, in manifest order.
+fn decoded_fixtures() -> Vec<RgbImage> {
+    image_names()
+        .iter()
+        .map(|n| decode_image(&std::fs::read(fixtures().join("images").join(n)).unwrap()).unwrap())
+        .collect()
+}
+
 fn reference_pooled() -> Vec<Vec<f32>> {
     let bytes = std::fs::read(fixtures().join("pooled.npy")).unwrap();
     let m = reid_core::FeatureMatrix::from_npy(&bytes).unwrap();
@@ -94,15 +110,7 @@ fn a_network_matches_pytorch_on_identical_input_tensors() {
     let net = net(&device);
     // The reference's own resized pixels: our resize is the identity at 256x128, so the input
     // tensors are the ones PyTorch saw.
-    let images: Vec<RgbImage> = image_names()
-        .iter()
-        .map(|n| {
-            let stem = Path::new(n).file_stem().unwrap().to_str().unwrap();
-            image::open(fixtures().join("resized").join(format!("{stem}.png")))
-                .unwrap()
-                .to_rgb8()
-        })
-        .collect();
+    let images: Vec<RgbImage> = image_names().iter().map(|n| resized_reference(n)).collect();
     let ours = pooled_rows(&net, &images, &device);
     let reference = reference_pooled();
     assert_eq!(ours.len(), reference.len());
@@ -122,10 +130,7 @@ fn b_decoding_and_resizing_match_pil_and_torchvision() {
     for name in image_names() {
         let bytes = std::fs::read(fixtures().join("images").join(&name)).unwrap();
         let ours = resize_bilinear_pil(&decode_image(&bytes).unwrap(), 128, 256);
-        let stem = Path::new(&name).file_stem().unwrap().to_str().unwrap();
-        let reference = image::open(fixtures().join("resized").join(format!("{stem}.png")))
-            .unwrap()
-            .to_rgb8();
+        let reference = resized_reference(&name);
         assert_eq!(ours.dimensions(), reference.dimensions());
         let diffs: Vec<i32> = ours
             .as_raw()
@@ -144,10 +149,7 @@ fn b_decoding_and_resizing_match_pil_and_torchvision() {
 fn c_end_to_end_from_image_bytes() {
     let device = Device::flex();
     let net = net(&device);
-    let images: Vec<RgbImage> = image_names()
-        .iter()
-        .map(|n| decode_image(&std::fs::read(fixtures().join("images").join(n)).unwrap()).unwrap())
-        .collect();
+    let images = decoded_fixtures();
     let ours = pooled_rows(&net, &images, &device);
     for ((name, a), b) in image_names().iter().zip(&ours).zip(reference_pooled()) {
         let cos = cosine_similarity(a, &b);
@@ -190,10 +192,7 @@ fn half_precision_model_files_keep_embeddings_within_cosine_0_9995() {
     let bytes = to_burnpack_bytes(&f32_net, &config, &vec![]).unwrap();
     let (f16_net, loaded_config) = from_burnpack_bytes(&bytes, &device).unwrap();
     assert_eq!(loaded_config, config);
-    let images: Vec<RgbImage> = image_names()
-        .iter()
-        .map(|n| decode_image(&std::fs::read(fixtures().join("images").join(n)).unwrap()).unwrap())
-        .collect();
+    let images = decoded_fixtures();
     let embed = |net: &ReidNet| -> Vec<Vec<f32>> {
         let out = net
             .forward(preprocess(&images, &config.input, &device))

@@ -82,29 +82,29 @@ impl Embedder {
 
     /// Decodes and embeds each file; a file that fails does not stop the others.
     pub async fn embed_files(&self, files: &[&[u8]]) -> Vec<Result<Embedding, EmbedError>> {
-        let decoded: Vec<Result<RgbImage, ModelError>> =
-            files.iter().map(|bytes| decode_image(bytes)).collect();
-        let images: Vec<RgbImage> = decoded
+        // Decoded images move into one batch list; each file keeps only its decoding outcome.
+        let mut images = Vec::with_capacity(files.len());
+        let outcomes: Vec<Result<(), ModelError>> = files
             .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
+            .map(|bytes| decode_image(bytes).map(|image| images.push(image)))
             .collect();
         let mut embeddings = match self.embed_images(&images).await {
             Ok(e) => e.into_iter(),
             Err(e) => {
                 let message = e.to_string();
-                return decoded
+                return outcomes
                     .into_iter()
                     .map(|r| match r {
-                        Ok(_) => Err(EmbedError::Invalid(message.clone())),
+                        Ok(()) => Err(EmbedError::Invalid(message.clone())),
                         Err(e) => Err(e.into()),
                     })
                     .collect();
             }
         };
-        decoded
+        outcomes
             .into_iter()
             .map(|r| match r {
-                Ok(_) => Ok(embeddings.next().expect("one embedding per decoded image")),
+                Ok(()) => Ok(embeddings.next().expect("one embedding per decoded image")),
                 Err(e) => Err(e.into()),
             })
             .collect()
