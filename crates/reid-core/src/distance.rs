@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::features::{FeatureError, FeatureMatrix};
+use crate::gemm::inner_products;
+use crate::parallel::{fold_tasks, for_each_chunk_mut};
 use crate::Embedding;
 
 /// Cosine similarity of two vectors of the same length, in `[-1, 1]`.
@@ -105,31 +107,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Runs `f(query_index, output_row)` over the rows of `out` (width `cols`), on all cores
-/// natively and on one in the browser.
-fn for_each_row<T: Send>(out: &mut [T], cols: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let rows = out.len() / cols.max(1);
-        let per = rows.div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            for (chunk_index, chunk) in out.chunks_mut(per * cols).enumerate() {
-                let f = &f;
-                s.spawn(move || {
-                    for (i, row) in chunk.chunks_mut(cols).enumerate() {
-                        f(chunk_index * per + i, row);
-                    }
-                });
-            }
-        });
-    }
-    #[cfg(target_arch = "wasm32")]
-    for (i, row) in out.chunks_mut(cols).enumerate() {
-        f(i, row);
-    }
-}
-
 fn same_dim(q: &FeatureMatrix, g: &FeatureMatrix) -> Result<(), FeatureError> {
     if q.dim() != g.dim() {
         return Err(FeatureError::DimMismatch {
@@ -140,7 +117,13 @@ fn same_dim(q: &FeatureMatrix, g: &FeatureMatrix) -> Result<(), FeatureError> {
     Ok(())
 }
 
-/// The `queries x gallery` distance matrix, row-major (smaller is closer).
+/// Query rows per block of the distance matrix (one matrix product each).
+const QUERY_BLOCK: usize = 64;
+/// Gallery rows scored per matrix product in top-k search: the block of scores stays in cache.
+const GALLERY_BLOCK: usize = 2048;
+
+/// The `queries x gallery` distance matrix, row-major (smaller is closer); blocked matrix
+/// products on all cores natively.
 pub fn distance_matrix(
     query: &FeatureMatrix,
     gallery: &FeatureMatrix,
@@ -151,17 +134,26 @@ pub fn distance_matrix(
         Metric::Cosine => (query.l2_normalized(), gallery.l2_normalized()),
         Metric::SquaredEuclidean => (query.clone(), gallery.clone()),
     };
-    let g_norms: Vec<f32> = (0..g.rows()).map(|j| dot(g.row(j), g.row(j))).collect();
-    let mut out = vec![0f32; q.rows() * g.rows()];
-    for_each_row(&mut out, g.rows(), |i, row| {
-        let qi = q.row(i);
-        let q_norm = dot(qi, qi);
-        for (j, d) in row.iter_mut().enumerate() {
-            let ip = dot(qi, g.row(j));
-            *d = match metric {
-                Metric::Cosine => 1.0 - ip,
-                Metric::SquaredEuclidean => q_norm + g_norms[j] - 2.0 * ip,
-            };
+    let (ng, dim) = (g.rows(), g.dim());
+    let g_norms: Vec<f32> = (0..ng).map(|j| dot(g.row(j), g.row(j))).collect();
+    let mut out = vec![0f32; q.rows() * ng];
+    if ng == 0 {
+        return Ok(out);
+    }
+    for_each_chunk_mut(&mut out, QUERY_BLOCK * ng, |block, chunk| {
+        let first = block * QUERY_BLOCK;
+        let rows = chunk.len() / ng;
+        let a = &q.as_slice()[first * dim..(first + rows) * dim];
+        inner_products(a, g.as_slice(), dim, chunk);
+        for (r, row) in chunk.chunks_mut(ng).enumerate() {
+            let qi = q.row(first + r);
+            let q_norm = dot(qi, qi);
+            for (d, g_norm) in row.iter_mut().zip(&g_norms) {
+                *d = match metric {
+                    Metric::Cosine => 1.0 - *d,
+                    Metric::SquaredEuclidean => q_norm + g_norm - 2.0 * *d,
+                };
+            }
         }
     });
     Ok(out)
@@ -174,9 +166,55 @@ pub struct Hit {
     pub score: f32,
 }
 
+impl Hit {
+    /// The result order: higher score first, then lower gallery index.
+    fn better(&self, other: &Hit) -> bool {
+        self.score > other.score || (self.score == other.score && self.index < other.index)
+    }
+}
+
+/// The best `k` hits seen so far, kept sorted best first.
+#[derive(Clone)]
+struct Best {
+    k: usize,
+    hits: Vec<Hit>,
+}
+
+impl Best {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            hits: Vec::with_capacity(k + 1),
+        }
+    }
+
+    /// Offers one candidate; cheap when it does not beat the current worst.
+    #[inline]
+    fn offer(&mut self, hit: Hit) {
+        if self.hits.len() == self.k && !hit.better(&self.hits[self.k - 1]) {
+            return;
+        }
+        let at = self.hits.partition_point(|h| h.better(&hit));
+        self.hits.insert(at, hit);
+        self.hits.truncate(self.k);
+    }
+
+    /// A score below which nothing can enter (`-inf` until full).
+    fn floor(&self) -> f32 {
+        if self.hits.len() == self.k {
+            self.hits[self.k - 1].score
+        } else {
+            f32::NEG_INFINITY
+        }
+    }
+}
+
 /// For each query, the `k` gallery rows with the highest inner product, best first (ties:
 /// lower gallery index first). With L2-normalised features the score is the cosine similarity.
-/// Exact search, on all cores natively.
+///
+/// Exact search: the gallery is cut into blocks that threads take in turn; each block is scored
+/// against all queries with one matrix product and only scores above a query's current k-th
+/// best are looked at further. Each thread's partial lists are merged at the end.
 pub fn top_k_inner_product(
     query: &FeatureMatrix,
     gallery: &FeatureMatrix,
@@ -184,35 +222,52 @@ pub fn top_k_inner_product(
 ) -> Result<Vec<Vec<Hit>>, FeatureError> {
     same_dim(query, gallery)?;
     let k = k.min(gallery.rows());
-    if k == 0 {
-        return Ok(vec![Vec::new(); query.rows()]);
+    let (nq, ng, dim) = (query.rows(), gallery.rows(), query.dim());
+    if k == 0 || nq == 0 {
+        return Ok(vec![Vec::new(); nq]);
     }
-    let mut out = vec![
-        Hit {
-            index: 0,
-            score: 0.0
-        };
-        query.rows() * k
-    ];
-    for_each_row(&mut out, k, |i, row| {
-        row.copy_from_slice(&top_k_one(query.row(i), gallery, k));
-    });
-    Ok(out.chunks(k).map(<[Hit]>::to_vec).collect())
-}
-
-fn top_k_one(q: &[f32], gallery: &FeatureMatrix, k: usize) -> Vec<Hit> {
-    // `best` is kept sorted, best first; a candidate enters only if it beats the worst.
-    let mut best: Vec<Hit> = Vec::with_capacity(k + 1);
-    for j in 0..gallery.rows() {
-        let score = dot(q, gallery.row(j));
-        if best.len() == k && score <= best[k - 1].score {
-            continue;
+    let query_block = nq.min(256);
+    let states = fold_tasks(
+        ng.div_ceil(GALLERY_BLOCK),
+        || {
+            (
+                vec![Best::new(k); nq],
+                vec![0f32; query_block * GALLERY_BLOCK],
+            )
+        },
+        |(best, scores), block| {
+            let g_first = block * GALLERY_BLOCK;
+            let g_rows = GALLERY_BLOCK.min(ng - g_first);
+            let b = &gallery.as_slice()[g_first * dim..(g_first + g_rows) * dim];
+            for q_first in (0..nq).step_by(query_block) {
+                let q_rows = query_block.min(nq - q_first);
+                let a = &query.as_slice()[q_first * dim..(q_first + q_rows) * dim];
+                let scores = &mut scores[..q_rows * g_rows];
+                inner_products(a, b, dim, scores);
+                for (r, row) in scores.chunks(g_rows).enumerate() {
+                    let best = &mut best[q_first + r];
+                    let mut floor = best.floor();
+                    for (j, &score) in row.iter().enumerate() {
+                        if score >= floor {
+                            best.offer(Hit {
+                                index: g_first + j,
+                                score,
+                            });
+                            floor = best.floor();
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let mut states = states.into_iter().map(|(best, _)| best);
+    let mut merged = states.next().unwrap_or_default();
+    for other in states {
+        for (into, from) in merged.iter_mut().zip(other) {
+            from.hits.into_iter().for_each(|h| into.offer(h));
         }
-        let at = best.partition_point(|h| h.score >= score);
-        best.insert(at, Hit { index: j, score });
-        best.truncate(k);
     }
-    best
+    Ok(merged.into_iter().map(|b| b.hits).collect())
 }
 
 #[cfg(test)]
@@ -266,6 +321,28 @@ mod matrix_tests {
             assert_eq!(got, want);
         }
         assert_eq!(top_k_inner_product(&q, &g, 1000).unwrap()[0].len(), 500);
+    }
+
+    #[test]
+    fn top_k_over_many_blocks_with_ties_equals_a_full_sort() {
+        // 5000 gallery rows in 3 blocks, each a copy of one of 40 rows: every score is tied
+        // many times over, across blocks that different threads score.
+        let q = features(300, 16, 5).l2_normalized();
+        let base = features(40, 16, 6).l2_normalized();
+        let mut data = Vec::new();
+        for j in 0..5000 {
+            data.extend_from_slice(base.row((j * 7) % 40));
+        }
+        let g = FeatureMatrix::new(data, 16).unwrap();
+        let hits = top_k_inner_product(&q, &g, 150).unwrap();
+        let scores = distance_matrix(&q, &g, Metric::Cosine).unwrap();
+        for (i, row) in hits.iter().enumerate() {
+            let mut all: Vec<usize> = (0..5000).collect();
+            let s = |j: usize| 1.0 - scores[i * 5000 + j];
+            all.sort_by(|&a, &b| s(b).total_cmp(&s(a)).then(a.cmp(&b)));
+            let got: Vec<usize> = row.iter().map(|h| h.index).collect();
+            assert_eq!(got, all[..150], "query {i}");
+        }
     }
 
     #[test]

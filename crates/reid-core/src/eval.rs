@@ -15,6 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::parallel::for_each_chunk_mut;
+
 /// Identity and camera of each sample of one side (query or gallery).
 #[derive(Debug, Clone, Copy)]
 pub struct Labels<'a> {
@@ -117,6 +119,7 @@ pub enum EvalError {
 }
 
 /// Per-query outcome: `None` when the query has no true match left.
+#[derive(Clone)]
 struct QueryResult {
     /// Clipped cumulative matches for ranks 1..=max_rank.
     cmc: Vec<f64>,
@@ -170,7 +173,78 @@ fn single_shot_cmc(
     cmc
 }
 
+/// One query's result; `None` when it has no valid match (skipped, as the references do).
 fn evaluate_query(
+    query_index: usize,
+    row: &[f32],
+    q_pid: i64,
+    q_cam: i64,
+    gallery: &Labels,
+    protocol: &Protocol,
+    max_rank: usize,
+) -> Option<QueryResult> {
+    if protocol.single_gallery_shot.is_some() {
+        evaluate_query_sorted(query_index, row, q_pid, q_cam, gallery, protocol, max_rank)
+    } else {
+        evaluate_query_counted(row, q_pid, q_cam, gallery, protocol, max_rank)
+    }
+}
+
+/// The same numbers as [`evaluate_query_sorted`] without sorting the gallery: only the rank of
+/// each true match among the kept samples matters, and that is a count of the kept samples
+/// ordered before it, `(distance, index)` being the order. O(gallery x log(matches)).
+fn evaluate_query_counted(
+    row: &[f32],
+    q_pid: i64,
+    q_cam: i64,
+    gallery: &Labels,
+    protocol: &Protocol,
+    max_rank: usize,
+) -> Option<QueryResult> {
+    let junk = |g: usize| {
+        let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
+        (pid == q_pid && cam == q_cam) || protocol.junk_pid == Some(pid)
+    };
+    let key = |g: usize| (row[g], g);
+    let before = |a: (f32, usize), b: (f32, usize)| a.0 < b.0 || (a.0 == b.0 && a.1 < b.1);
+    let mut matches: Vec<usize> = (0..row.len())
+        .filter(|&g| gallery.pids[g] == q_pid && !junk(g))
+        .collect();
+    if matches.is_empty() {
+        return None;
+    }
+    matches.sort_by(|&a, &b| row[a].total_cmp(&row[b]).then(a.cmp(&b)));
+    let last = key(matches[matches.len() - 1]);
+    // ahead[p]: kept non-matches ordered after match p - 1 and before match p.
+    let mut ahead = vec![0usize; matches.len()];
+    for g in 0..row.len() {
+        if gallery.pids[g] == q_pid || junk(g) || !before(key(g), last) {
+            continue;
+        }
+        let p = matches.partition_point(|&m| before(key(m), key(g)));
+        ahead[p] += 1;
+    }
+    let (mut rank, mut precision_sum, mut first_rank) = (0usize, 0f64, 0usize);
+    for (i, n) in ahead.iter().enumerate() {
+        rank += n + 1; // 1-based rank of match i among the kept samples
+        precision_sum += (i + 1) as f64 / rank as f64;
+        if i == 0 {
+            first_rank = rank;
+        }
+    }
+    let cmc = (1..=max_rank)
+        .map(|k| if first_rank <= k { 1.0 } else { 0.0 })
+        .collect();
+    Some(QueryResult {
+        cmc,
+        ap: precision_sum / matches.len() as f64,
+        inp: matches.len() as f64 / rank as f64,
+    })
+}
+
+/// The references' way: sort the gallery by distance (stable, so ties keep gallery order),
+/// drop junk, walk the ranked list. Needed for single-gallery-shot draws.
+fn evaluate_query_sorted(
     query_index: usize,
     row: &[f32],
     q_pid: i64,
@@ -260,21 +334,22 @@ pub fn evaluate(
         return Err(EvalError::ZeroMaxRank);
     }
     let max_rank = protocol.max_rank.min(ng);
-    let results: Vec<QueryResult> = distances
-        .chunks(ng)
-        .enumerate()
-        .filter_map(|(q, row)| {
-            evaluate_query(
+    let mut per_query: Vec<Option<QueryResult>> = vec![None; nq];
+    for_each_chunk_mut(&mut per_query, 64, |block, out| {
+        for (r, result) in out.iter_mut().enumerate() {
+            let q = block * 64 + r;
+            *result = evaluate_query(
                 q,
-                row,
+                &distances[q * ng..(q + 1) * ng],
                 query.pids[q],
                 query.camids[q],
                 &gallery,
                 protocol,
                 max_rank,
-            )
-        })
-        .collect();
+            );
+        }
+    });
+    let results: Vec<QueryResult> = per_query.into_iter().flatten().collect();
     let valid = results.len();
     if valid == 0 {
         return Err(EvalError::NoValidQuery(nq));
@@ -353,6 +428,40 @@ mod tests {
                 single_gallery_shot: None,
             },
         )
+    }
+
+    #[test]
+    fn counting_ranks_equals_sorting_the_gallery_even_with_ties() {
+        for seed in 0..200 {
+            let mut c = random_case(seed);
+            // Few distinct distances: most samples tie with others.
+            c.d.iter_mut().for_each(|d| *d = (*d * 4.0).floor());
+            let ng = c.gp.len();
+            let gallery = Labels {
+                pids: &c.gp,
+                camids: &c.gc,
+            };
+            for junk_pid in [None, Some(0)] {
+                let protocol = Protocol {
+                    max_rank: 7,
+                    junk_pid,
+                    single_gallery_shot: None,
+                };
+                for q in 0..c.qp.len() {
+                    let row = &c.d[q * ng..(q + 1) * ng];
+                    let (pid, cam) = (c.qp[q], c.qc[q]);
+                    let fast = evaluate_query_counted(row, pid, cam, &gallery, &protocol, 7);
+                    let slow = evaluate_query_sorted(q, row, pid, cam, &gallery, &protocol, 7);
+                    match (fast, slow) {
+                        (Some(a), Some(b)) => {
+                            assert_eq!(a.cmc, b.cmc, "seed {seed} query {q}");
+                            assert!((a.ap - b.ap).abs() < 1e-12 && (a.inp - b.inp).abs() < 1e-12);
+                        }
+                        (a, b) => assert_eq!(a.is_none(), b.is_none(), "seed {seed} query {q}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@
 
 use crate::distance::{dot, Metric};
 use crate::features::{FeatureError, FeatureMatrix};
+use crate::gemm::inner_products;
+use crate::parallel::for_each_chunk_mut;
 
 /// Re-ranking parameters; the paper's are the default.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,7 +55,12 @@ struct Rows<'a> {
 impl Rows<'_> {
     /// The squared distance between samples `i` and `j` (before normalisation).
     fn squared(&self, i: usize, j: usize) -> f32 {
-        let ip = dot(self.all.row(i), self.all.row(j));
+        self.squared_from_inner(i, j, dot(self.all.row(i), self.all.row(j)))
+    }
+
+    /// The same from the inner product `ip` of the two samples.
+    #[inline]
+    fn squared_from_inner(&self, i: usize, j: usize, ip: f32) -> f32 {
         let d = match self.metric {
             Metric::Cosine => 1.0 - ip,
             Metric::SquaredEuclidean => self.norms[i] + self.norms[j] - 2.0 * ip,
@@ -70,44 +77,37 @@ fn normalise(row: &mut [f32]) -> f32 {
     divisor
 }
 
-/// Indices of the `k` smallest values, nearest first (ties: lower index first).
+/// Indices of the `k` smallest values, nearest first (ties: lower index first): one pass that
+/// only looks twice at values below the current k-th smallest.
 fn nearest(row: &[f32], k: usize) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..row.len() as u32).collect();
     let k = k.min(row.len());
-    let cmp = |a: &u32, b: &u32| row[*a as usize].total_cmp(&row[*b as usize]).then(a.cmp(b));
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k, cmp);
-        idx.truncate(k);
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return Vec::new();
     }
-    idx.sort_by(cmp);
-    idx
-}
-
-/// A contiguous block of samples whose neighbours one thread finds.
-struct RowsJob<'a> {
-    start: usize,
-    ranks: &'a mut [Vec<u32>],
-    maxes: &'a mut [f32],
-}
-
-fn threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    return std::thread::available_parallelism().map_or(1, |n| n.get());
-    #[cfg(target_arch = "wasm32")]
-    return 1;
-}
-
-/// Runs `f` on each job, on a thread each natively, in turn in the browser.
-fn run_jobs<J: Send>(jobs: &mut [J], f: impl Fn(&mut J) + Sync) {
-    #[cfg(not(target_arch = "wasm32"))]
-    std::thread::scope(|s| {
-        for job in jobs.iter_mut() {
-            let f = &f;
-            s.spawn(move || f(job));
+    let mut ceiling = f32::INFINITY;
+    for (j, &v) in row.iter().enumerate() {
+        if best.len() == k && v >= ceiling {
+            continue;
         }
-    });
-    #[cfg(target_arch = "wasm32")]
-    jobs.iter_mut().for_each(f);
+        let at = best.partition_point(|&(w, _)| w <= v);
+        best.insert(at, (v, j as u32));
+        best.truncate(k);
+        if best.len() == k {
+            ceiling = best[k - 1].0;
+        }
+    }
+    best.into_iter().map(|(_, j)| j).collect()
+}
+
+/// Rows of the pairwise distance matrix per block (one matrix product each).
+const ROW_BLOCK: usize = 32;
+
+/// One sample's nearest neighbours and the maximum of its distance row.
+#[derive(Clone, Default)]
+struct Neighbours {
+    ranks: Vec<u32>,
+    max: f32,
 }
 
 fn reciprocal(ranks: &[Vec<u32>], i: usize, k: usize) -> Vec<u32> {
@@ -149,43 +149,34 @@ pub fn k_reciprocal_rerank(
     let half = ((k1 as f64) / 2.0).round_ties_even() as usize;
     let keep = (k1 + 1).max(params.k2);
 
-    // 1. Nearest neighbours of every sample, and the normalised query rows (the output's base),
-    //    on all cores natively.
-    let per_row = |i: usize, row: &mut Vec<f32>| {
-        row.clear();
-        row.extend((0..n).map(|j| rows.squared(i, j)));
-        let max = normalise(row);
-        (nearest(row, keep), max)
-    };
-    let mut ranks = vec![Vec::new(); n];
-    let mut row_max = vec![0f32; n];
+    // 1. Nearest neighbours of every sample, and the normalised query rows (the output's
+    //    base): blocks of rows against all samples with one matrix product, on all cores.
+    let mut found = vec![Neighbours::default(); n];
     let mut query_rows = vec![0f32; nq * n];
     {
-        let chunk = n.div_ceil(threads()).max(1);
-        let mut jobs: Vec<RowsJob> = ranks
-            .chunks_mut(chunk)
-            .zip(row_max.chunks_mut(chunk))
-            .enumerate()
-            .map(|(c, (ranks, maxes))| RowsJob {
-                start: c * chunk,
-                ranks,
-                maxes,
-            })
-            .collect();
         let query_out = std::sync::Mutex::new(&mut query_rows);
-        run_jobs(&mut jobs, |job| {
-            let mut row = Vec::with_capacity(n);
-            for (offset, (rank, max)) in job.ranks.iter_mut().zip(job.maxes.iter_mut()).enumerate()
-            {
-                let i = job.start + offset;
-                (*rank, *max) = per_row(i, &mut row);
+        let dim = all.dim();
+        for_each_chunk_mut(&mut found, ROW_BLOCK, |block, out| {
+            let first = block * ROW_BLOCK;
+            let a = &all.as_slice()[first * dim..(first + out.len()) * dim];
+            let mut d = vec![0f32; out.len() * n];
+            inner_products(a, all.as_slice(), dim, &mut d);
+            for (r, (row, found)) in d.chunks_mut(n).zip(out.iter_mut()).enumerate() {
+                let i = first + r;
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = rows.squared_from_inner(i, j, *v);
+                }
+                found.max = normalise(row);
+                found.ranks = nearest(row, keep);
                 if i < nq {
-                    let mut out = query_out.lock().expect("no thread panics holding it");
-                    out[i * n..(i + 1) * n].copy_from_slice(&row);
+                    let mut q = query_out.lock().unwrap_or_else(|e| e.into_inner());
+                    q[i * n..(i + 1) * n].copy_from_slice(row);
                 }
             }
         });
     }
+    let (ranks, row_max): (Vec<Vec<u32>>, Vec<f32>) =
+        found.into_iter().map(|f| (f.ranks, f.max)).unzip();
 
     // 2-3. Sparse k-reciprocal weights.
     let mut v: Vec<Sparse> = Vec::with_capacity(n);
