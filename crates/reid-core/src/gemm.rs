@@ -11,7 +11,10 @@ pub(crate) fn inner_products(a: &[f32], b: &[f32], dim: usize, out: &mut [f32]) 
         out.fill(0.0);
         return;
     }
-    assert!(a.len() % dim == 0 && b.len() % dim == 0, "ragged matrix");
+    assert!(
+        a.len().is_multiple_of(dim) && b.len().is_multiple_of(dim),
+        "ragged matrix"
+    );
     let (m, n) = (a.len() / dim, b.len() / dim);
     assert_eq!(out.len(), m * n, "output of the wrong size");
     if m == 0 || n == 0 {
