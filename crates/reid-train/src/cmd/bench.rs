@@ -3,9 +3,13 @@
 //!
 //! - `embed`: embedding throughput of the model on the CPU backend (random 256x128 crops);
 //! - `search DIR`: exact top-k by inner product of `DIR/query.npy` against `DIR/gallery.npy`;
-//! - `rerank DIR`: k-reciprocal re-ranking of `DIR/rerank_query.npy` and `DIR/rerank_gallery.npy`;
-//! - `eval DIR`: the Market-1501 protocol on `DIR/eval_distmat.npy` with labels from
-//!   `DIR/eval_query_labels.npy` and `DIR/eval_gallery_labels.npy` (rows of pid, camid).
+//! - `rerank DIR`: k-reciprocal re-ranking (squared Euclidean) of `DIR/query.npy` and
+//!   `DIR/gallery.npy`;
+//! - `eval DIR`: the Market-1501 protocol on `DIR/distmat.npy` with labels from
+//!   `DIR/query_labels.npy` and `DIR/gallery_labels.npy` (rows of pid, camid).
+//!
+//! Each line ends with the process's peak resident memory (loaded data included), so that a
+//! run per task compares memory with the peers' too.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -132,45 +136,44 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let checksum: f64 = hits.iter().flatten().map(|h| f64::from(h.score)).sum();
     println!(
-        "reid search (exact inner product, all cores): top-{} of {} queries over {} x {} in {:.3} s (score sum {checksum:.3})",
+        "reid search (exact inner product, all cores): top-{} of {} queries over {} x {} in {:.3} s (score sum {checksum:.3}; {})",
         args.k,
         q.rows(),
         g.rows(),
         g.dim(),
-        seconds
+        seconds,
+        peak_memory()
     );
     Ok(())
 }
 
 fn rerank(args: DataArgs) -> anyhow::Result<()> {
-    let q = npy(&args.data, "rerank_query.npy")?;
-    let g = npy(&args.data, "rerank_gallery.npy")?;
+    let q = npy(&args.data, "query.npy")?;
+    let g = npy(&args.data, "gallery.npy")?;
     let start = Instant::now();
     let d = k_reciprocal_rerank(&q, &g, Metric::SquaredEuclidean, RerankParams::default())?;
     let seconds = start.elapsed().as_secs_f64();
     println!(
-        "reid rerank (k-reciprocal, sparse): {} x {} at {}-d in {:.2} s (distance sum {:.3})",
+        "reid rerank (k-reciprocal, sparse): {} x {} at {}-d in {:.2} s (distance sum {:.3}; {})",
         q.rows(),
         g.rows(),
         q.dim(),
         seconds,
-        d.iter().map(|v| f64::from(*v)).sum::<f64>()
+        d.iter().map(|v| f64::from(*v)).sum::<f64>(),
+        peak_memory()
     );
     Ok(())
 }
 
 fn eval(args: DataArgs) -> anyhow::Result<()> {
-    let d = npy(&args.data, "eval_distmat.npy")?;
+    let d = npy(&args.data, "distmat.npy")?;
     let labels = |name: &str| -> anyhow::Result<(Vec<i64>, Vec<i64>)> {
         let m = npy(&args.data, name)?;
         Ok((0..m.rows())
             .map(|i| (m.row(i)[0] as i64, m.row(i)[1] as i64))
             .unzip())
     };
-    let ((qp, qc), (gp, gc)) = (
-        labels("eval_query_labels.npy")?,
-        labels("eval_gallery_labels.npy")?,
-    );
+    let ((qp, qc), (gp, gc)) = (labels("query_labels.npy")?, labels("gallery_labels.npy")?);
     let start = Instant::now();
     let m = evaluate(
         d.as_slice(),
@@ -190,11 +193,25 @@ fn eval(args: DataArgs) -> anyhow::Result<()> {
     )?;
     let seconds = start.elapsed().as_secs_f64();
     println!(
-        "reid eval (Market-1501 protocol): {} x {} in {:.3} s (mAP {:.6})",
+        "reid eval (Market-1501 protocol): {} x {} in {:.3} s (mAP {:.6}; {})",
         qp.len(),
         gp.len(),
         seconds,
-        m.map
+        m.map,
+        peak_memory()
     );
     Ok(())
+}
+
+/// "peak memory X GB" from the kernel's high-water mark of this process (Linux), or a note
+/// that it is unknown elsewhere.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("peak memory {:.2} GB", kb / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "peak memory unknown".into())
 }
