@@ -1,13 +1,15 @@
 //! `reid-pipeline` owns the end-to-end job that the browser's worker and the native `reid`
 //! command both run: pick a compute backend, load a model file, turn image bytes into
-//! L2-normalised embeddings in bounded batches, and report per-image failures without losing
-//! the other images.
+//! L2-normalised embeddings in bounded batches, report per-image failures without losing
+//! the other images, and rank a gallery on the device ([`GallerySearch`]).
 //!
 //! The caller chooses the backend ([`Backend`]); everything here is async so the browser can read
 //! results back from the GPU without blocking (natively, `pollster::block_on` drives it).
 
 pub mod backend;
 pub mod embedder;
+pub mod search;
 
 pub use backend::{device, Backend, BackendError};
 pub use embedder::{EmbedError, Embedder};
+pub use search::{GallerySearch, SearchError};
