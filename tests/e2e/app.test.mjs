@@ -1,6 +1,7 @@
 // End-to-end tests of the built app (served by `cargo xtask test` at REID_BASE_URL) in Debian's
 // headless Chromium: each backend forced in turn, fixture images uploaded, the page's
-// similarity matrix and saved embeddings compared with the native `reid embed`, bad inputs
+// similarity matrix and saved embeddings compared with the native `reid embed`, a search ranked
+// on the worker's backend checked against the matrix, bad inputs
 // refused in plain words while the other images stay, and no request leaving the origin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -137,6 +138,31 @@ for (const backend of ['webgpu', 'cpu']) {
       console.log(`  ${backend}: browser vs native: min cosine ${worstCos.toFixed(7)}, max matrix diff ${worstCell.toExponential(2)}`);
       assert.ok(worstCos >= 0.9999, `cosine ${worstCos} < 0.9999`);
       assert.ok(worstCell <= 2e-4, `matrix differs by ${worstCell}`);
+
+      // Search: the worker ranks every embedded image against the chosen one on this backend
+      // (matrix product and top-k on the device); the order and scores equal the similarity
+      // matrix's row, which the page computes on the CPU with reid-core.
+      const queryRow = 2;
+      await page.click(`.item[data-name="${names[queryRow]}"] button.search`);
+      await page.waitForSelector(`#ranked-by[data-backend="${backend === 'cpu' ? 'CPU' : 'WebGPU'}"]`, { timeout: 120000 });
+      const ranked = await page.$$eval('#ranked li', (lis) =>
+        lis.map((li) => [li.dataset.name, Number(li.dataset.score)]),
+      );
+      assert.equal(ranked.length, names.length);
+      assert.equal(ranked[0][0], names[queryRow], 'an image is its own best match');
+      const want = names
+        .map((n, j) => [n, matrix[queryRow][j]])
+        .sort((a, b) => b[1] - a[1]);
+      let worstScore = 0;
+      ranked.forEach(([name, score], r) => {
+        worstScore = Math.max(worstScore, Math.abs(score - want[r][1]));
+        // Equal order, unless two scores are too close for f32 arithmetic to tell apart.
+        if (name !== want[r][0]) {
+          assert.ok(Math.abs(want[r][1] - matrix[queryRow][names.indexOf(name)]) < 1e-5, `rank ${r}: ${name}`);
+        }
+      });
+      console.log(`  ${backend}: search ranked ${ranked.length} images; max score diff vs the matrix ${worstScore.toExponential(2)}`);
+      assert.ok(worstScore <= 1e-5, `scores differ by ${worstScore}`);
 
       fs.mkdirSync(OUT, { recursive: true });
       await page.screenshot({ path: path.join(OUT, `app-${backend}.png`), fullPage: true });

@@ -118,13 +118,15 @@ pub enum EvalError {
     NoValidQuery(usize),
 }
 
-/// Per-query outcome: `None` when the query has no true match left.
-#[derive(Clone)]
-struct QueryResult {
-    /// Clipped cumulative matches for ranks 1..=max_rank.
-    cmc: Vec<f64>,
-    ap: f64,
-    inp: f64,
+/// One query's metrics (a query without a true match has none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryMetrics {
+    /// Clipped cumulative matches for ranks 1..=max_rank (1 from the first true match on).
+    pub cmc: Vec<f64>,
+    /// Average precision.
+    pub ap: f64,
+    /// Inverse negative penalty: true matches / rank of the last one.
+    pub inp: f64,
 }
 
 /// SplitMix64: a tiny, well-mixed generator for the single-gallery-shot draws.
@@ -182,7 +184,7 @@ fn evaluate_query(
     gallery: &Labels,
     protocol: &Protocol,
     max_rank: usize,
-) -> Option<QueryResult> {
+) -> Option<QueryMetrics> {
     if protocol.single_gallery_shot.is_some() {
         evaluate_query_sorted(query_index, row, q_pid, q_cam, gallery, protocol, max_rank)
     } else {
@@ -200,7 +202,7 @@ fn evaluate_query_counted(
     gallery: &Labels,
     protocol: &Protocol,
     max_rank: usize,
-) -> Option<QueryResult> {
+) -> Option<QueryMetrics> {
     let junk = |g: usize| {
         let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
         (pid == q_pid && cam == q_cam) || protocol.junk_pid == Some(pid)
@@ -235,7 +237,7 @@ fn evaluate_query_counted(
     let cmc = (1..=max_rank)
         .map(|k| if first_rank <= k { 1.0 } else { 0.0 })
         .collect();
-    Some(QueryResult {
+    Some(QueryMetrics {
         cmc,
         ap: precision_sum / matches.len() as f64,
         inp: matches.len() as f64 / rank as f64,
@@ -252,7 +254,7 @@ fn evaluate_query_sorted(
     gallery: &Labels,
     protocol: &Protocol,
     max_rank: usize,
-) -> Option<QueryResult> {
+) -> Option<QueryMetrics> {
     let mut order: Vec<usize> = (0..row.len()).collect();
     // Stable: equal distances keep gallery order.
     order.sort_by(|&a, &b| row[a].total_cmp(&row[b]));
@@ -286,20 +288,20 @@ fn evaluate_query_sorted(
     if let Some(shot) = protocol.single_gallery_shot {
         cmc = single_shot_cmc(&kept_pids, q_pid, max_rank, shot, query_index);
     }
-    Some(QueryResult {
+    Some(QueryMetrics {
         cmc,
         ap: precision_sum / found as f64,
         inp: found as f64 / last_match_rank as f64,
     })
 }
 
-/// Evaluates a `queries x gallery` distance matrix (row-major, smaller is closer).
-pub fn evaluate(
+/// Each query's metrics, in query order (`None`: no true match, skipped by [`evaluate`]).
+pub fn evaluate_queries(
     distances: &[f32],
     query: Labels,
     gallery: Labels,
     protocol: &Protocol,
-) -> Result<RankMetrics, EvalError> {
+) -> Result<Vec<Option<QueryMetrics>>, EvalError> {
     let (nq, ng) = (query.pids.len(), gallery.pids.len());
     if nq == 0 {
         return Err(EvalError::EmptyQuery);
@@ -334,7 +336,7 @@ pub fn evaluate(
         return Err(EvalError::ZeroMaxRank);
     }
     let max_rank = protocol.max_rank.min(ng);
-    let mut per_query: Vec<Option<QueryResult>> = vec![None; nq];
+    let mut per_query: Vec<Option<QueryMetrics>> = vec![None; nq];
     for_each_chunk_mut(&mut per_query, 64, |block, out| {
         for (r, result) in out.iter_mut().enumerate() {
             let q = block * 64 + r;
@@ -349,7 +351,45 @@ pub fn evaluate(
             );
         }
     });
-    let results: Vec<QueryResult> = per_query.into_iter().flatten().collect();
+    Ok(per_query)
+}
+
+/// The gallery as the protocol ranks it for one query: gallery indices by increasing distance
+/// (ties: gallery order) with the query's junk removed, the first `k` of them.
+pub fn ranked_gallery(
+    row: &[f32],
+    q_pid: i64,
+    q_cam: i64,
+    gallery: Labels,
+    junk_pid: Option<i64>,
+    k: usize,
+) -> Vec<usize> {
+    let mut kept: Vec<usize> = (0..row.len().min(gallery.pids.len()))
+        .filter(|&g| {
+            let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
+            !((pid == q_pid && cam == q_cam) || junk_pid == Some(pid))
+        })
+        .collect();
+    let cmp = |a: &usize, b: &usize| row[*a].total_cmp(&row[*b]).then(a.cmp(b));
+    if k < kept.len() {
+        kept.select_nth_unstable_by(k, cmp);
+        kept.truncate(k);
+    }
+    kept.sort_by(cmp);
+    kept
+}
+
+/// Evaluates a `queries x gallery` distance matrix (row-major, smaller is closer).
+pub fn evaluate(
+    distances: &[f32],
+    query: Labels,
+    gallery: Labels,
+    protocol: &Protocol,
+) -> Result<RankMetrics, EvalError> {
+    let nq = query.pids.len();
+    let per_query = evaluate_queries(distances, query, gallery, protocol)?;
+    let max_rank = protocol.max_rank.min(gallery.pids.len());
+    let results: Vec<QueryMetrics> = per_query.into_iter().flatten().collect();
     let valid = results.len();
     if valid == 0 {
         return Err(EvalError::NoValidQuery(nq));
@@ -462,6 +502,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ranked_gallery_drops_junk_and_orders_ties_by_index() {
+        let row = [0.5, 0.1, 0.5, 0.0, 0.2, 0.5];
+        let (pids, cams) = ([1, 2, 3, 1, -1, 4], [1, 1, 1, 2, 1, 1]);
+        let gallery = Labels {
+            pids: &pids,
+            camids: &cams,
+        };
+        // Query: identity 1, camera 2 -> sample 3 is junk (same identity, same camera); 4 is -1.
+        assert_eq!(
+            ranked_gallery(&row, 1, 2, gallery, Some(-1), 10),
+            vec![1, 0, 2, 5]
+        );
+        assert_eq!(ranked_gallery(&row, 1, 2, gallery, Some(-1), 2), vec![1, 0]);
+        assert_eq!(ranked_gallery(&row, 1, 1, gallery, None, 3), vec![3, 1, 4]);
     }
 
     #[test]

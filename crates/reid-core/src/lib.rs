@@ -24,7 +24,10 @@ pub use distance::{
     cosine_similarity, cosine_similarity_matrix, distance_matrix, top_k_inner_product, Hit, Metric,
 };
 pub use embedding::{Embedding, EmbeddingError};
-pub use eval::{evaluate, EvalError, Labels, Protocol, RankMetrics, SingleGalleryShot};
+pub use eval::{
+    evaluate, evaluate_queries, ranked_gallery, EvalError, Labels, Protocol, QueryMetrics,
+    RankMetrics, SingleGalleryShot,
+};
 pub use features::{FeatureError, FeatureMatrix};
 pub use query_expansion::{query_expansion, QueryExpansion};
 pub use rerank::{k_reciprocal_rerank, RerankParams};

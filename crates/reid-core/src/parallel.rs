@@ -4,12 +4,10 @@
 #[cfg(not(target_arch = "wasm32"))]
 use std::sync::Mutex;
 
-/// Worker threads to use: every core natively, one in the browser.
-pub(crate) fn threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    return std::thread::available_parallelism().map_or(1, |n| n.get());
-    #[cfg(target_arch = "wasm32")]
-    return 1;
+/// Worker threads to use natively: every core (the browser runs everything in turn).
+#[cfg(not(target_arch = "wasm32"))]
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Calls `f(chunk_index, chunk)` on each `chunk_len`-long chunk of `data`; threads take the next

@@ -52,6 +52,11 @@ impl Embedder {
         &self.config
     }
 
+    /// The device the network runs on (a gallery searched next to it lives there too).
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Width of the embeddings this model produces.
     pub fn embedding_dim(&self) -> usize {
         self.net.embedding_dim()

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod report;
 
 /// Person re-identification toolbox (runs on the CPU).
 #[derive(Parser, Debug)]

@@ -286,9 +286,108 @@ fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     // CUHK03 has no junk label: the junk copy of the query image now counts, and ranks first.
     assert_eq!(single_shot["cmc"][0], 0.0, "{single_shot}");
     assert_eq!(single_shot["cmc"][1], 1.0, "{single_shot}");
+    // Pictures: the CMC curve and the worst queries' ranked lists, drawn from the images.
+    let (cmc, worst) = (dir.path().join("cmc.png"), dir.path().join("out/worst.png"));
+    let out = reid(
+        &[
+            "eval",
+            "--features",
+            saved.to_str().unwrap(),
+            "--images",
+            root.to_str().unwrap(),
+            "--cmc-plot",
+            cmc.to_str().unwrap(),
+            "--visualize",
+            "1",
+            "--visualize-out",
+            worst.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let cmc = image::open(&cmc).unwrap().to_rgb8();
+    assert_eq!(cmc.dimensions(), (720, 480));
+    let worst = image::open(&worst).unwrap().to_rgb8();
+    // One row: the query and its 4 kept results (the same-camera copy and junk are dropped).
+    assert_eq!(worst.dimensions(), (10 + 5 * 74 + 10, 10 + 174 + 10));
+    let green = worst.pixels().filter(|p| p.0 == [46, 125, 50]).count();
+    let red = worst.pixels().filter(|p| p.0 == [198, 40, 40]).count();
+    assert!(green > 300 && red > 3 * 300, "green {green}, red {red}");
+    let out = reid(
+        &[
+            "eval",
+            "--features",
+            saved.to_str().unwrap(),
+            "--visualize",
+            "3",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--visualize needs the pictures"),
+        "{}",
+        text(&out)
+    );
     // Damaged saved features are a clear error.
     std::fs::write(saved.join("gallery.txt"), "0001_c2s1_000002_01.jpg\n").unwrap();
     let out = reid(&["eval", "--features", saved.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("lists 1 names but"), "{}", text(&out));
+}
+
+#[test]
+fn eval_with_tracklets_averages_each_tracklets_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("features");
+    std::fs::create_dir_all(&saved).unwrap();
+    let write = |side: &str, rows: &[(&str, [f32; 2])]| {
+        let data: Vec<f32> = rows.iter().flat_map(|(_, v)| *v).collect();
+        let m = reid_core::FeatureMatrix::new(data, 2).unwrap();
+        std::fs::write(saved.join(format!("{side}.npy")), m.to_npy()).unwrap();
+        let names: Vec<&str> = rows.iter().map(|(n, _)| *n).collect();
+        std::fs::write(saved.join(format!("{side}.txt")), names.join("\n")).unwrap();
+    };
+    write(
+        "query",
+        &[
+            ("0001C1T0001F001.jpg", [1.0, 0.0]),
+            ("0001C1T0001F002.jpg", [1.0, 0.0]),
+        ],
+    );
+    // Frame by frame, person 2 (cosine 0.89) beats person 1 (0.71); their tracklet means are
+    // 0.89 and 1.0, so only pooling ranks person 1 first. The same-camera tracklet is junk.
+    write(
+        "gallery",
+        &[
+            ("0002C2T0001F001.jpg", [1.0, 0.5]),
+            ("0001C2T0003F001.jpg", [1.0, 1.0]),
+            ("0002C2T0001F002.jpg", [1.0, 0.5]),
+            ("0001C2T0003F002.jpg", [1.0, -1.0]),
+            ("0001C1T0002F001.jpg", [0.0, 1.0]),
+        ],
+    );
+    let out = reid(
+        &[
+            "eval",
+            "--features",
+            saved.to_str().unwrap(),
+            "--tracklets",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["valid_queries"], 1, "{m}");
+    assert_eq!(m["cmc"][0], 1.0, "{m}");
+    assert_eq!(m["map"], 1.0, "{m}");
+    // A frame name outside the MARS convention is a clear error.
+    std::fs::write(saved.join("query.txt"), "0001_c1s1_000001_01.jpg\nx.jpg\n").unwrap();
+    let out = reid(
+        &["eval", "--features", saved.to_str().unwrap(), "--tracklets"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("MARS"), "{}", text(&out));
 }

@@ -18,6 +18,22 @@ pub enum ToWorker {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// Rank the gallery (`gallery_ids[r]` names row `r` of the row-major `gallery`) by
+    /// similarity to `query`, on the worker's backend; answered by `Ranked` or `SearchFailed`.
+    Search {
+        query_id: u32,
+        query: Vec<f32>,
+        gallery_ids: Vec<u32>,
+        gallery: Vec<f32>,
+        k: usize,
+    },
+}
+
+/// One ranked gallery entry.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankedHit {
+    pub id: u32,
+    pub score: f32,
 }
 
 /// What the worker found out about WebGPU on this device.
@@ -60,9 +76,25 @@ pub enum FromWorker {
         ms: f64,
     },
     /// One image could not be embedded; the others are unaffected.
-    Failed { id: u32, message: String },
+    Failed {
+        id: u32,
+        message: String,
+    },
+    /// The gallery ranked for `query_id`, best first, and how long the search took.
+    Ranked {
+        query_id: u32,
+        hits: Vec<RankedHit>,
+        backend: Backend,
+        ms: f64,
+    },
+    SearchFailed {
+        query_id: u32,
+        message: String,
+    },
     /// The worker cannot go on (model unusable, backend lost).
-    Fatal { message: String },
+    Fatal {
+        message: String,
+    },
 }
 
 /// Picks the backend from the user's request and what the WebGPU probe found, and says why.

@@ -6,14 +6,16 @@
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
-use reid_pipeline::{device, Backend, Embedder};
+use reid_core::FeatureMatrix;
+use reid_pipeline::{device, Backend, Embedder, GallerySearch};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
-    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, ReadyInfo, ToWorker,
+    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, RankedHit, ReadyInfo,
+    ToWorker,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -70,6 +72,7 @@ pub fn start() {
 
 async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
     let mut embedder: Option<Embedder> = None;
+    let mut backend = Backend::Cpu;
     let mut deferred: Option<ToWorker> = None;
     loop {
         let message = match deferred.take() {
@@ -86,10 +89,35 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             } => match start_backend(requested, &model_url).await {
                 Ok((loaded, ready)) => {
                     embedder = Some(loaded);
+                    if let FromWorker::Ready(info) = &ready {
+                        backend = info.backend;
+                    }
                     post(&ready);
                 }
                 Err(message) => post(&FromWorker::Fatal { message }),
             },
+            ToWorker::Search {
+                query_id,
+                query,
+                gallery_ids,
+                gallery,
+                k,
+            } => {
+                let start = now_ms();
+                let result = match &embedder {
+                    Some(e) => search(e, query, &gallery_ids, gallery, k).await,
+                    None => Err("the model is not loaded".into()),
+                };
+                post(&match result {
+                    Ok(hits) => FromWorker::Ranked {
+                        query_id,
+                        hits,
+                        backend,
+                        ms: now_ms() - start,
+                    },
+                    Err(message) => FromWorker::SearchFailed { query_id, message },
+                });
+            }
             ToWorker::Embed { id, bytes } => {
                 // Take what else is already queued, up to a batch.
                 let mut batch = vec![(id, bytes)];
@@ -132,6 +160,42 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             }
         }
     }
+}
+
+/// Ranks the gallery for one query on the embedder's device (matrix product and top-k there).
+async fn search(
+    embedder: &Embedder,
+    query: Vec<f32>,
+    gallery_ids: &[u32],
+    gallery: Vec<f32>,
+    k: usize,
+) -> Result<Vec<RankedHit>, String> {
+    let dim = query.len();
+    let query = FeatureMatrix::new(query, dim).map_err(|e| format!("query: {e}"))?;
+    let gallery = FeatureMatrix::new(gallery, dim).map_err(|e| format!("gallery: {e}"))?;
+    if gallery.rows() != gallery_ids.len() {
+        return Err(format!(
+            "{} gallery ids for {} gallery rows",
+            gallery_ids.len(),
+            gallery.rows()
+        ));
+    }
+    let index = GallerySearch::new(&gallery.l2_normalized(), embedder.device())
+        .map_err(|e| e.to_string())?;
+    let hits = index
+        .top_k(&query.l2_normalized(), k)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(hits
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| RankedHit {
+            id: gallery_ids[h.index],
+            score: h.score,
+        })
+        .collect())
 }
 
 async fn start_backend(

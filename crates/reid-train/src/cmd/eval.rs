@@ -5,6 +5,15 @@
 //! Saved features are a folder of four files, the format `--save-features` writes:
 //! `query.npy` and `gallery.npy` (float32 matrices, one row per image, NumPy's `.npy`), and
 //! `query.txt` and `gallery.txt` (the Market-1501 file name of each row, one per line).
+//!
+//! With `--tracklets` the rows are video frames named in MARS's convention
+//! (`0001C1T0001F001.jpg`): the frames of each tracklet (identity, camera, tracklet number)
+//! are averaged into one feature and the tracklets are evaluated with the same protocol (video
+//! ReID, as on MARS).
+//!
+//! `--cmc-plot FILE` draws the CMC curve; `--visualize N` draws the ranked lists of the N
+//! queries with the lowest AP (it needs the pictures: `--dataset`, or `--images ROOT` with
+//! `--features`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,10 +21,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use reid_core::naming::parse_market1501;
+use reid_core::naming::{parse_market1501, parse_mars};
 use reid_core::{
-    distance_matrix, evaluate, k_reciprocal_rerank, query_expansion, FeatureMatrix, Labels, Metric,
-    Protocol, QueryExpansion, RerankParams,
+    distance_matrix, evaluate, evaluate_queries, k_reciprocal_rerank, pool_tracklets,
+    query_expansion, ranked_gallery, FeatureMatrix, Labels, Metric, Protocol, QueryExpansion,
+    RerankParams,
 };
 use reid_data::market1501::{read_test_splits, LabelledImage};
 use reid_pipeline::{device, Backend, Embedder};
@@ -73,6 +83,24 @@ pub struct EvalArgs {
     /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
+    /// Write the CMC curve to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    cmc_plot: Option<PathBuf>,
+    /// Draw the ranked lists (top 10) of the N queries with the lowest AP.
+    #[arg(long, value_name = "N")]
+    visualize: Option<usize>,
+    /// Where --visualize writes its PNG.
+    #[arg(long, value_name = "FILE", default_value = "worst-queries.png")]
+    visualize_out: PathBuf,
+    /// With --features: rows are MARS-named video frames; average each tracklet's frames and
+    /// evaluate tracklets.
+    #[arg(long, conflicts_with = "dataset")]
+    tracklets: bool,
+    /// With --features: the dataset root holding the pictures named in query.txt and
+    /// gallery.txt, for --visualize (Market-1501: query/ and bounding_box_test/; MARS with
+    /// --tracklets: bbox_test/PPPP/).
+    #[arg(long, value_name = "ROOT")]
+    images: Option<PathBuf>,
 }
 
 /// One side (query or gallery): features and the Market-1501 labels of each row.
@@ -80,11 +108,25 @@ struct Side {
     features: FeatureMatrix,
     pids: Vec<i64>,
     camids: Vec<i64>,
+    /// The picture of each row, when known.
+    paths: Option<Vec<PathBuf>>,
+}
+
+impl Side {
+    fn labels(&self) -> Labels<'_> {
+        Labels {
+            pids: &self.pids,
+            camids: &self.camids,
+        }
+    }
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (query, gallery) = match (&args.features, &args.dataset) {
-        (Some(dir), _) => (load_side(dir, "query")?, load_side(dir, "gallery")?),
+        (Some(dir), _) => (
+            load_side(dir, "query", args.images.as_deref(), args.tracklets)?,
+            load_side(dir, "gallery", args.images.as_deref(), args.tracklets)?,
+        ),
         (None, Some(root)) => embed_dataset(root, &args)?,
         (None, None) => bail!("give --features DIR or --dataset DIR"),
     };
@@ -121,24 +163,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         distance_matrix(&query.features, &gallery.features, metric)?
     };
-    let m = evaluate(
-        &distances,
-        Labels {
-            pids: &query.pids,
-            camids: &query.camids,
-        },
-        Labels {
-            pids: &gallery.pids,
-            camids: &gallery.camids,
-        },
-        &Protocol {
-            max_rank: args.max_rank,
-            ..match args.protocol {
-                ProtocolArg::Market1501 => Protocol::market1501(),
-                ProtocolArg::Cuhk03 => Protocol::cuhk03(0),
-            }
-        },
-    )?;
+    let protocol = Protocol {
+        max_rank: args.max_rank,
+        ..match args.protocol {
+            ProtocolArg::Market1501 => Protocol::market1501(),
+            ProtocolArg::Cuhk03 => Protocol::cuhk03(0),
+        }
+    };
+    if args.visualize.is_some() && (query.paths.is_none() || gallery.paths.is_none()) {
+        bail!("--visualize needs the pictures: use --dataset, or --images ROOT with --features");
+    }
+    let m = evaluate(&distances, query.labels(), gallery.labels(), &protocol)?;
     if args.json {
         println!("{}", serde_json::to_string(&m)?);
     } else {
@@ -164,10 +199,127 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             100.0 * m.minp
         );
     }
+    if let Some(path) = &args.cmc_plot {
+        let title = format!(
+            "CMC, {:?} distance{}",
+            metric,
+            if args.rerank { ", re-ranked" } else { "" }
+        );
+        crate::report::save_png(&crate::report::cmc_plot(&m, &title), path)?;
+        eprintln!("wrote the CMC curve to {}", path.display());
+    }
+    if let Some(n) = args.visualize {
+        let rows = worst_queries(&distances, &query, &gallery, &protocol, n)?;
+        crate::report::save_png(&crate::report::ranked_lists(&rows), &args.visualize_out)?;
+        eprintln!(
+            "wrote the ranked lists of the {} worst queries to {}",
+            rows.len(),
+            args.visualize_out.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_side(dir: &Path, side: &str) -> anyhow::Result<Side> {
+/// One row per tracklet: the mean of its frames' features, labelled by its identity and camera,
+/// in order of first appearance; its picture is its first frame (MARS keeps the query and
+/// gallery frames in `bbox_test/PPPP/`).
+fn tracklet_side(
+    frames: &FeatureMatrix,
+    names: &[&str],
+    txt: &Path,
+    images: Option<&Path>,
+    side: &str,
+) -> anyhow::Result<Side> {
+    let mut index: std::collections::HashMap<(i64, u32, u32), usize> = Default::default();
+    let (mut labels, mut pids, mut camids, mut firsts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (line, name) in names.iter().enumerate() {
+        let name = name.trim();
+        let parsed =
+            parse_mars(name).with_context(|| format!("{} line {}", txt.display(), line + 1))?;
+        let next = index.len();
+        let t = *index
+            .entry((parsed.pid, parsed.camid, parsed.tracklet))
+            .or_insert_with(|| {
+                pids.push(parsed.pid);
+                camids.push(i64::from(parsed.camid));
+                firsts.push(name.to_string());
+                next
+            });
+        labels.push(t);
+    }
+    let features = pool_tracklets(frames, &labels, None)
+        .with_context(|| format!("cannot pool the {side} tracklets"))?;
+    let paths = images.map(|root| {
+        firsts
+            .iter()
+            .map(|n| {
+                root.join("bbox_test")
+                    .join(n.get(..4).unwrap_or_default())
+                    .join(n)
+            })
+            .collect()
+    });
+    Ok(Side {
+        features,
+        pids,
+        camids,
+        paths,
+    })
+}
+
+/// The `n` valid queries with the lowest AP (ties: query order) and their first 10 results.
+fn worst_queries(
+    distances: &[f32],
+    query: &Side,
+    gallery: &Side,
+    protocol: &Protocol,
+    n: usize,
+) -> anyhow::Result<Vec<crate::report::RankedRow>> {
+    let per_query = evaluate_queries(distances, query.labels(), gallery.labels(), protocol)?;
+    let mut valid: Vec<(usize, f64)> = per_query
+        .iter()
+        .enumerate()
+        .filter_map(|(q, m)| m.as_ref().map(|m| (q, m.ap)))
+        .collect();
+    valid.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let (qpaths, gpaths) = match (&query.paths, &gallery.paths) {
+        (Some(q), Some(g)) => (q, g),
+        _ => bail!("--visualize needs the pictures"),
+    };
+    let ng = gallery.pids.len();
+    Ok(valid
+        .into_iter()
+        .take(n)
+        .map(|(q, ap)| {
+            let row = &distances[q * ng..(q + 1) * ng];
+            let ranked = ranked_gallery(
+                row,
+                query.pids[q],
+                query.camids[q],
+                gallery.labels(),
+                protocol.junk_pid,
+                10,
+            );
+            let name = qpaths[q].file_name().unwrap_or_default().to_string_lossy();
+            crate::report::RankedRow {
+                query: qpaths[q].clone(),
+                caption: format!("{name}  AP {:.1}%", 100.0 * ap),
+                results: ranked
+                    .into_iter()
+                    .map(|g| (gpaths[g].clone(), gallery.pids[g] == query.pids[q], row[g]))
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+fn load_side(
+    dir: &Path,
+    side: &str,
+    images: Option<&Path>,
+    tracklets: bool,
+) -> anyhow::Result<Side> {
     let npy = dir.join(format!("{side}.npy"));
     let txt = dir.join(format!("{side}.txt"));
     let bytes = std::fs::read(&npy).with_context(|| format!("cannot read {}", npy.display()))?;
@@ -184,6 +336,9 @@ fn load_side(dir: &Path, side: &str) -> anyhow::Result<Side> {
             features.rows()
         );
     }
+    if tracklets {
+        return tracklet_side(&features, &names, &txt, images, side);
+    }
     let mut pids = Vec::with_capacity(names.len());
     let mut camids = Vec::with_capacity(names.len());
     for (line, name) in names.iter().enumerate() {
@@ -192,10 +347,22 @@ fn load_side(dir: &Path, side: &str) -> anyhow::Result<Side> {
         pids.push(parsed.pid);
         camids.push(i64::from(parsed.camid));
     }
+    let folder = if side == "query" {
+        "query"
+    } else {
+        "bounding_box_test"
+    };
+    let paths = images.map(|root| {
+        names
+            .iter()
+            .map(|n| root.join(folder).join(n.trim()))
+            .collect()
+    });
     Ok(Side {
         features,
         pids,
         camids,
+        paths,
     })
 }
 
@@ -216,6 +383,7 @@ fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
             features,
             pids: images.iter().map(|i| i.name.pid).collect(),
             camids: images.iter().map(|i| i.name.camid.into()).collect(),
+            paths: Some(images.iter().map(|i| i.path.clone()).collect()),
         };
         if let Some(out) = &args.save_features {
             std::fs::create_dir_all(out)?;

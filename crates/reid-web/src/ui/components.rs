@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::state::{Engine, Item, ItemStatus};
+use super::state::{Engine, Item, ItemStatus, Search, SearchStatus};
 
 fn files_of(list: Option<FileList>) -> Vec<File> {
     let Some(list) = list else { return Vec::new() };
@@ -113,9 +113,17 @@ pub struct ItemsProps {
     pub items: Rc<Vec<Item>>,
 }
 
-/// A card per image: thumbnail, name, and whether it was embedded or why not.
+#[derive(Properties, PartialEq)]
+pub struct ImageListProps {
+    pub items: Rc<Vec<Item>>,
+    /// Called with an embedded image's id when the user asks who else looks like it.
+    pub on_search: Callback<u32>,
+}
+
+/// A card per image: thumbnail, name, whether it was embedded or why not, and a button to
+/// rank the others by similarity to it.
 #[function_component(ImageList)]
-pub fn image_list(props: &ItemsProps) -> Html {
+pub fn image_list(props: &ImageListProps) -> Html {
     if props.items.is_empty() {
         return html! {};
     }
@@ -136,6 +144,12 @@ pub fn image_list(props: &ItemsProps) -> Html {
                         }
                         <div class="name" title={item.name.clone()}>{ &item.name }</div>
                         <div class={classes!("state", class)}>{ text }</div>
+                        if matches!(item.status, ItemStatus::Done { .. }) {
+                            <button class="search" onclick={
+                                let (on_search, id) = (props.on_search.clone(), item.id);
+                                Callback::from(move |_| on_search.emit(id))
+                            }>{ "Find this person" }</button>
+                        }
                     </li>
                 }
             }) }
@@ -247,4 +261,48 @@ fn download(name: &str, text: &str) -> Result<(), wasm_bindgen::JsValue> {
     anchor.set_download(name);
     anchor.click();
     web_sys::Url::revoke_object_url(&url)
+}
+
+#[derive(Properties, PartialEq)]
+pub struct RankedListProps {
+    pub items: Rc<Vec<Item>>,
+    pub search: Option<Search>,
+}
+
+/// The gallery ranked for the chosen image, best first, with the worker's scores.
+#[function_component(RankedList)]
+pub fn ranked_list(props: &RankedListProps) -> Html {
+    let Some(search) = &props.search else {
+        return html! {};
+    };
+    let item = |id: u32| props.items.iter().find(|i| i.id == id);
+    let Some(query) = item(search.query_id) else {
+        return html! {};
+    };
+    let body = match &search.status {
+        SearchStatus::Running => html! { <p class="hint">{ "Ranking…" }</p> },
+        SearchStatus::Failed(message) => html! { <p class="error">{ message }</p> },
+        SearchStatus::Done { hits, backend, ms } => html! {
+            <>
+                <p class="hint" id="ranked-by" data-backend={backend.label()}>
+                    { format!("Ranked on {} in {ms:.0} ms by cosine similarity (1 = same appearance).", backend.label()) }
+                </p>
+                <ol id="ranked">
+                    { for hits.iter().filter_map(|h| item(h.id).map(|i| (i, h.score))).map(|(i, score)| html! {
+                        <li data-name={i.name.clone()} data-score={format!("{score:.7}")}>
+                            <img class="thumb" src={i.url.clone()} alt={i.name.clone()} />
+                            <div class="name" title={i.name.clone()}>{ &i.name }</div>
+                            <div class="score">{ format!("{score:.3}") }</div>
+                        </li>
+                    }) }
+                </ol>
+            </>
+        },
+    };
+    html! {
+        <section class="search-result" data-query={query.name.clone()}>
+            <h2>{ format!("Who looks like {}?", query.name) }</h2>
+            { body }
+        </section>
+    }
 }

@@ -159,6 +159,36 @@ impl Controller {
         }
     }
 
+    /// Asks the worker to rank `gallery` (id and embedding of each image) by similarity to the
+    /// image `query_id`; the answer arrives as an [`Action::Worker`].
+    pub fn search(&self, query_id: u32, query: &[f32], gallery: &[(u32, Rc<Vec<f32>>)]) {
+        let inner = self.inner.borrow();
+        let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) else {
+            self.dispatch.dispatch(Action::Worker {
+                message: FromWorker::SearchFailed {
+                    query_id,
+                    message: "the model is still starting; try again in a moment".into(),
+                },
+                at_ms: now_ms(),
+            });
+            return;
+        };
+        self.dispatch.dispatch(Action::SearchStarted { query_id });
+        post(
+            &handle.worker,
+            &ToWorker::Search {
+                query_id,
+                query: query.to_vec(),
+                gallery_ids: gallery.iter().map(|(id, _)| *id).collect(),
+                gallery: gallery
+                    .iter()
+                    .flat_map(|(_, e)| e.iter().copied())
+                    .collect(),
+                k: gallery.len(),
+            },
+        );
+    }
+
     fn submit(&self, id: u32, bytes: Vec<u8>) {
         let mut inner = self.inner.borrow_mut();
         if let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) {
@@ -190,6 +220,7 @@ impl Controller {
                     inner.pending.remove(id);
                 }
                 FromWorker::Ready(info) => inner.running = Some(info.backend),
+                FromWorker::Ranked { .. } | FromWorker::SearchFailed { .. } => {}
                 FromWorker::Listening => {
                     // Start the backend, then (re)send every image still waiting.
                     inner.listening = true;

@@ -12,7 +12,7 @@ use reid_core::Backend;
 use web_sys::File;
 use yew::prelude::*;
 
-use components::{BackendStatus, DropZone, ExportButton, ImageList, SimilarityMatrix};
+use components::{BackendStatus, DropZone, ExportButton, ImageList, RankedList, SimilarityMatrix};
 use controller::Controller;
 use state::{Action, AppState};
 
@@ -50,6 +50,25 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_search = {
+        let controller = controller.clone();
+        let items = state.items.clone();
+        Callback::from(move |query_id: u32| {
+            let gallery: Vec<(u32, Rc<Vec<f32>>)> = items
+                .iter()
+                .filter_map(|i| match &i.status {
+                    state::ItemStatus::Done { embedding, .. } => Some((i.id, embedding.clone())),
+                    _ => None,
+                })
+                .collect();
+            let Some((_, query)) = gallery.iter().find(|(id, _)| *id == query_id) else {
+                return;
+            };
+            if let Some(c) = controller.borrow().as_ref() {
+                c.search(query_id, query, &gallery);
+            }
+        })
+    };
     let on_clear = {
         let dispatcher = state.dispatcher();
         Callback::from(move |_| dispatcher.dispatch(Action::Clear))
@@ -66,7 +85,8 @@ pub fn app() -> Html {
             <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
                 notices={state.notices.clone()} />
             <DropZone on_files={on_files} />
-            <ImageList items={state.items.clone()} />
+            <ImageList items={state.items.clone()} on_search={on_search} />
+            <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />
             <div class="actions">
                 <ExportButton items={state.items.clone()} engine={state.engine.clone()} />

@@ -4,7 +4,9 @@ use std::rc::Rc;
 
 use yew::Reducible;
 
-use crate::protocol::{FromWorker, ReadyInfo};
+use reid_core::Backend;
+
+use crate::protocol::{FromWorker, RankedHit, ReadyInfo};
 
 /// One image the user added.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,24 @@ pub enum Engine {
     Failed(String),
 }
 
+/// The last search the user asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    pub query_id: u32,
+    pub status: SearchStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchStatus {
+    Running,
+    Done {
+        hits: Rc<Vec<RankedHit>>,
+        backend: Backend,
+        ms: f64,
+    },
+    Failed(String),
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppState {
@@ -43,6 +63,7 @@ pub struct AppState {
     pub notices: Rc<Vec<String>>,
     /// Milliseconds from page load to the first embedding received.
     pub first_embedding_ms: Option<f64>,
+    pub search: Option<Search>,
 }
 
 impl Default for AppState {
@@ -52,6 +73,7 @@ impl Default for AppState {
             engine: Engine::Starting,
             notices: Rc::new(Vec::new()),
             first_embedding_ms: None,
+            search: None,
         }
     }
 }
@@ -67,11 +89,20 @@ pub enum Action {
     Restarted { notice: String },
     /// A file could not even be read from disk.
     Unreadable { id: u32, message: String },
+    /// The user asked who else looks like image `query_id`.
+    SearchStarted { query_id: u32 },
     /// The user forgot all images.
     Clear,
 }
 
 impl AppState {
+    /// Updates the search for `query_id` (answers to an older search are dropped).
+    fn set_search(&mut self, query_id: u32, status: SearchStatus) {
+        if let Some(search) = self.search.as_mut().filter(|s| s.query_id == query_id) {
+            search.status = status;
+        }
+    }
+
     fn set_status(&mut self, id: u32, status: ItemStatus) {
         let items = Rc::make_mut(&mut self.items);
         if let Some(item) = items.iter_mut().find(|i| i.id == id) {
@@ -105,8 +136,30 @@ impl Reducible for AppState {
                 FromWorker::Failed { id, message } => {
                     next.set_status(id, ItemStatus::Failed(message))
                 }
+                FromWorker::Ranked {
+                    query_id,
+                    hits,
+                    backend,
+                    ms,
+                } => next.set_search(
+                    query_id,
+                    SearchStatus::Done {
+                        hits: Rc::new(hits),
+                        backend,
+                        ms,
+                    },
+                ),
+                FromWorker::SearchFailed { query_id, message } => {
+                    next.search = Some(Search {
+                        query_id,
+                        status: SearchStatus::Failed(message),
+                    })
+                }
                 FromWorker::Fatal { message } => {
                     next.engine = Engine::Failed(message.clone());
+                    if let Some(s) = next.search.as_ref().map(|s| s.query_id) {
+                        next.set_search(s, SearchStatus::Failed(message.clone()));
+                    }
                     for item in Rc::make_mut(&mut next.items) {
                         if item.status == ItemStatus::Waiting {
                             item.status = ItemStatus::Failed(format!("not embedded: {message}"));
@@ -114,8 +167,20 @@ impl Reducible for AppState {
                     }
                 }
             },
+            Action::SearchStarted { query_id } => {
+                next.search = Some(Search {
+                    query_id,
+                    status: SearchStatus::Running,
+                })
+            }
             Action::Restarted { notice } => {
                 next.engine = Engine::Starting;
+                if let Some(s) = next.search.as_ref().map(|s| s.query_id) {
+                    next.set_search(
+                        s,
+                        SearchStatus::Failed("the worker restarted; search again".into()),
+                    );
+                }
                 Rc::make_mut(&mut next.notices).push(notice);
             }
             Action::Unreadable { id, message } => next.set_status(id, ItemStatus::Failed(message)),
@@ -124,6 +189,7 @@ impl Reducible for AppState {
                     let _ = web_sys::Url::revoke_object_url(&item.url);
                 }
                 next.items = Rc::new(Vec::new());
+                next.search = None;
             }
         }
         Rc::new(next)
