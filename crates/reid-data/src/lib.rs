@@ -3,9 +3,11 @@
 //! Market-1501 layout; the other public layouts (MARS, ...) join it as readers of their own.
 //!
 //! It reads bytes and names only: decoding belongs to `reid-model::preprocess`, so that the
-//! browser and the command line decode the same way.
+//! browser and the command line decode the same way. It also owns the synthetic pedestrian
+//! world ([`synth`]), which writes datasets in these same layouts.
 
 pub mod folder;
 pub mod market1501;
+pub mod synth;
 
 pub use folder::{collect_images, ImageEntry, ScanError};

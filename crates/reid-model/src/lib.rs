@@ -7,6 +7,7 @@
 //! no backend type: the `Device` passed to `init` decides where it runs.
 
 pub mod backbone;
+pub mod baseline;
 pub mod error;
 pub mod head;
 pub mod network;

@@ -25,6 +25,8 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Rank-1/5/10, mAP and mINP (Market-1501 or CUHK03 protocol) from saved features or a dataset folder.
     Eval(cmd::eval::EvalArgs),
+    /// Generate a synthetic ReID dataset (Market-1501 layout) or a contact sheet of its people.
+    Synth(cmd::synth::SynthArgs),
     /// Measurements: embedding, search, re-ranking and evaluation speed.
     Bench(cmd::bench::BenchArgs),
 }
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => cmd::embed::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

@@ -188,11 +188,12 @@ fn other<R: Rng, T: PartialEq + Copy>(rng: &mut R, not: T, draw: impl Fn(&mut R)
 /// Samples identity `pid`. With `model` it becomes a look-alike: the model's clothing colours
 /// and body, with at least two details changed.
 pub fn sample(rng: &mut impl Rng, pid: u32, model: Option<&Identity>) -> Identity {
+    let (skin, hair) = (pick(rng, &SKIN), pick(rng, &HAIR));
     let mut id = Identity {
         pid,
         height: rng.random_range(0.88..1.12),
         build: rng.random_range(0.85..1.3),
-        skin: jitter(rng, pick(rng, &SKIN), 0.04),
+        skin: jitter(rng, skin, 0.04),
         hair_style: pick(
             rng,
             &[
@@ -203,7 +204,7 @@ pub fn sample(rng: &mut impl Rng, pid: u32, model: Option<&Identity>) -> Identit
                 HairStyle::Bald,
             ],
         ),
-        hair_colour: jitter(rng, pick(rng, &HAIR), 0.05),
+        hair_colour: jitter(rng, hair, 0.05),
         top: Garment {
             kind: top_kind(rng),
             colour: clothing_colour(rng),
@@ -245,7 +246,15 @@ pub fn sample(rng: &mut impl Rng, pid: u32, model: Option<&Identity>) -> Identit
                 1 => id.top.kind = other(rng, m.top.kind, top_kind),
                 2 => {
                     id.hair_style = other(rng, m.hair_style, |r| {
-                        pick(r, &[HairStyle::Short, HairStyle::Long, HairStyle::Ponytail, HairStyle::Bald])
+                        pick(
+                            r,
+                            &[
+                                HairStyle::Short,
+                                HairStyle::Long,
+                                HairStyle::Ponytail,
+                                HairStyle::Bald,
+                            ],
+                        )
                     })
                 }
                 3 => {

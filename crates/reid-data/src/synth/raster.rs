@@ -16,7 +16,9 @@ pub struct Light {
 
 impl Light {
     pub fn new(dir: [f32; 3], ambient: f32) -> Self {
-        let n = (dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]).sqrt().max(1e-6);
+        let n = (dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2])
+            .sqrt()
+            .max(1e-6);
         Self {
             dir: dir.map(|v| v / n),
             ambient,
@@ -104,7 +106,11 @@ impl Canvas {
                 if cover <= 0.0 {
                     continue;
                 }
-                let side = if ex * px_ + ey * py_ >= 0.0 { 1.0 } else { -1.0 };
+                let side = if ex * px_ + ey * py_ >= 0.0 {
+                    1.0
+                } else {
+                    -1.0
+                };
                 let u = (side * d / rad.max(1e-3)).clamp(-1.0, 1.0);
                 let nz = (1.0 - u * u).max(0.0).sqrt();
                 // Across direction in image space (y down) -> light space (y up).
@@ -156,7 +162,12 @@ impl Canvas {
 
     /// A convex quad `top-left, top-right, bottom-right, bottom-left`, shaded as a flattened
     /// cylinder across; `paint(u, v)`: u across (-1..1), v from top (0) to bottom (1).
-    pub fn quad(&mut self, q: [P; 4], light: &Light, paint: &dyn Fn(f32, f32) -> Colour) -> Vec<usize> {
+    pub fn quad(
+        &mut self,
+        q: [P; 4],
+        light: &Light,
+        paint: &dyn Fn(f32, f32) -> Colour,
+    ) -> Vec<usize> {
         let xs = q.map(|p| p[0]);
         let ys = q.map(|p| p[1]);
         let (x0, y0, x1, y1) = self.bounds(
@@ -207,7 +218,11 @@ impl Canvas {
                 let half = half_top + (half_bottom - half_top) * v;
                 let u = (lr * (rx * across[0] + ry * across[1]) / half).clamp(-1.0, 1.0);
                 let nu = 0.75 * u;
-                let n = [nu * lr * across[0], -nu * lr * across[1], (1.0 - nu * nu).sqrt()];
+                let n = [
+                    nu * lr * across[0],
+                    -nu * lr * across[1],
+                    (1.0 - nu * nu).sqrt(),
+                ];
                 let s = light.shade(n);
                 let c = paint(u, v).map(|k| k * s);
                 self.blend(x, y, c, cover);
@@ -237,7 +252,8 @@ impl Canvas {
 /// Smooth value noise in 0..1 at `(x, y)` for `seed` (a cheap hash on an integer lattice).
 pub fn noise(seed: u64, x: f32, y: f32) -> f32 {
     let hash = |ix: i64, iy: i64| {
-        let mut h = seed ^ (ix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        let mut h = seed
+            ^ (ix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (iy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 31;
         h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -261,7 +277,9 @@ mod tests {
     fn a_capsule_covers_its_segment_and_nothing_far_away() {
         let mut c = Canvas::new(40, 40, [0.0; 3]);
         let light = Light::new([0.0, 0.0, 1.0], 0.5);
-        let covered = c.capsule([10.0, 10.0], [30.0, 30.0], 3.0, 3.0, &light, &|_, _| [1.0; 3]);
+        let covered = c.capsule([10.0, 10.0], [30.0, 30.0], 3.0, 3.0, &light, &|_, _| {
+            [1.0; 3]
+        });
         assert!(covered.contains(&(20 * 40 + 20)));
         assert_eq!(c.px[5 * 40 + 35], [0.0; 3]);
         // Lit from the front, the middle of the limb is brighter than its edge.

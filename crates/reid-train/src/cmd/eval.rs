@@ -28,6 +28,7 @@ use reid_core::{
     RerankParams,
 };
 use reid_data::market1501::{read_test_splits, LabelledImage};
+use reid_model::{baseline, decode_image};
 use reid_pipeline::{device, Backend, Embedder};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -36,6 +37,13 @@ pub enum MetricArg {
     Cosine,
     /// Squared Euclidean distance.
     Euclidean,
+}
+
+/// A feature that needs no model.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BaselineArg {
+    /// HSV colour histograms over 6 horizontal stripes (8 x 3 x 3 bins each, 432-d).
+    HsvHistogram,
 }
 
 /// Which evaluation protocol.
@@ -59,6 +67,9 @@ pub struct EvalArgs {
     /// Model file used with --dataset.
     #[arg(long, default_value_os_t = super::default_model())]
     model: PathBuf,
+    /// With --dataset: embed with a non-learned baseline feature instead of --model.
+    #[arg(long, value_enum, requires = "dataset")]
+    baseline: Option<BaselineArg>,
     /// With --dataset: also write the features in the saved-features format to this folder.
     #[arg(long)]
     save_features: Option<PathBuf>,
@@ -368,9 +379,14 @@ fn load_side(
 
 fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
     let (query, gallery) = read_test_splits(root)?;
-    let model = super::read_model(&args.model)?;
-    let device = pollster::block_on(device(Backend::Cpu))?;
-    let embedder = Embedder::from_burnpack(&model, device, args.batch)?;
+    let embedder = match args.baseline {
+        Some(BaselineArg::HsvHistogram) => None,
+        None => {
+            let model = super::read_model(&args.model)?;
+            let device = pollster::block_on(device(Backend::Cpu))?;
+            Some(Embedder::from_burnpack(&model, device, args.batch)?)
+        }
+    };
     let bar = ProgressBar::new((query.len() + gallery.len()) as u64).with_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
             .expect("valid template"),
@@ -378,7 +394,10 @@ fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
     let mut sides = Vec::new();
     for (label, images) in [("query", &query), ("gallery", &gallery)] {
         bar.set_message(label);
-        let features = embed_all(&embedder, images, args.batch, &bar)?;
+        let features = match &embedder {
+            Some(embedder) => embed_all(embedder, images, args.batch, &bar)?,
+            None => histograms(images, &bar)?,
+        };
         let side = Side {
             features,
             pids: images.iter().map(|i| i.name.pid).collect(),
@@ -406,6 +425,19 @@ fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
     let gallery = sides.pop().expect("two sides");
     let query = sides.pop().expect("two sides");
     Ok((query, gallery))
+}
+
+/// The HSV stripe histogram of each image (a file that cannot be decoded is an error).
+fn histograms(images: &[LabelledImage], bar: &ProgressBar) -> anyhow::Result<FeatureMatrix> {
+    let mut data = Vec::with_capacity(images.len() * baseline::DIM);
+    for image in images {
+        let bytes = std::fs::read(&image.path)
+            .with_context(|| format!("cannot read {}", image.path.display()))?;
+        let decoded = decode_image(&bytes).with_context(|| format!("{}", image.path.display()))?;
+        data.extend(baseline::hsv_stripe_histogram(&decoded));
+        bar.inc(1);
+    }
+    Ok(FeatureMatrix::new(data, baseline::DIM)?)
 }
 
 fn embed_all(
