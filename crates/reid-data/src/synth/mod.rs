@@ -46,11 +46,14 @@ pub struct SynthConfig {
     /// Crop size in pixels (Market-1501: 64 x 128).
     pub width: u32,
     pub height: u32,
+    /// Frames per video tracklet in the MARS-style output (0: no video output).
+    pub tracklet_frames: u32,
 }
 
 impl SynthConfig {
-    /// A named preset: `tiny` (tests), `ablation` (about 6,000 crops) or `market` (Market-1501's
-    /// scale: about 1,500 identities, 6 cameras, about 30,000 crops).
+    /// A named preset: `tiny` (tests, with a little video), `ablation` (about 6,000 crops),
+    /// `market` (Market-1501's scale: about 1,500 identities, 6 cameras, about 30,000 crops) or
+    /// `mars` (video: 600 identities, 16-frame tracklets in 6 cameras).
     pub fn preset(name: &str) -> Option<Self> {
         let base = Self {
             seed: 1,
@@ -63,10 +66,12 @@ impl SynthConfig {
             junk: 4,
             width: 64,
             height: 128,
+            tracklet_frames: 4,
         };
         match name {
             "tiny" => Some(base),
             "ablation" => Some(Self {
+                tracklet_frames: 0,
                 identities: 300,
                 cameras: 4,
                 crops_per_camera: 7,
@@ -75,6 +80,7 @@ impl SynthConfig {
                 ..base
             }),
             "market" => Some(Self {
+                tracklet_frames: 0,
                 identities: 1501,
                 cameras: 6,
                 crops_per_camera: 5,
@@ -82,12 +88,22 @@ impl SynthConfig {
                 junk: 500,
                 ..base
             }),
+            // Video: one tracklet of 16 frames per identity and camera (and one still crop).
+            "mars" => Some(Self {
+                identities: 600,
+                cameras: 6,
+                crops_per_camera: 1,
+                tracklet_frames: 16,
+                distractors: 100,
+                junk: 50,
+                ..base
+            }),
             _ => None,
         }
     }
 
     /// The preset names [`SynthConfig::preset`] knows.
-    pub const PRESETS: [&'static str; 3] = ["tiny", "ablation", "market"];
+    pub const PRESETS: [&'static str; 4] = ["tiny", "ablation", "market", "mars"];
 
     fn check(&self) -> Result<(), SynthError> {
         let bad = |why: String| Err(SynthError::Config(why));
@@ -105,6 +121,12 @@ impl SynthConfig {
         }
         if self.cameras < 2 || self.cameras > 9 {
             return bad(format!("{} cameras: Market-1501 names allow 2 to 9 (at least 2 so that a query has a match in another camera)", self.cameras));
+        }
+        if self.tracklet_frames > 999 {
+            return bad(format!(
+                "{} frames per tracklet: MARS names have 3 digits (at most 999)",
+                self.tracklet_frames
+            ));
         }
         if self.crops_per_camera == 0 {
             return bad("0 crops per camera".into());
@@ -197,60 +219,67 @@ impl World {
         junk: bool,
     ) -> (image::RgbImage, Keypoints) {
         let mut rng = stream(self.config.seed, seed);
+        let shot = Shot::sample(&mut rng, cam, junk, self.config.occlusion);
+        self.render(id, cam, &shot, &mut rng)
+    }
+
+    /// Renders `frames` consecutive frames of `id` walking through `cam` (one tracklet): the
+    /// same view, light, background and occluder, the walk advancing and drifting sideways.
+    pub fn sequence(
+        &self,
+        id: &Identity,
+        cam: &Camera,
+        seed: &[u64],
+        frames: u32,
+    ) -> Vec<(image::RgbImage, Keypoints)> {
+        let mut rng = stream(self.config.seed, seed);
+        let mut shot = Shot::sample(&mut rng, cam, false, self.config.occlusion);
+        let drift = rng.random_range(-0.004..0.004);
+        (0..frames)
+            .map(|_| {
+                let frame = self.render(Some(id), cam, &shot, &mut rng);
+                shot.phase += 0.45;
+                shot.origin[0] += drift;
+                frame
+            })
+            .collect()
+    }
+
+    fn render(
+        &self,
+        id: Option<&Identity>,
+        cam: &Camera,
+        shot: &Shot,
+        rng: &mut ChaCha8Rng,
+    ) -> (image::RgbImage, Keypoints) {
         let (w, h) = (
             self.config.width as usize * 2,
             self.config.height as usize * 2,
         );
         let mut canvas = Canvas::new(w, h, [0.5; 3]);
-        let scale = h as f32 * rng.random_range(0.8..0.9);
-        let offset = [rng.random_range(0.0..4000.0), rng.random_range(0.0..400.0)];
+        let unit = h as f32 * shot.scale;
         render::background(
             &mut canvas,
             cam,
-            self.config.seed ^ u64::from(cam.id) << 32,
-            offset,
-            scale * 0.5,
+            self.config.seed ^ (u64::from(cam.id) << 32),
+            shot.background_offset,
+            unit * 0.5,
         );
-        let jitter: [f32; 3] = [
-            rng.random_range(-0.2..0.2),
-            rng.random_range(-0.1..0.1),
-            0.0,
-        ];
-        let light = Light::new(
-            [0, 1, 2].map(|i| cam.light_dir[i] + jitter[i]),
-            rng.random_range(0.4..0.55),
-        );
+        let light = Light::new(shot.light_dir, shot.ambient);
         let mut keypoints = [[0.0f32; 3]; 14];
         if let Some(id) = id {
-            let yaw = view_angle(&mut rng, cam);
-            let mut origin = [
-                w as f32 * (0.5 + rng.random_range(-0.06..0.06)),
-                h as f32 * rng.random_range(0.93..0.99),
-            ];
-            let mut scale = scale / id.height;
-            if junk {
-                // A detector's bad box: shifted half out of the crop, or far too tight.
-                if rng.random_bool(0.5) {
-                    origin[0] += w as f32
-                        * rng.random_range(0.35..0.6)
-                        * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
-                } else {
-                    scale *= rng.random_range(1.6..2.4);
-                    origin[1] += h as f32 * rng.random_range(0.2..0.8);
-                }
-            }
             let view = figure::View {
-                yaw,
-                tilt: (cam.tilt + rng.random_range(-0.1..0.1)).clamp(0.0, 1.0),
-                scale,
-                origin,
+                yaw: shot.yaw,
+                tilt: shot.tilt,
+                scale: unit / id.height * shot.zoom,
+                origin: [shot.origin[0] * w as f32, shot.origin[1] * h as f32],
             };
-            let pose = figure::walking(id, rng.random_range(0.0..std::f32::consts::TAU));
-            let drawn = render::draw_person(&mut canvas, id, &pose, &view, &light);
-            keypoints = drawn.keypoints;
+            let pose = figure::walking(id, shot.phase);
+            keypoints = render::draw_person(&mut canvas, id, &pose, &view, &light).keypoints;
         }
-        if rng.random_bool(f64::from(self.config.occlusion)) || id.is_none() {
-            let covered = render::occluder(&mut canvas, &mut rng, &light);
+        if let Some(seed) = shot.occluder.or(id.is_none().then_some(shot.shadow_seed)) {
+            let covered =
+                render::occluder(&mut canvas, &mut ChaCha8Rng::seed_from_u64(seed), &light);
             let hidden: std::collections::HashSet<usize> = covered.into_iter().collect();
             for k in keypoints.iter_mut() {
                 let (x, y) = (k[0].floor(), k[1].floor());
@@ -264,16 +293,15 @@ impl World {
                 }
             }
         }
-        if cam.shadow > 0.1 && rng.random_bool(0.5) {
-            render::shadow(&mut canvas, &mut rng, cam.shadow);
+        if shot.shadow {
+            render::shadow(
+                &mut canvas,
+                &mut ChaCha8Rng::seed_from_u64(shot.shadow_seed),
+                cam.shadow,
+            );
         }
-        let image = render::camera_effects(
-            &canvas,
-            cam,
-            &mut rng,
-            self.config.width,
-            self.config.height,
-        );
+        let image =
+            render::camera_effects(&canvas, cam, rng, self.config.width, self.config.height);
         let (ow, oh) = (self.config.width as f32, self.config.height as f32);
         let keypoints = keypoints.map(|[x, y, v]| {
             let (x, y) = (x / 2.0, y / 2.0);
@@ -281,6 +309,68 @@ impl World {
             [x, y, if inside && id.is_some() { v } else { 0.0 }]
         });
         (image, keypoints)
+    }
+}
+
+/// Everything about one picture that stays the same through a tracklet.
+#[derive(Debug, Clone)]
+struct Shot {
+    yaw: f32,
+    tilt: f32,
+    /// Person height as a share of the crop height.
+    scale: f32,
+    /// A bad box zooms in (junk); 1 otherwise.
+    zoom: f32,
+    /// Feet position as a share of the crop's width and height.
+    origin: [f32; 2],
+    phase: f32,
+    background_offset: [f32; 2],
+    light_dir: [f32; 3],
+    ambient: f32,
+    /// Seed of the occluder in front of the person, if any.
+    occluder: Option<u64>,
+    shadow: bool,
+    shadow_seed: u64,
+}
+
+impl Shot {
+    fn sample(rng: &mut ChaCha8Rng, cam: &Camera, junk: bool, occlusion: f32) -> Self {
+        let mut shot = Shot {
+            yaw: view_angle(rng, cam),
+            tilt: (cam.tilt + rng.random_range(-0.1..0.1)).clamp(0.0, 1.0),
+            scale: rng.random_range(0.8..0.9),
+            zoom: 1.0,
+            origin: [
+                0.5 + rng.random_range(-0.06..0.06),
+                rng.random_range(0.93..0.99),
+            ],
+            phase: rng.random_range(0.0..std::f32::consts::TAU),
+            background_offset: [rng.random_range(0.0..4000.0), rng.random_range(0.0..400.0)],
+            light_dir: [
+                cam.light_dir[0] + rng.random_range(-0.2..0.2),
+                cam.light_dir[1] + rng.random_range(-0.1..0.1),
+                cam.light_dir[2],
+            ],
+            ambient: rng.random_range(0.4..0.55),
+            occluder: None,
+            shadow: false,
+            shadow_seed: rng.random(),
+        };
+        if junk {
+            // A detector's bad box: shifted half out of the crop, or far too tight.
+            if rng.random_bool(0.5) {
+                let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                shot.origin[0] += rng.random_range(0.35..0.6) * side;
+            } else {
+                shot.zoom = rng.random_range(1.6..2.4);
+                shot.origin[1] += rng.random_range(0.2..0.8);
+            }
+        }
+        if rng.random_bool(f64::from(occlusion)) {
+            shot.occluder = Some(rng.random());
+        }
+        shot.shadow = cam.shadow > 0.1 && rng.random_bool(0.5);
+        shot
     }
 }
 
@@ -340,15 +430,77 @@ pub struct Summary {
     pub gallery_images: usize,
     pub train_identities: u32,
     pub test_identities: u32,
+    /// MARS-style tracklets and their frames.
+    pub tracklets: usize,
+    pub tracklet_frames: usize,
     /// Wall time (not written to dataset.json, which must not depend on the machine).
     #[serde(skip)]
     pub seconds: f64,
 }
 
 impl Summary {
+    /// Still crops (Market-1501 layout), not counting video frames.
     pub fn images(&self) -> usize {
         self.train_images + self.query_images + self.gallery_images
     }
+}
+
+/// The cameras identity `pid` walks through (2 or more, in the order it meets them).
+fn cameras_of(c: &SynthConfig, pid: u32) -> Vec<u32> {
+    let mut rng = stream(c.seed, &[3, u64::from(pid)]);
+    let visits = rng.random_range(2..=c.cameras);
+    let mut cams: Vec<u32> = (1..=c.cameras).collect();
+    rand::seq::SliceRandom::shuffle(cams.as_mut_slice(), &mut rng);
+    cams.truncate(visits as usize);
+    cams
+}
+
+/// One video tracklet of the MARS-style output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tracklet {
+    pub pid: u32,
+    pub camera: u32,
+    pub tracklet: u32,
+    /// `train`, `query` or `gallery`.
+    pub split: &'static str,
+    /// Frame files relative to the dataset root, in order.
+    pub frames: Vec<String>,
+}
+
+/// Plans the MARS-style tracklets: one per identity and camera it visits; a test identity's
+/// first camera gives its query tracklet, the others its gallery tracklets.
+fn plan_tracklets(world: &World) -> Vec<Tracklet> {
+    let c = &world.config;
+    if c.tracklet_frames == 0 {
+        return Vec::new();
+    }
+    let train = c.identities.div_ceil(2);
+    let mut out = Vec::new();
+    for id in &world.identities {
+        for (k, cam) in cameras_of(c, id.pid).into_iter().enumerate() {
+            let (folder, split) = match (id.pid <= train, k) {
+                (true, _) => ("bbox_train", "train"),
+                (false, 0) => ("bbox_test", "query"),
+                (false, _) => ("bbox_test", "gallery"),
+            };
+            let t = k as u32 + 1;
+            out.push(Tracklet {
+                pid: id.pid,
+                camera: cam,
+                tracklet: t,
+                split,
+                frames: (1..=c.tracklet_frames)
+                    .map(|f| {
+                        format!(
+                            "{folder}/{:04}/{:04}C{cam}T{t:04}F{f:03}.jpg",
+                            id.pid, id.pid
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
 }
 
 /// Plans the Market-1501 layout: which identity appears in which camera how often.
@@ -358,12 +510,9 @@ fn plan(world: &World) -> Vec<Job> {
     let mut jobs = Vec::new();
     let mut frame = 0u64;
     for id in &world.identities {
-        let mut rng = stream(c.seed, &[3, u64::from(id.pid)]);
+        let mut rng = stream(c.seed, &[3, u64::from(id.pid), 1]);
         let test = id.pid > train;
-        let visits = rng.random_range(2..=c.cameras);
-        let mut cams: Vec<u32> = (1..=c.cameras).collect();
-        rand::seq::SliceRandom::shuffle(cams.as_mut_slice(), &mut rng);
-        for &cam in &cams[..visits as usize] {
+        for cam in cameras_of(c, id.pid) {
             let min = if test { 2 } else { 1 };
             let n = rng.random_range(
                 min.max(c.crops_per_camera / 2)..=(c.crops_per_camera * 3 / 2).max(min),
@@ -422,7 +571,8 @@ struct DatasetJson<'a> {
 }
 
 /// Generates the dataset into `out` (Market-1501 layout plus `attributes.json`,
-/// `keypoints.json` and `dataset.json`). It is written to a temporary sibling folder and
+/// `keypoints.json` and `dataset.json`; with `tracklet_frames` also MARS-style tracklets in
+/// `bbox_train/` and `bbox_test/`, listed in `tracklets.json`). It is written to a temporary sibling folder and
 /// renamed at the end, so an interrupted run never leaves a folder that looks complete.
 /// `progress` is called with the number of images written so far.
 pub fn generate(
@@ -465,6 +615,39 @@ pub fn generate(
             Ok((job.file.clone(), kp))
         })
         .collect::<Result<_, SynthError>>()?;
+    let tracklets = plan_tracklets(&world);
+    let mut keypoints = keypoints;
+    if !tracklets.is_empty() {
+        let frames: Vec<Vec<(String, Keypoints)>> = tracklets
+            .par_iter()
+            .map(|t| {
+                let cam = &world.cameras[(t.camera - 1) as usize];
+                let id = &world.identities[(t.pid - 1) as usize];
+                let seed = [
+                    9,
+                    u64::from(t.pid),
+                    u64::from(t.camera),
+                    u64::from(t.tracklet),
+                ];
+                let rendered = world.sequence(id, cam, &seed, world.config.tracklet_frames);
+                let dir = tmp
+                    .join(&t.frames[0])
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                t.frames
+                    .iter()
+                    .zip(rendered)
+                    .map(|(file, (image, kp))| {
+                        write_jpeg(&image, &tmp.join(file), cam.jpeg_quality)?;
+                        Ok((file.clone(), kp))
+                    })
+                    .collect::<Result<Vec<_>, SynthError>>()
+            })
+            .collect::<Result<_, SynthError>>()?;
+        keypoints.extend(frames.into_iter().flatten());
+    }
     let count = |prefix: &str| jobs.iter().filter(|j| j.file.starts_with(prefix)).count();
     let train = world.config.identities.div_ceil(2);
     let summary = Summary {
@@ -473,6 +656,8 @@ pub fn generate(
         gallery_images: count("bounding_box_test/"),
         train_identities: train,
         test_identities: world.config.identities - train,
+        tracklets: tracklets.len(),
+        tracklet_frames: tracklets.iter().map(|t| t.frames.len()).sum(),
         seconds: start.elapsed().as_secs_f64(),
     };
     let json = |path: &Path, value: &dyn erased::Json| -> Result<(), SynthError> {
@@ -482,7 +667,7 @@ pub fn generate(
         &tmp.join("dataset.json"),
         &DatasetJson {
             generator: concat!("reid synth ", env!("CARGO_PKG_VERSION")),
-            layout: "Market-1501: bounding_box_train/, query/, bounding_box_test/ with PPPP_cCsS_FFFFFF_NN.jpg (0000 distractors, -1 junk)",
+            layout: "Market-1501: bounding_box_train/, query/, bounding_box_test/ with PPPP_cCsS_FFFFFF_NN.jpg (0000 distractors, -1 junk); with tracklet_frames > 0 also MARS-style video tracklets (see tracklets.json)",
             config: &world.config,
             cameras: &world.cameras,
             summary: &summary,
@@ -517,6 +702,21 @@ pub fn generate(
             images: keypoints.iter().map(|(f, k)| (f.as_str(), *k)).collect(),
         },
     )?;
+    if !tracklets.is_empty() {
+        #[derive(Serialize)]
+        struct TrackletsJson<'a> {
+            layout: &'static str,
+            tracklets: &'a [Tracklet],
+        }
+        json(
+            &tmp.join("tracklets.json"),
+            &TrackletsJson {
+                layout:
+                    "MARS: bbox_train/PPPP/ and bbox_test/PPPP/ holding PPPPCcTttttFfff.jpg frames",
+                tracklets: &tracklets,
+            },
+        )?;
+    }
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(io(out))?;
     }

@@ -16,7 +16,12 @@ fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
             );
         }
     }
-    for f in ["dataset.json", "attributes.json", "keypoints.json"] {
+    for f in [
+        "dataset.json",
+        "attributes.json",
+        "keypoints.json",
+        "tracklets.json",
+    ] {
         out.insert(f.into(), std::fs::read(root.join(f)).unwrap());
     }
     out
@@ -81,7 +86,7 @@ fn keypoints_are_written_for_every_image_and_lie_on_the_person() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("keypoints.json")).unwrap()).unwrap();
     let images = json["images"].as_object().unwrap();
-    assert_eq!(images.len(), summary.images());
+    assert_eq!(images.len(), summary.images() + summary.tracklet_frames);
     let mut checked = 0;
     for (name, kp) in images {
         let kp: Vec<[f32; 3]> = serde_json::from_value(kp.clone()).unwrap();
@@ -211,4 +216,66 @@ fn a_contact_sheet_has_a_tile_per_identity_and_camera() {
     let sheet = contact_sheet(tiny(), 4).unwrap();
     assert_eq!(sheet.width(), 3 * 2 * (64 + 4) + 4 * 3);
     assert_eq!(sheet.height(), 4 * (128 + 4) + 4);
+}
+
+#[test]
+fn mars_tracklets_are_named_foldered_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny");
+    let summary = generate(tiny(), &out, false, &|_, _| {}).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tracklets.json")).unwrap()).unwrap();
+    let tracklets = json["tracklets"].as_array().unwrap();
+    assert_eq!(tracklets.len(), summary.tracklets);
+    assert_eq!(summary.tracklet_frames, summary.tracklets * 4);
+    let mut queries = 0;
+    for t in tracklets {
+        let (pid, cam) = (
+            t["pid"].as_i64().unwrap(),
+            t["camera"].as_u64().unwrap() as u32,
+        );
+        let frames = t["frames"].as_array().unwrap();
+        assert_eq!(frames.len(), 4);
+        for (f, frame) in frames.iter().enumerate() {
+            let path = frame.as_str().unwrap();
+            assert!(out.join(path).is_file(), "{path}");
+            let name = reid_core::naming::parse_mars(path).unwrap();
+            assert_eq!(
+                (name.pid, name.camid, name.frame),
+                (pid, cam, f as u32 + 1),
+                "{path}"
+            );
+            let folder = if t["split"] == "train" {
+                "bbox_train"
+            } else {
+                "bbox_test"
+            };
+            assert!(path.starts_with(&format!("{folder}/{pid:04}/")), "{path}");
+        }
+        if t["split"] == "query" {
+            queries += 1;
+            assert!(tracklets.iter().any(|g| g["split"] == "gallery"
+                && g["pid"] == t["pid"]
+                && g["camera"] != t["camera"]));
+        }
+        // Frames of one tracklet are of one walk: alike, but not the same picture.
+        let read = |i: usize| {
+            image::open(out.join(frames[i].as_str().unwrap()))
+                .unwrap()
+                .to_rgb8()
+        };
+        let (a, b) = (read(0), read(1));
+        let diff: f64 = a
+            .pixels()
+            .zip(b.pixels())
+            .map(|(p, q)| {
+                (0..3)
+                    .map(|c| (f64::from(p[c]) - f64::from(q[c])).abs())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / (64.0 * 128.0 * 3.0);
+        assert!(diff > 0.5 && diff < 40.0, "mean frame difference {diff}");
+    }
+    assert_eq!(queries, 6, "one query tracklet per test identity");
 }

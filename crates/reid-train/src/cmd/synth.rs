@@ -14,7 +14,8 @@ pub struct SynthArgs {
     /// Output folder (Market-1501 layout). Written to a temporary folder, renamed when complete.
     #[arg(long, short, required_unless_present = "contact_sheet")]
     out: Option<PathBuf>,
-    /// Sizes and knobs to start from: tiny (tests), ablation (~6,000 crops), market (~30,000).
+    /// Sizes and knobs to start from: tiny (tests), ablation (~6,000 crops), market (~30,000),
+    /// mars (video tracklets).
     #[arg(long, default_value = "tiny", value_parser = clap::builder::PossibleValuesParser::new(SynthConfig::PRESETS))]
     preset: String,
     /// Seed of everything; the same seed gives the same bytes.
@@ -47,6 +48,9 @@ pub struct SynthArgs {
     /// Crop height in pixels.
     #[arg(long)]
     height: Option<u32>,
+    /// Frames per MARS-style video tracklet (0: no video).
+    #[arg(long)]
+    tracklet_frames: Option<u32>,
     /// Replace a non-empty output folder.
     #[arg(long)]
     force: bool,
@@ -110,7 +114,13 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         summary.gallery_images,
         summary.test_identities,
         summary.seconds,
-        summary.images() as f64 / summary.seconds.max(1e-9)
+        (summary.images() + summary.tracklet_frames) as f64 / summary.seconds.max(1e-9)
     );
+    if summary.tracklets > 0 {
+        println!(
+            "  and {} video tracklets ({} frames, MARS layout: bbox_train/, bbox_test/, tracklets.json)",
+            summary.tracklets, summary.tracklet_frames
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
