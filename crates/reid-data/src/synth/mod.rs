@@ -12,6 +12,7 @@ pub mod figure;
 pub mod identity;
 mod raster;
 pub mod render;
+pub mod scene;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,11 @@ pub struct SynthConfig {
     pub height: u32,
     /// Frames per video tracklet in the MARS-style output (0: no video output).
     pub tracklet_frames: u32,
+    /// MOTChallenge-style scenes per camera (0: none), their length and how many people walk
+    /// through each.
+    pub scenes_per_camera: u32,
+    pub scene_frames: u32,
+    pub scene_people: u32,
 }
 
 impl SynthConfig {
@@ -67,11 +73,15 @@ impl SynthConfig {
             width: 64,
             height: 128,
             tracklet_frames: 4,
+            scenes_per_camera: 1,
+            scene_frames: 5,
+            scene_people: 3,
         };
         match name {
             "tiny" => Some(base),
             "ablation" => Some(Self {
                 tracklet_frames: 0,
+                scenes_per_camera: 0,
                 identities: 300,
                 cameras: 4,
                 crops_per_camera: 7,
@@ -81,6 +91,9 @@ impl SynthConfig {
             }),
             "market" => Some(Self {
                 tracklet_frames: 0,
+                scenes_per_camera: 2,
+                scene_frames: 100,
+                scene_people: 8,
                 identities: 1501,
                 cameras: 6,
                 crops_per_camera: 5,
@@ -94,6 +107,7 @@ impl SynthConfig {
                 cameras: 6,
                 crops_per_camera: 1,
                 tracklet_frames: 16,
+                scenes_per_camera: 0,
                 distractors: 100,
                 junk: 50,
                 ..base
@@ -127,6 +141,9 @@ impl SynthConfig {
                 "{} frames per tracklet: MARS names have 3 digits (at most 999)",
                 self.tracklet_frames
             ));
+        }
+        if self.scenes_per_camera > 99 || self.scene_frames > 999_999 {
+            return bad("at most 99 scenes per camera of at most 999,999 frames".into());
         }
         if self.crops_per_camera == 0 {
             return bad("0 crops per camera".into());
@@ -433,6 +450,9 @@ pub struct Summary {
     /// MARS-style tracklets and their frames.
     pub tracklets: usize,
     pub tracklet_frames: usize,
+    /// MOTChallenge-style scenes and their frames.
+    pub scenes: usize,
+    pub scene_frames: usize,
     /// Wall time (not written to dataset.json, which must not depend on the machine).
     #[serde(skip)]
     pub seconds: f64,
@@ -501,6 +521,89 @@ fn plan_tracklets(world: &World) -> Vec<Tracklet> {
         }
     }
     out
+}
+
+/// Writes the MOTChallenge-style scenes under `mot/c{camera}-{scene}/` (`img1/000001.jpg`,
+/// `gt/gt.txt`, `seqinfo.ini`); the people are test identities that visit the camera, and the
+/// ground truth's identity column is their dataset identity. Returns the number of scenes.
+fn write_scenes(world: &World, root: &Path) -> Result<usize, SynthError> {
+    let c = &world.config;
+    if c.scenes_per_camera == 0 || c.scene_frames == 0 || c.scene_people == 0 {
+        return Ok(0);
+    }
+    let train = c.identities.div_ceil(2);
+    let mut planned = Vec::new();
+    for cam in 1..=c.cameras {
+        let pids: Vec<u32> = (train + 1..=c.identities)
+            .filter(|&pid| cameras_of(c, pid).contains(&cam))
+            .collect();
+        if pids.is_empty() {
+            continue;
+        }
+        for s in 1..=c.scenes_per_camera {
+            let mut rng = stream(c.seed, &[10, u64::from(cam), u64::from(s)]);
+            let scene = scene::Scene::plan(
+                &mut rng,
+                cam,
+                &pids,
+                c.scene_people as usize,
+                c.scene_frames,
+            );
+            planned.push((format!("mot/c{cam}-{s:02}"), scene));
+        }
+    }
+    for (dir, _) in &planned {
+        for sub in ["img1", "gt"] {
+            let d = root.join(dir).join(sub);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+    }
+    let frames: Vec<(usize, u32)> = (0..planned.len())
+        .flat_map(|k| (0..c.scene_frames).map(move |f| (k, f)))
+        .collect();
+    let truth: Vec<(usize, u32, Vec<scene::GroundTruth>)> = frames
+        .par_iter()
+        .map(|&(k, f)| {
+            let (dir, scene) = &planned[k];
+            let cam = &world.cameras[(scene.camera - 1) as usize];
+            let (image, truth) = scene.frame(f, cam, &world.identities);
+            let path = root
+                .join(dir)
+                .join("img1")
+                .join(format!("{:06}.jpg", f + 1));
+            write_jpeg(&image, &path, cam.jpeg_quality)?;
+            Ok((k, f, truth))
+        })
+        .collect::<Result<_, SynthError>>()?;
+    for (k, (dir, _)) in planned.iter().enumerate() {
+        let mut gt = String::new();
+        for (_, f, boxes) in truth.iter().filter(|t| t.0 == k) {
+            for b in boxes {
+                gt.push_str(&format!(
+                    "{},{},{},{},{},{},1,1,{:.3}\n",
+                    f + 1,
+                    b.pid,
+                    b.bbox[0],
+                    b.bbox[1],
+                    b.bbox[2],
+                    b.bbox[3],
+                    b.visibility
+                ));
+            }
+        }
+        let gt_path = root.join(dir).join("gt/gt.txt");
+        std::fs::write(&gt_path, gt).map_err(io(&gt_path))?;
+        let name = dir.trim_start_matches("mot/");
+        let ini = format!(
+            "[Sequence]\nname={name}\nimDir=img1\nframeRate=10\nseqLength={}\nimWidth={}\nimHeight={}\nimExt=.jpg\n",
+            c.scene_frames,
+            scene::WIDTH,
+            scene::HEIGHT
+        );
+        let ini_path = root.join(dir).join("seqinfo.ini");
+        std::fs::write(&ini_path, ini).map_err(io(&ini_path))?;
+    }
+    Ok(planned.len())
 }
 
 /// Plans the Market-1501 layout: which identity appears in which camera how often.
@@ -648,6 +751,7 @@ pub fn generate(
             .collect::<Result<_, SynthError>>()?;
         keypoints.extend(frames.into_iter().flatten());
     }
+    let scenes = write_scenes(&world, &tmp)?;
     let count = |prefix: &str| jobs.iter().filter(|j| j.file.starts_with(prefix)).count();
     let train = world.config.identities.div_ceil(2);
     let summary = Summary {
@@ -657,6 +761,8 @@ pub fn generate(
         train_identities: train,
         test_identities: world.config.identities - train,
         tracklets: tracklets.len(),
+        scenes,
+        scene_frames: scenes * world.config.scene_frames as usize,
         tracklet_frames: tracklets.iter().map(|t| t.frames.len()).sum(),
         seconds: start.elapsed().as_secs_f64(),
     };
@@ -667,7 +773,7 @@ pub fn generate(
         &tmp.join("dataset.json"),
         &DatasetJson {
             generator: concat!("reid synth ", env!("CARGO_PKG_VERSION")),
-            layout: "Market-1501: bounding_box_train/, query/, bounding_box_test/ with PPPP_cCsS_FFFFFF_NN.jpg (0000 distractors, -1 junk); with tracklet_frames > 0 also MARS-style video tracklets (see tracklets.json)",
+            layout: "Market-1501: bounding_box_train/, query/, bounding_box_test/ with PPPP_cCsS_FFFFFF_NN.jpg (0000 distractors, -1 junk); with tracklet_frames > 0 also MARS-style video tracklets (see tracklets.json); with scenes_per_camera > 0 MOTChallenge-style scenes in mot/ (gt/gt.txt: frame, identity, left, top, width, height, 1, 1, visibility)",
             config: &world.config,
             cameras: &world.cameras,
             summary: &summary,

@@ -279,3 +279,50 @@ fn mars_tracklets_are_named_foldered_and_listed() {
     }
     assert_eq!(queries, 6, "one query tracklet per test identity");
 }
+
+#[test]
+fn mot_scenes_have_frames_ground_truth_and_sequence_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny");
+    let summary = generate(tiny(), &out, false, &|_, _| {}).unwrap();
+    assert!(summary.scenes >= 2, "{}", summary.scenes);
+    let mut sequences: Vec<PathBuf> = std::fs::read_dir(out.join("mot"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    sequences.sort();
+    assert_eq!(sequences.len(), summary.scenes);
+    let attributes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("attributes.json")).unwrap()).unwrap();
+    let mut rows = 0;
+    for seq in &sequences {
+        let ini = std::fs::read_to_string(seq.join("seqinfo.ini")).unwrap();
+        assert!(
+            ini.contains("seqLength=5")
+                && ini.contains("imWidth=640")
+                && ini.contains("imHeight=360"),
+            "{ini}"
+        );
+        for f in 1..=5 {
+            let img = image::open(seq.join(format!("img1/{f:06}.jpg"))).unwrap();
+            assert_eq!((img.width(), img.height()), (640, 360));
+        }
+        for line in std::fs::read_to_string(seq.join("gt/gt.txt"))
+            .unwrap()
+            .lines()
+        {
+            let v: Vec<f32> = line.split(',').map(|x| x.parse().unwrap()).collect();
+            assert_eq!(v.len(), 9, "{line}");
+            assert!((1.0..=5.0).contains(&v[0]), "{line}");
+            let pid = v[1] as usize;
+            assert_eq!(attributes[pid - 1]["split"], "test", "{line}");
+            assert!(
+                v[2] >= 0.0 && v[3] >= 0.0 && v[2] + v[4] <= 640.0 && v[3] + v[5] <= 360.0,
+                "{line}"
+            );
+            assert!((0.0..=1.0).contains(&v[8]), "{line}");
+            rows += 1;
+        }
+    }
+    assert!(rows > 0);
+}

@@ -51,6 +51,15 @@ pub struct SynthArgs {
     /// Frames per MARS-style video tracklet (0: no video).
     #[arg(long)]
     tracklet_frames: Option<u32>,
+    /// MOTChallenge-style scenes per camera (0: none).
+    #[arg(long)]
+    scenes_per_camera: Option<u32>,
+    /// Frames per scene.
+    #[arg(long)]
+    scene_frames: Option<u32>,
+    /// People walking through each scene.
+    #[arg(long)]
+    scene_people: Option<u32>,
     /// Replace a non-empty output folder.
     #[arg(long)]
     force: bool,
@@ -80,7 +89,11 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         distractors,
         junk,
         width,
-        height
+        height,
+        tracklet_frames,
+        scenes_per_camera,
+        scene_frames,
+        scene_people
     );
     if let Some(path) = &args.contact_sheet {
         let sheet = contact_sheet(config.clone(), args.sheet_rows)?;
@@ -116,6 +129,12 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         summary.seconds,
         (summary.images() + summary.tracklet_frames) as f64 / summary.seconds.max(1e-9)
     );
+    if summary.scenes > 0 {
+        println!(
+            "  and {} scenes ({} frames of 640x360, MOTChallenge layout: mot/*/img1, gt/gt.txt, seqinfo.ini)",
+            summary.scenes, summary.scene_frames
+        );
+    }
     if summary.tracklets > 0 {
         println!(
             "  and {} video tracklets ({} frames, MARS layout: bbox_train/, bbox_test/, tracklets.json)",
