@@ -176,6 +176,41 @@ for (const backend of ['webgpu', 'cpu']) {
   });
 }
 
+test('the demo pictures load from the app itself and are embedded, with no request leaving the origin', async () => {
+  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, new URL(BASE).origin);
+    const page = await context.newPage();
+    await page.goto(`${BASE}/?backend=cpu`);
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    const index = JSON.parse(fs.readFileSync(path.join(DIST, 'demo/index.json'), 'utf8'));
+    assert.ok(index.images.length >= 8, `${index.images.length} demo pictures`);
+    await page.click('#demo');
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('.item[data-state="done"]').length === n,
+      index.images.length,
+      { timeout: 300000 },
+    );
+    // The demo people are seen by several cameras: the best match of a query picture (the
+    // first of each person) is found by a search and shown with its score.
+    await page.click(`.item[data-name="${index.images[0]}"] button.search`);
+    await page.waitForSelector('#ranked li', { timeout: 120000 });
+    const ranked = await page.$$eval('#ranked li', (lis) => lis.map((li) => li.dataset.name));
+    assert.equal(ranked.length, index.images.length);
+    assert.equal(ranked[0], index.images[0]);
+    const pid = index.images[0].slice(0, 4);
+    console.log(`  demo: ${index.images.length} pictures; best other match of ${index.images[0]}: ${ranked[1]} (${ranked[1].startsWith(pid) ? 'same person' : 'another person'})`);
+    fs.mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUT, 'app-demo.png'), fullPage: true });
+    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+    assert.ok(net.seen.some((u) => u.includes('/demo/')), 'the demo pictures were not fetched from the origin');
+  } finally {
+    await browser.close();
+  }
+});
+
 test('without ?backend the page avoids the software WebGPU adapter and says why', async () => {
   assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
   const browser = await launch();

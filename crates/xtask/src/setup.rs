@@ -187,8 +187,72 @@ fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Builds the browser app into `dist/` (release, the `wasm-release` profile).
+/// Where the demo pictures go (Trunk copies the folder into `dist/demo/`).
+const DEMO_DIR: &str = "www/demo";
+
+/// Makes the app's demo pictures with `reid synth`: four synthetic people of the `tiny`
+/// preset, each seen from several cameras, listed in `www/demo/index.json`.
+pub fn demo_assets() -> Result<()> {
+    cargo(&["build", "--release", "-p", "reid-train"])?;
+    let synth = Path::new("target/demo-synth");
+    run(Command::new(reid_bin())
+        .args([
+            "synth", "--preset", "tiny", "--seed", "7", "--force", "--out",
+        ])
+        .arg(synth))?;
+    let demo = Path::new(DEMO_DIR);
+    if demo.exists() {
+        std::fs::remove_dir_all(demo)?;
+    }
+    std::fs::create_dir_all(demo)?;
+    let mut names = Vec::new();
+    // Each person's query picture, then up to two pictures from cameras other than its own.
+    let camera = |name: &str| {
+        name.split('_')
+            .nth(1)
+            .map(|c| c.chars().take(2).collect::<String>())
+    };
+    for pid in ["0007", "0008", "0009", "0010"] {
+        let of = |split: &str| -> Result<Vec<String>> {
+            let mut names: Vec<String> = std::fs::read_dir(synth.join(split))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{pid}_")))
+                .collect();
+            names.sort();
+            Ok(names)
+        };
+        let query = of("query")?.into_iter().next().context("a query picture")?;
+        let others: Vec<String> = of("bounding_box_test")?
+            .into_iter()
+            .filter(|n| camera(n) != camera(&query))
+            .take(2)
+            .collect();
+        if others.is_empty() {
+            bail!("the demo set has no second camera for person {pid}");
+        }
+        std::fs::copy(synth.join("query").join(&query), demo.join(&query))?;
+        names.push(query);
+        for name in others {
+            std::fs::copy(
+                synth.join("bounding_box_test").join(&name),
+                demo.join(&name),
+            )?;
+            names.push(name);
+        }
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    std::fs::write(
+        demo.join("index.json"),
+        format!("{{\"images\": [{}]}}\n", list.join(", ")),
+    )?;
+    Ok(())
+}
+
+/// Builds the browser app into `dist/` (release, the `wasm-release` profile), with the demo
+/// pictures.
 pub fn build_web() -> Result<()> {
+    demo_assets()?;
     run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))
 }
 

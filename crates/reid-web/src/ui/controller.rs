@@ -11,7 +11,7 @@ use reid_core::Backend;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{ErrorEvent, File, MessageEvent, Url, Worker};
+use web_sys::{ErrorEvent, File, MessageEvent, Response, Url, Worker};
 use yew::UseReducerDispatcher;
 
 use super::state::{Action, AppState, Item, ItemStatus};
@@ -159,6 +159,20 @@ impl Controller {
         }
     }
 
+    /// Adds the demo pictures shipped with the app (`demo/index.json` lists them), fetched from
+    /// the page's own origin like the model.
+    pub fn add_demo(self: &Rc<Self>) {
+        let this = self.clone();
+        spawn_local(async move {
+            match demo_files().await {
+                Ok(files) => this.add_files(files),
+                Err(message) => this.dispatch.dispatch(Action::Notice(format!(
+                    "the demo pictures could not be loaded: {message}"
+                ))),
+            }
+        });
+    }
+
     /// Asks the worker to rank `gallery` (id and embedding of each image) by similarity to the
     /// image `query_id`; the answer arrives as an [`Action::Worker`].
     pub fn search(&self, query_id: u32, query: &[f32], gallery: &[(u32, Rc<Vec<f32>>)]) {
@@ -285,6 +299,43 @@ impl Controller {
             });
         }
     }
+}
+
+async fn fetch_ok(url: &str) -> Result<Response, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let response: Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{url}: {e:?}"))?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    Ok(response)
+}
+
+/// The demo pictures as files, as if the user had picked them.
+async fn demo_files() -> Result<Vec<File>, String> {
+    let index = fetch_ok("demo/index.json").await?;
+    let json = JsFuture::from(index.json().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|e| format!("demo/index.json: {e:?}"))?;
+    let names = js_sys::Reflect::get(&json, &JsValue::from_str("images"))
+        .ok()
+        .filter(js_sys::Array::is_array)
+        .map(|v| js_sys::Array::from(&v))
+        .ok_or("demo/index.json has no list of images")?;
+    let mut files = Vec::new();
+    for name in names.iter() {
+        let name = name.as_string().ok_or("demo/index.json lists a non-name")?;
+        let response = fetch_ok(&format!("demo/{name}")).await?;
+        let blob = JsFuture::from(response.blob().map_err(|e| format!("{e:?}"))?)
+            .await
+            .map_err(|e| format!("{name}: {e:?}"))?;
+        let file = File::new_with_blob_sequence(&js_sys::Array::of1(&blob), &name)
+            .map_err(|e| format!("{name}: {e:?}"))?;
+        files.push(file);
+    }
+    Ok(files)
 }
 
 fn post(worker: &Worker, message: &ToWorker) {

@@ -69,6 +69,14 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_demo = {
+        let controller = controller.clone();
+        Callback::from(move |_| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.add_demo();
+            }
+        })
+    };
     let on_clear = {
         let dispatcher = state.dispatcher();
         Callback::from(move |_| dispatcher.dispatch(Action::Clear))
@@ -85,6 +93,10 @@ pub fn app() -> Html {
             <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
                 notices={state.notices.clone()} />
             <DropZone on_files={on_files} />
+            <p class="demo">
+                <button id="demo" onclick={on_demo}>{ "Try the demo pictures" }</button>
+                <span class="hint">{ " synthetic people from this project's generator, shipped with the app" }</span>
+            </p>
             <ImageList items={state.items.clone()} on_search={on_search} />
             <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />

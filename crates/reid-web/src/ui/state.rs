@@ -89,6 +89,8 @@ pub enum Action {
     Restarted { notice: String },
     /// A file could not even be read from disk.
     Unreadable { id: u32, message: String },
+    /// Something the user should read (shown with the backend status).
+    Notice(String),
     /// The user asked who else looks like image `query_id`.
     SearchStarted { query_id: u32 },
     /// The user forgot all images.
@@ -167,6 +169,7 @@ impl Reducible for AppState {
                     }
                 }
             },
+            Action::Notice(notice) => Rc::make_mut(&mut next.notices).push(notice),
             Action::SearchStarted { query_id } => {
                 next.search = Some(Search {
                     query_id,
