@@ -40,6 +40,9 @@ pub struct Camera {
     pub background: Background,
     /// The background's palette: base colour and a second tone.
     pub palette: [Colour; 2],
+    /// Share of this camera's crops whose background is another kind (a camera sees walls,
+    /// pavement, hedges and shop fronts depending on where the person stands).
+    pub other_backgrounds: f32,
     /// Downscale factor before upscaling back (1: full resolution; 0.4: a poor camera).
     pub resolution: f32,
     /// Gaussian blur sigma, in pixels of the output crop.
@@ -49,7 +52,8 @@ pub struct Camera {
     pub jpeg_quality: u8,
 }
 
-fn background_palette(rng: &mut impl Rng, kind: Background) -> [Colour; 2] {
+/// A palette for a background of `kind`.
+pub fn background_palette(rng: &mut impl Rng, kind: Background) -> [Colour; 2] {
     let tone = |rng: &mut dyn rand::RngCore, base: Colour, spread: f32| -> Colour {
         base.map(|v| (v + (rng.random::<f32>() - 0.5) * spread).clamp(0.0, 1.0))
     };
@@ -67,20 +71,25 @@ fn background_palette(rng: &mut impl Rng, kind: Background) -> [Colour; 2] {
             tone(rng, [0.10, 0.20, 0.08], 0.1),
         ],
         Background::Clutter => [
-            tone(rng, [0.55, 0.50, 0.45], 0.5),
-            tone(rng, [0.30, 0.30, 0.35], 0.5),
+            tone(rng, [0.55, 0.50, 0.45], 0.3),
+            tone(rng, [0.30, 0.30, 0.35], 0.3),
         ],
+    }
+}
+
+/// One of the background kinds, uniformly.
+pub fn random_background(rng: &mut impl Rng) -> Background {
+    match rng.random_range(0..4) {
+        0 => Background::Wall,
+        1 => Background::Pavement,
+        2 => Background::Foliage,
+        _ => Background::Clutter,
     }
 }
 
 /// Samples camera `id` (1-based). Cameras differ in viewpoint, light, background and quality.
 pub fn sample(rng: &mut impl Rng, id: u32) -> Camera {
-    let background = match rng.random_range(0..4) {
-        0 => Background::Wall,
-        1 => Background::Pavement,
-        2 => Background::Foliage,
-        _ => Background::Clutter,
-    };
+    let background = random_background(rng);
     // A camera mostly sees people walking one way along its path, so one or two views dominate.
     let mut views = [0.15f32; 4];
     views[rng.random_range(0..4)] += 1.0;
@@ -105,6 +114,7 @@ pub fn sample(rng: &mut impl Rng, id: u32) -> Camera {
         shadow: rng.random_range(0.0..0.5),
         background,
         palette: background_palette(rng, background),
+        other_backgrounds: rng.random_range(0.3..0.6),
         resolution: rng.random_range(0.45..1.0),
         blur: rng.random_range(0.0..1.0),
         noise: rng.random_range(0.005..0.04),

@@ -275,13 +275,7 @@ impl World {
         );
         let mut canvas = Canvas::new(w, h, [0.5; 3]);
         let unit = h as f32 * shot.scale;
-        render::background(
-            &mut canvas,
-            cam,
-            self.config.seed ^ (u64::from(cam.id) << 32),
-            shot.background_offset,
-            unit * 0.5,
-        );
+        render::background(&mut canvas, &shot.scenery, unit * 0.5);
         let light = Light::new(shot.light_dir, shot.ambient);
         let mut keypoints = [[0.0f32; 3]; 14];
         if let Some(id) = id {
@@ -329,6 +323,30 @@ impl World {
     }
 }
 
+/// The background behind one picture: mostly the camera's own kind and palette (slightly
+/// varied), sometimes another kind, as where a person stands changes what is behind them.
+fn scenery(rng: &mut ChaCha8Rng, cam: &Camera) -> render::Scenery {
+    let (kind, palette) = if rng.random_bool(f64::from(cam.other_backgrounds)) {
+        let kind = camera::random_background(rng);
+        (kind, camera::background_palette(rng, kind))
+    } else {
+        let jitter = |rng: &mut ChaCha8Rng, c: identity::Colour| {
+            c.map(|v| (v + rng.random_range(-0.06..0.06)).clamp(0.0, 1.0))
+        };
+        (
+            cam.background,
+            [jitter(rng, cam.palette[0]), jitter(rng, cam.palette[1])],
+        )
+    };
+    render::Scenery {
+        kind,
+        palette,
+        seed: rng.random(),
+        offset: [rng.random_range(0.0..4000.0), rng.random_range(0.0..400.0)],
+        horizon: rng.random_range(0.35..0.75),
+    }
+}
+
 /// Everything about one picture that stays the same through a tracklet.
 #[derive(Debug, Clone)]
 struct Shot {
@@ -341,7 +359,7 @@ struct Shot {
     /// Feet position as a share of the crop's width and height.
     origin: [f32; 2],
     phase: f32,
-    background_offset: [f32; 2],
+    scenery: render::Scenery,
     light_dir: [f32; 3],
     ambient: f32,
     /// Seed of the occluder in front of the person, if any.
@@ -362,7 +380,7 @@ impl Shot {
                 rng.random_range(0.93..0.99),
             ],
             phase: rng.random_range(0.0..std::f32::consts::TAU),
-            background_offset: [rng.random_range(0.0..4000.0), rng.random_range(0.0..400.0)],
+            scenery: scenery(rng, cam),
             light_dir: [
                 cam.light_dir[0] + rng.random_range(-0.2..0.2),
                 cam.light_dir[1] + rng.random_range(-0.1..0.1),

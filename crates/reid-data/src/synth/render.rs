@@ -328,16 +328,29 @@ pub fn draw_person(
     }
 }
 
-/// Paints the camera's background onto the whole canvas; `offset` moves the texture.
-pub fn background(c: &mut Canvas, cam: &Camera, seed: u64, offset: [f32; 2], unit: f32) {
-    let [a, b] = cam.palette;
-    let horizon = c.h as f32 * (0.45 + 0.2 * noise(seed, 0.5, 0.5));
+/// Where a background is and what it looks like.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenery {
+    pub kind: Background,
+    pub palette: [Colour; 2],
+    /// Texture seed and offset (moving the offset shows another part of the same place).
+    pub seed: u64,
+    pub offset: [f32; 2],
+    /// Row of the horizon as a share of the height (the ground is below it).
+    pub horizon: f32,
+}
+
+/// Paints `scenery` onto the whole canvas; `unit` is the texture's scale in pixels.
+pub fn background(c: &mut Canvas, scenery: &Scenery, unit: f32) {
+    let [a, b] = scenery.palette;
+    let (seed, offset) = (scenery.seed, scenery.offset);
+    let horizon = c.h as f32 * scenery.horizon;
     let (w, h) = (c.w, c.h);
     for y in 0..h {
         for x in 0..w {
             let (fx, fy) = ((x as f32 + offset[0]) / unit, (y as f32 + offset[1]) / unit);
             let grain = noise(seed ^ 0x55, fx * 3.0, fy * 3.0) - 0.5;
-            let ground = y as f32 > horizon || cam.background == Background::Pavement;
+            let ground = y as f32 > horizon || scenery.kind == Background::Pavement;
             let colour = if ground {
                 // Paving slabs: joints every 0.5 units, slabs of slightly varied tone.
                 let (gx, gy) = (fx * 2.0, fy * 2.0 + if ground { 0.0 } else { 0.5 });
@@ -350,7 +363,7 @@ pub fn background(c: &mut Canvas, cam: &Camera, seed: u64, offset: [f32; 2], uni
                     base.map(|v| v * (0.85 + 0.25 * tone))
                 }
             } else {
-                match cam.background {
+                match scenery.kind {
                     Background::Wall => {
                         let row = (fy * 4.0).floor();
                         let bx = fx * 2.0
@@ -381,7 +394,7 @@ pub fn background(c: &mut Canvas, cam: &Camera, seed: u64, offset: [f32; 2], uni
                         if frame {
                             b.map(|v| v * 0.6)
                         } else {
-                            mix(a, [hue, 1.0 - hue, t], 0.35).map(|v| v * (0.6 + 0.6 * t))
+                            mix(a, [hue, 1.0 - hue, t], 0.2).map(|v| v * (0.6 + 0.6 * t))
                         }
                     }
                 }

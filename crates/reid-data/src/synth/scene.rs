@@ -119,7 +119,14 @@ impl Scene {
     ) -> (Canvas, Vec<GroundTruth>) {
         let mut canvas = Canvas::new(WIDTH, HEIGHT, [0.5; 3]);
         let unit = HEIGHT as f32 * 0.25;
-        render::background(&mut canvas, cam, self.seed, [0.0, 0.0], unit);
+        let scenery = render::Scenery {
+            kind: cam.background,
+            palette: cam.palette,
+            seed: self.seed,
+            offset: [0.0, 0.0],
+            horizon: self.horizon / HEIGHT as f32,
+        };
+        render::background(&mut canvas, &scenery, unit);
         let light = Light::new(cam.light_dir, 0.5);
         // Farther people (feet higher in the image) first.
         let mut present: Vec<(&Walker, [f32; 2])> = self
