@@ -175,6 +175,12 @@ fn single_shot_cmc(
     cmc
 }
 
+/// The protocol's junk rule: a gallery sample of the query's identity seen by the query's own
+/// camera, or of the protocol's junk identity, is left out of the query's ranking.
+fn is_junk(pid: i64, cam: i64, q_pid: i64, q_cam: i64, junk_pid: Option<i64>) -> bool {
+    (pid == q_pid && cam == q_cam) || junk_pid == Some(pid)
+}
+
 /// One query's result; `None` when it has no valid match (skipped, as the references do).
 fn evaluate_query(
     query_index: usize,
@@ -205,7 +211,7 @@ fn evaluate_query_counted(
 ) -> Option<QueryMetrics> {
     let junk = |g: usize| {
         let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
-        (pid == q_pid && cam == q_cam) || protocol.junk_pid == Some(pid)
+        is_junk(pid, cam, q_pid, q_cam, protocol.junk_pid)
     };
     let key = |g: usize| (row[g], g);
     let before = |a: (f32, usize), b: (f32, usize)| a.0 < b.0 || (a.0 == b.0 && a.1 < b.1);
@@ -264,7 +270,7 @@ fn evaluate_query_sorted(
     let mut kept_pids = Vec::new();
     for g in order {
         let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
-        if (pid == q_pid && cam == q_cam) || protocol.junk_pid == Some(pid) {
+        if is_junk(pid, cam, q_pid, q_cam, protocol.junk_pid) {
             continue;
         }
         if protocol.single_gallery_shot.is_some() {
@@ -367,7 +373,7 @@ pub fn ranked_gallery(
     let mut kept: Vec<usize> = (0..row.len().min(gallery.pids.len()))
         .filter(|&g| {
             let (pid, cam) = (gallery.pids[g], gallery.camids[g]);
-            !((pid == q_pid && cam == q_cam) || junk_pid == Some(pid))
+            !is_junk(pid, cam, q_pid, q_cam, junk_pid)
         })
         .collect();
     let cmp = |a: &usize, b: &usize| row[*a].total_cmp(&row[*b]).then(a.cmp(b));
