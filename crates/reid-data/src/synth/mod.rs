@@ -784,9 +784,6 @@ pub fn generate(
         tracklet_frames: tracklets.iter().map(|t| t.frames.len()).sum(),
         seconds: start.elapsed().as_secs_f64(),
     };
-    let json = |path: &Path, value: &dyn erased::Json| -> Result<(), SynthError> {
-        std::fs::write(path, value.to_json()).map_err(io(path))
-    };
     json(
         &tmp.join("dataset.json"),
         &DatasetJson {
@@ -851,16 +848,10 @@ pub fn generate(
     })
 }
 
-/// JSON of any serialisable value behind one object-safe trait.
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string_pretty(self).expect("plain data serialises")
-        }
-    }
+/// Writes `value` as pretty JSON.
+fn json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
+    let text = serde_json::to_string_pretty(value).expect("plain data serialises");
+    std::fs::write(path, text).map_err(io(path))
 }
 
 fn write_jpeg(image: &image::RgbImage, path: &Path, quality: u8) -> Result<(), SynthError> {
