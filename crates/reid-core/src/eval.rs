@@ -392,15 +392,18 @@ pub fn evaluate(
     gallery: Labels,
     protocol: &Protocol,
 ) -> Result<RankMetrics, EvalError> {
-    let nq = query.pids.len();
-    let per_query = evaluate_queries(distances, query, gallery, protocol)?;
-    let max_rank = protocol.max_rank.min(gallery.pids.len());
-    let results: Vec<QueryMetrics> = per_query.into_iter().flatten().collect();
+    summarize(&evaluate_queries(distances, query, gallery, protocol)?)
+}
+
+/// Averages per-query metrics (as [`evaluate_queries`] gives them) into CMC, mAP and mINP over
+/// the queries that have a true match; the others are counted as skipped.
+pub fn summarize(per_query: &[Option<QueryMetrics>]) -> Result<RankMetrics, EvalError> {
+    let results: Vec<&QueryMetrics> = per_query.iter().flatten().collect();
     let valid = results.len();
     if valid == 0 {
-        return Err(EvalError::NoValidQuery(nq));
+        return Err(EvalError::NoValidQuery(per_query.len()));
     }
-    let mut cmc = vec![0f64; max_rank];
+    let mut cmc = vec![0f64; results[0].cmc.len()];
     for r in &results {
         for (acc, v) in cmc.iter_mut().zip(&r.cmc) {
             *acc += v;
@@ -412,7 +415,7 @@ pub fn evaluate(
         map: results.iter().map(|r| r.ap).sum::<f64>() / valid as f64,
         minp: results.iter().map(|r| r.inp).sum::<f64>() / valid as f64,
         valid_queries: valid,
-        skipped_queries: nq - valid,
+        skipped_queries: per_query.len() - valid,
     })
 }
 

@@ -25,8 +25,8 @@ pub use distance::{
 };
 pub use embedding::{Embedding, EmbeddingError};
 pub use eval::{
-    evaluate, evaluate_queries, ranked_gallery, EvalError, Labels, Protocol, QueryMetrics,
-    RankMetrics, SingleGalleryShot,
+    evaluate, evaluate_queries, ranked_gallery, summarize, EvalError, Labels, Protocol,
+    QueryMetrics, RankMetrics, SingleGalleryShot,
 };
 pub use features::{FeatureError, FeatureMatrix};
 pub use query_expansion::{query_expansion, QueryExpansion};

@@ -23,9 +23,9 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use reid_core::naming::{parse_market1501, parse_mars};
 use reid_core::{
-    distance_matrix, evaluate, evaluate_queries, k_reciprocal_rerank, pool_tracklets,
-    query_expansion, ranked_gallery, FeatureMatrix, Labels, Metric, Protocol, QueryExpansion,
-    RerankParams,
+    distance_matrix, evaluate_queries, k_reciprocal_rerank, pool_tracklets, query_expansion,
+    ranked_gallery, summarize, FeatureMatrix, Labels, Metric, Protocol, QueryExpansion,
+    QueryMetrics, RerankParams,
 };
 use reid_data::market1501::{read_test_splits, LabelledImage};
 use reid_model::{baseline, decode_image};
@@ -184,7 +184,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.visualize.is_some() && (query.paths.is_none() || gallery.paths.is_none()) {
         bail!("--visualize needs the pictures: use --dataset, or --images ROOT with --features");
     }
-    let m = evaluate(&distances, query.labels(), gallery.labels(), &protocol)?;
+    // Per-query metrics once: the summary and the worst queries both come from them.
+    let per_query = evaluate_queries(&distances, query.labels(), gallery.labels(), &protocol)?;
+    let m = summarize(&per_query)?;
     if args.json {
         println!("{}", serde_json::to_string(&m)?);
     } else {
@@ -220,7 +222,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote the CMC curve to {}", path.display());
     }
     if let Some(n) = args.visualize {
-        let rows = worst_queries(&distances, &query, &gallery, &protocol, n)?;
+        let rows = worst_queries(&distances, &per_query, &query, &gallery, &protocol, n)?;
         crate::report::save_png(&crate::report::ranked_lists(&rows), &args.visualize_out)?;
         eprintln!(
             "wrote the ranked lists of the {} worst queries to {}",
@@ -282,12 +284,12 @@ fn tracklet_side(
 /// The `n` valid queries with the lowest AP (ties: query order) and their first 10 results.
 fn worst_queries(
     distances: &[f32],
+    per_query: &[Option<QueryMetrics>],
     query: &Side,
     gallery: &Side,
     protocol: &Protocol,
     n: usize,
 ) -> anyhow::Result<Vec<crate::report::RankedRow>> {
-    let per_query = evaluate_queries(distances, query.labels(), gallery.labels(), protocol)?;
     let mut valid: Vec<(usize, f64)> = per_query
         .iter()
         .enumerate()
