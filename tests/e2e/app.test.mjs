@@ -211,6 +211,67 @@ test('the demo pictures load from the app itself and are embedded, with no reque
   }
 });
 
+test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its picture changing over time', async () => {
+  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, new URL(BASE).origin);
+    const page = await context.newPage();
+    await page.goto(`${BASE}/?backend=cpu`);
+    // Decodes two frames 3 s apart and measures how much they differ and how varied each is.
+    const clip = await page.evaluate(async () => {
+      const video = document.createElement('video');
+      video.muted = true;
+      video.src = '/demo/scene.webm';
+      await new Promise((ok, fail) => {
+        video.onloadeddata = ok;
+        video.onerror = () => fail(new Error(`video error ${video.error && video.error.code}`));
+      });
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      const g = canvas.getContext('2d', { willReadFrequently: true });
+      const frameAt = async (t) => {
+        await new Promise((ok) => {
+          video.onseeked = ok;
+          video.currentTime = t;
+        });
+        g.drawImage(video, 0, 0);
+        return g.getImageData(0, 0, canvas.width, canvas.height).data;
+      };
+      const a = await frameAt(0.5);
+      const b = await frameAt(3.5);
+      let diff = 0, mean = 0, sq = 0;
+      for (let i = 0; i < a.length; i += 4) {
+        diff += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+        mean += a[i + 1];
+        sq += a[i + 1] * a[i + 1];
+      }
+      const n = a.length / 4;
+      mean /= n;
+      return {
+        width: video.videoWidth,
+        height: video.videoHeight,
+        duration: video.duration,
+        diff: diff / (3 * n),
+        std: Math.sqrt(sq / n - mean * mean),
+      };
+    });
+    console.log(`  demo clip: ${clip.width}x${clip.height}, ${clip.duration.toFixed(2)} s, mean frame change ${clip.diff.toFixed(2)} levels, frame std ${clip.std.toFixed(1)}`);
+    assert.equal(clip.width, 640);
+    assert.equal(clip.height, 360);
+    assert.ok(clip.duration >= 3 && clip.duration <= 10, `duration ${clip.duration}`);
+    // A textured scene, not a blank frame, and one that changes (people walk, light drifts).
+    assert.ok(clip.std > 10, `frame std ${clip.std}`);
+    assert.ok(clip.diff > 0.5, `frames 3 s apart differ by ${clip.diff} levels`);
+    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+    assert.ok(net.seen.some((u) => u.endsWith('/demo/scene.webm')), 'the clip was not fetched from the origin');
+  } finally {
+    await browser.close();
+  }
+});
+
 test('without ?backend the page avoids the software WebGPU adapter and says why', async () => {
   assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
   const browser = await launch();

