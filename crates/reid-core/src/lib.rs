@@ -14,7 +14,7 @@ pub mod eval;
 pub mod features;
 mod gemm;
 pub mod naming;
-mod parallel;
+pub mod parallel;
 pub mod query_expansion;
 pub mod rerank;
 pub mod temporal;

@@ -12,7 +12,7 @@ fn threads() -> usize {
 
 /// Calls `f(chunk_index, chunk)` on each `chunk_len`-long chunk of `data`; threads take the next
 /// free chunk, so uneven chunks do not leave a core idle.
-pub(crate) fn for_each_chunk_mut<T: Send>(
+pub fn for_each_chunk_mut<T: Send>(
     data: &mut [T],
     chunk_len: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
@@ -45,7 +45,7 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
 
 /// Runs `work(state, task)` for every task in `0..tasks`, each thread on its own state made by
 /// `init`; returns the states (one per thread that ran) for the caller to merge.
-pub(crate) fn fold_tasks<S: Send>(
+pub fn fold_tasks<S: Send>(
     tasks: usize,
     init: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, usize) + Sync,

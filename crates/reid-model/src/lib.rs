@@ -8,6 +8,7 @@
 
 pub mod backbone;
 pub mod baseline;
+pub mod cpu;
 pub mod error;
 pub mod head;
 pub mod network;

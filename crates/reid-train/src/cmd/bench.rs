@@ -21,6 +21,7 @@ use reid_core::{
     evaluate, k_reciprocal_rerank, top_k_inner_product, FeatureMatrix, Labels, Metric, Protocol,
     RerankParams,
 };
+use reid_model::cpu::CpuNet;
 use reid_model::weights::from_burnpack_bytes;
 use reid_model::ReidNetConfig;
 
@@ -53,6 +54,20 @@ pub struct EmbedArgs {
     /// Timed forward passes (after one warm-up pass).
     #[arg(long, default_value_t = 5)]
     iters: usize,
+    /// Which inference paths to time (both: side by side in one run).
+    #[arg(long, value_enum, default_value_t = EmbedPath::Both)]
+    path: EmbedPath,
+}
+
+/// The inference paths `reid bench embed` can time.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbedPath {
+    /// burn's flex backend running the network's modules.
+    Burn,
+    /// The network folded for the CPU (`reid_model::cpu`).
+    Cpu,
+    /// Both, one after the other.
+    Both,
 }
 
 #[derive(Args, Debug)]
@@ -108,20 +123,37 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(())
     };
-    run_once()?;
+    if args.path != EmbedPath::Cpu {
+        run_once()?;
+        let start = Instant::now();
+        for _ in 0..args.iters {
+            run_once()?;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let rate = (args.batch * args.iters) as f64 / seconds;
+        println!(
+            "reid embed (burn flex, CPU): {rate:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s) crops/s={rate:.2}",
+            args.batch, config.input.height, config.input.width, args.iters, seconds
+        );
+    }
+    if args.path == EmbedPath::Burn {
+        return Ok(());
+    }
+    // The same network folded for the CPU (reid_model::cpu), on the same input.
+    let cpu = CpuNet::new(&net, config.input.clone())?;
+    let values: Vec<f32> = input.into_data().iter::<f32>().collect();
+    let size = [config.input.height, config.input.width];
+    let run_cpu = || cpu.forward_nchw(&values, args.batch, size);
+    run_cpu();
     let start = Instant::now();
     for _ in 0..args.iters {
-        run_once()?;
+        std::hint::black_box(run_cpu());
     }
     let seconds = start.elapsed().as_secs_f64();
+    let rate = (args.batch * args.iters) as f64 / seconds;
     println!(
-        "reid embed (burn flex, CPU): {:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s)",
-        (args.batch * args.iters) as f64 / seconds,
-        args.batch,
-        config.input.height,
-        config.input.width,
-        args.iters,
-        seconds
+        "reid embed (folded CPU path, all cores): {rate:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s) crops/s={rate:.2}",
+        args.batch, config.input.height, config.input.width, args.iters, seconds
     );
     Ok(())
 }

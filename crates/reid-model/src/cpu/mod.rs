@@ -1,0 +1,460 @@
+//! The network rewritten for inference on the CPU, natively and in wasm. At load time each
+//! BatchNorm is folded into the convolution before it (and the BNNeck into one scale and shift),
+//! weights are laid out for the kernels (1x1 convolutions as `[cin, cout]` matrices for the
+//! `gemm` crate, depthwise taps as `[9, channels]`), and activations run channels-last with
+//! bias and ReLU6 fused into each kernel. Images of a batch run on all cores, each thread
+//! reusing its own buffers. Results equal [`ReidNet::forward`]'s up to float rounding (the
+//! parity tests hold both to PyTorch within 1e-4).
+
+mod kernels;
+
+use kernels::Buf;
+
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::Tensor;
+
+use crate::backbone::mobilenet_v2::ConvBnAct;
+use crate::network::ReidNet;
+use crate::preprocess::{resize_bilinear_pil, InputSpec, RgbImage};
+use crate::ModelError;
+
+/// A 1x1 convolution with its BatchNorm folded in.
+#[derive(Debug, Clone)]
+struct Pointwise {
+    /// `[cin, cout]`, row-major.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    relu6: bool,
+}
+
+/// A 3x3 depthwise convolution (padding 1) with its BatchNorm folded in; always ReLU6.
+#[derive(Debug, Clone)]
+struct Depthwise {
+    /// `[9, channels]`: tap `ky * 3 + kx`, then channel.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    stride: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    expand: Option<Pointwise>,
+    depthwise: Depthwise,
+    project: Pointwise,
+    residual: bool,
+}
+
+/// [`ReidNet`] folded for CPU inference.
+#[derive(Debug, Clone)]
+pub struct CpuNet {
+    /// The 3x3 stride-2 stem as a matrix over im2col rows: `[27, 32]`.
+    stem: Pointwise,
+    blocks: Vec<Block>,
+    last: Pointwise,
+    /// The BNNeck as `embedding = pooled * scale + shift` (before L2 normalisation).
+    neck_scale: Vec<f32>,
+    neck_shift: Vec<f32>,
+    input: InputSpec,
+}
+
+/// Pooled features and L2-normalised embeddings of a batch, row-major `[batch, dim]` each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuOutput {
+    /// Globally average-pooled backbone features.
+    pub pooled: Vec<f32>,
+    /// BNNeck output, L2-normalised.
+    pub embeddings: Vec<f32>,
+    /// Width of each row.
+    pub dim: usize,
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+/// `gamma / sqrt(var + eps)` and `beta - mean * that`, in f64 before rounding.
+fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let gamma = values(bn.gamma.val());
+    let beta = values(bn.beta.val());
+    let mean = values(bn.running_mean.value());
+    let var = values(bn.running_var.value());
+    let scale: Vec<f64> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(&g, &v)| f64::from(g) / (f64::from(v) + bn.epsilon).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((&b, &m), &s)| (f64::from(b) - f64::from(m) * s) as f32)
+        .collect();
+    (scale.iter().map(|&s| s as f32).collect(), shift)
+}
+
+/// The convolution's weight `[cout, cin/groups, k, k]` scaled per output channel by the
+/// BatchNorm, and the folded bias.
+fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<(Vec<f32>, Vec<f32>, [usize; 4]), ModelError> {
+    let dims = conv.weight.val().dims();
+    let (scale, shift) = bn_affine(bn);
+    if scale.len() != dims[0] {
+        return Err(ModelError::Weights(format!(
+            "a BatchNorm of {} channels follows a convolution of {}",
+            scale.len(),
+            dims[0]
+        )));
+    }
+    let mut weight = values(conv.weight.val());
+    let per_out = weight.len() / dims[0];
+    for (row, s) in weight.chunks_mut(per_out).zip(&scale) {
+        row.iter_mut().for_each(|w| *w *= s);
+    }
+    let mut bias = shift;
+    if let Some(b) = &conv.bias {
+        for ((o, b), s) in bias.iter_mut().zip(values(b.val())).zip(&scale) {
+            *o += b * s;
+        }
+    }
+    Ok((weight, bias, dims))
+}
+
+fn check(layer: &ConvBnAct, kernel: usize, groups_are_channels: bool) -> Result<(), ModelError> {
+    let conv = &layer.conv;
+    let pad = (kernel - 1) / 2;
+    let ok = conv.kernel_size == [kernel, kernel]
+        && conv.dilation == [1, 1]
+        && conv.stride[0] == conv.stride[1]
+        && matches!(conv.padding, PaddingConfig2d::Explicit(a, b, c, d) if [a, b, c, d] == [pad; 4])
+        && (conv.groups == 1) != groups_are_channels;
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::Weights(format!(
+            "the CPU path has no kernel for a {:?} convolution (stride {:?}, groups {}, padding {:?})",
+            conv.kernel_size, conv.stride, conv.groups, conv.padding
+        )))
+    }
+}
+
+/// A 1x1 convolution (or the stem's 3x3 over im2col rows) as a `[cin * k * k, cout]` matrix,
+/// inputs ordered tap-major then channel, as [`kernels::im2col3x3`] lays them out.
+fn matrix(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
+    let (weight, bias, [cout, cin, kh, kw]) = fold(&layer.conv, &layer.bn)?;
+    let rows = cin * kh * kw;
+    let mut t = vec![0f32; rows * cout];
+    for o in 0..cout {
+        for i in 0..cin {
+            for k in 0..kh * kw {
+                t[(k * cin + i) * cout + o] = weight[(o * cin + i) * kh * kw + k];
+            }
+        }
+    }
+    Ok(Pointwise {
+        weight: t,
+        bias,
+        relu6: layer.relu6,
+    })
+}
+
+fn depthwise(layer: &ConvBnAct) -> Result<Depthwise, ModelError> {
+    check(layer, 3, true)?;
+    if !layer.relu6 {
+        return Err(ModelError::Weights(
+            "the CPU path expects ReLU6 after a depthwise convolution".into(),
+        ));
+    }
+    let (weight, bias, [c, _, _, _]) = fold(&layer.conv, &layer.bn)?;
+    let mut t = vec![0f32; 9 * c];
+    for ch in 0..c {
+        for k in 0..9 {
+            t[k * c + ch] = weight[ch * 9 + k];
+        }
+    }
+    Ok(Depthwise {
+        weight: t,
+        bias,
+        stride: layer.conv.stride[0],
+    })
+}
+
+fn pointwise(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
+    check(layer, 1, false)?;
+    if layer.conv.stride != [1, 1] {
+        return Err(ModelError::Weights("a strided 1x1 convolution".into()));
+    }
+    matrix(layer)
+}
+
+/// One thread's buffers, reused from image to image.
+#[derive(Default)]
+struct Scratch {
+    image: Vec<f32>,
+    cur: Buf,
+    a: Buf,
+    b: Buf,
+}
+
+impl CpuNet {
+    /// Folds `net` (any weights, on any device: they are read back once) for the CPU.
+    pub fn new(net: &ReidNet, input: InputSpec) -> Result<Self, ModelError> {
+        let backbone = &net.backbone;
+        check(&backbone.stem, 3, false)?;
+        if backbone.stem.conv.weight.val().dims()[1] != 3 {
+            return Err(ModelError::Weights("the stem must take 3 channels".into()));
+        }
+        let stem = matrix(&backbone.stem)?;
+        let blocks = backbone
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    expand: b.expand.as_ref().map(pointwise).transpose()?,
+                    depthwise: depthwise(&b.depthwise)?,
+                    project: pointwise(&b.project)?,
+                    residual: b.residual,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let last = pointwise(&backbone.last)?;
+        let (neck_scale, neck_shift) = bn_affine(&net.neck.bn);
+        Ok(Self {
+            stem,
+            blocks,
+            last,
+            neck_scale,
+            neck_shift,
+            input,
+        })
+    }
+
+    /// Width of the embedding.
+    pub fn dim(&self) -> usize {
+        self.neck_scale.len()
+    }
+
+    /// Resizes and normalises each image (as [`crate::preprocess`] does) and runs the network.
+    pub fn embed(&self, images: &[RgbImage]) -> CpuOutput {
+        let spec = &self.input;
+        self.run(images.len(), |i, scratch| {
+            let resized = resize_bilinear_pil(&images[i], spec.width as u32, spec.height as u32);
+            scratch.image.clear();
+            scratch.image.extend(
+                resized
+                    .as_raw()
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &p)| (f32::from(p) / 255.0 - spec.mean[k % 3]) / spec.std[k % 3]),
+            );
+            [spec.height, spec.width]
+        })
+    }
+
+    /// Runs the network on already normalised images, `[batch, 3, height, width]` row-major
+    /// (the layout [`crate::preprocess`] gives burn).
+    pub fn forward_nchw(&self, values: &[f32], batch: usize, [h, w]: [usize; 2]) -> CpuOutput {
+        assert_eq!(values.len(), batch * 3 * h * w, "input of the wrong size");
+        self.run(batch, |i, scratch| {
+            let plane = &values[i * 3 * h * w..][..3 * h * w];
+            scratch.image.clear();
+            scratch
+                .image
+                .extend((0..h * w).flat_map(|p| (0..3).map(move |c| plane[c * h * w + p])));
+            [h, w]
+        })
+    }
+
+    /// Runs image `i` of `batch` on a thread's scratch, after `load` has put it channels-last
+    /// into `scratch.image` (returning its size).
+    fn run(
+        &self,
+        batch: usize,
+        load: impl Fn(usize, &mut Scratch) -> [usize; 2] + Sync,
+    ) -> CpuOutput {
+        let dim = self.dim();
+        let states = reid_core::parallel::fold_tasks(
+            batch,
+            || (Scratch::default(), Vec::new()),
+            |(scratch, done): &mut (Scratch, Vec<(usize, Vec<f32>)>), i| {
+                let size = load(i, scratch);
+                done.push((i, self.forward_one(scratch, size)));
+            },
+        );
+        let mut pooled = vec![0f32; batch * dim];
+        for (i, row) in states.into_iter().flat_map(|(_, done)| done) {
+            pooled[i * dim..][..dim].copy_from_slice(&row);
+        }
+        let mut embeddings = pooled.clone();
+        for row in embeddings.chunks_mut(dim.max(1)) {
+            for ((v, s), t) in row.iter_mut().zip(&self.neck_scale).zip(&self.neck_shift) {
+                *v = *v * s + t;
+            }
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        CpuOutput {
+            pooled,
+            embeddings,
+            dim,
+        }
+    }
+
+    /// The backbone and global average pooling on `scratch.image` (`[h, w, 3]`).
+    fn forward_one(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> Vec<f32> {
+        let [mut h, mut w] = kernels::im2col3x3(&s.image, [h, w, 3], 2, &mut s.a);
+        let stem = &self.stem;
+        kernels::pointwise(
+            s.a.get(),
+            h * w,
+            &stem.weight,
+            &stem.bias,
+            true,
+            false,
+            &mut s.cur,
+        );
+        for block in &self.blocks {
+            let input = match &block.expand {
+                Some(e) => {
+                    let pixels = h * w;
+                    kernels::pointwise(
+                        s.cur.get(),
+                        pixels,
+                        &e.weight,
+                        &e.bias,
+                        true,
+                        false,
+                        &mut s.a,
+                    );
+                    s.a.get()
+                }
+                None => s.cur.get(),
+            };
+            let d = &block.depthwise;
+            [h, w] = kernels::depthwise3x3(input, [h, w], d.stride, &d.weight, &d.bias, &mut s.b);
+            let p = &block.project;
+            if block.residual {
+                kernels::pointwise(
+                    s.b.get(),
+                    h * w,
+                    &p.weight,
+                    &p.bias,
+                    false,
+                    true,
+                    &mut s.cur,
+                );
+            } else {
+                kernels::pointwise(s.b.get(), h * w, &p.weight, &p.bias, false, false, &mut s.a);
+                std::mem::swap(&mut s.cur, &mut s.a);
+            }
+        }
+        let l = &self.last;
+        kernels::pointwise(
+            s.cur.get(),
+            h * w,
+            &l.weight,
+            &l.bias,
+            l.relu6,
+            false,
+            &mut s.a,
+        );
+        let c = l.bias.len();
+        let mut pooled = vec![0f32; c];
+        for row in s.a.get().chunks_exact(c) {
+            pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+        }
+        let n = (h * w).max(1) as f32;
+        pooled.iter_mut().for_each(|p| *p /= n);
+        pooled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::ReidNetConfig;
+    use crate::preprocess;
+    use burn::module::{Module, Param};
+    use burn::tensor::{Device, Distribution};
+
+    /// A network whose BatchNorms have non-trivial statistics, so folding is really tested.
+    fn net(device: &Device) -> ReidNet {
+        let net = ReidNetConfig::default().init(device);
+        let mut k = 0u64;
+        net.map(&mut RandomStats { k: &mut k, device })
+    }
+
+    struct RandomStats<'a> {
+        k: &'a mut u64,
+        device: &'a Device,
+    }
+
+    impl burn::module::ModuleMapper for RandomStats<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            *self.k += 1;
+            let shape = param.val().dims();
+            if D == 1 {
+                // gamma, beta, running statistics: values around 1 (all positive, so a variance
+                // stays valid).
+                let t = Tensor::<D>::random(shape, Distribution::Uniform(0.5, 1.5), self.device);
+                Param::initialized(param.id, t)
+            } else {
+                param
+            }
+        }
+    }
+
+    #[test]
+    fn the_folded_network_equals_the_burn_network() {
+        let device = Device::flex();
+        let net = net(&device);
+        let spec = InputSpec::default();
+        let images: Vec<RgbImage> = (0..3)
+            .map(|s| {
+                RgbImage::from_fn(50 + 10 * s, 120, |x, y| {
+                    image::Rgb([(x * 5 + s * 40) as u8, (y * 2) as u8, ((x * y) % 251) as u8])
+                })
+            })
+            .collect();
+        // The statistics really are not the identity's (mean 0, variance 1).
+        let mean = values(net.backbone.blocks[3].depthwise.bn.running_mean.value());
+        assert!(
+            mean.iter().all(|&m| m >= 0.5),
+            "running mean {:?}",
+            &mean[..4]
+        );
+        let want = net.forward(preprocess(&images, &spec, &device));
+        let cpu = CpuNet::new(&net, spec).unwrap();
+        let got = cpu.embed(&images);
+        let pooled: Vec<f32> = values(want.pooled);
+        let embedding: Vec<f32> = values(want.embedding);
+        assert_eq!(got.dim, 1280);
+        let diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        let scale = pooled.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(
+            diff(&got.pooled, &pooled) <= 1e-4 * scale.max(1.0),
+            "pooled differ by {} (largest value {scale})",
+            diff(&got.pooled, &pooled)
+        );
+        assert!(diff(&got.embeddings, &embedding) < 1e-5);
+    }
+
+    #[test]
+    fn a_batch_gives_each_image_what_it_gets_alone() {
+        let device = Device::flex();
+        let cpu = CpuNet::new(&net(&device), InputSpec::default()).unwrap();
+        let images: Vec<RgbImage> = (0..5)
+            .map(|s| RgbImage::from_fn(64, 128, |x, y| image::Rgb([(x * s) as u8, y as u8, 9])))
+            .collect();
+        let all = cpu.embed(&images);
+        for (i, image) in images.iter().enumerate() {
+            let alone = cpu.embed(std::slice::from_ref(image));
+            assert_eq!(alone.embeddings, all.embeddings[i * 1280..][..1280]);
+        }
+        assert!(cpu.embed(&[]).embeddings.is_empty());
+    }
+}
