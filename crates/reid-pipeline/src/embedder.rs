@@ -1,8 +1,11 @@
 //! Image bytes to embeddings. Each input is decoded on its own, so a corrupt file fails alone;
-//! decoded crops are embedded in batches of at most `max_batch` to bound memory.
+//! decoded crops are embedded in batches of at most `max_batch` to bound memory. On the CPU the
+//! network runs folded (`reid_model::cpu`, about ten times faster than burn's CPU backend); on
+//! any other device it runs as burn modules.
 
 use burn::tensor::Device;
 use reid_core::Embedding;
+use reid_model::cpu::CpuNet;
 use reid_model::weights::from_burnpack_bytes;
 use reid_model::{decode_image, preprocess, ModelError, ReidNet, ReidNetConfig, RgbImage};
 
@@ -21,6 +24,8 @@ pub enum EmbedError {
 #[derive(Debug)]
 pub struct Embedder {
     net: ReidNet,
+    /// The network folded for the CPU, when the device is burn's CPU backend.
+    cpu: Option<CpuNet>,
     config: ReidNetConfig,
     device: Device,
     max_batch: usize,
@@ -37,10 +42,15 @@ impl Embedder {
         Ok(Self::new(net, config, device, max_batch))
     }
 
-    /// Wraps an already built network.
+    /// Wraps an already built network. On burn's CPU backend it is also folded for the CPU
+    /// path, which then does the work.
     pub fn new(net: ReidNet, config: ReidNetConfig, device: Device, max_batch: usize) -> Self {
+        let cpu = (device == Device::flex())
+            .then(|| CpuNet::new(&net, config.input.clone()).ok())
+            .flatten();
         Self {
             net,
+            cpu,
             config,
             device,
             max_batch: max_batch.max(1),
@@ -57,6 +67,11 @@ impl Embedder {
         &self.device
     }
 
+    /// Whether embedding runs on the folded CPU path rather than burn modules.
+    pub fn uses_cpu_path(&self) -> bool {
+        self.cpu.is_some()
+    }
+
     /// Width of the embeddings this model produces.
     pub fn embedding_dim(&self) -> usize {
         self.net.embedding_dim()
@@ -66,6 +81,16 @@ impl Embedder {
     pub async fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<Embedding>, EmbedError> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.max_batch) {
+            if let Some(cpu) = &self.cpu {
+                let result = cpu.embed(chunk);
+                for row in result.embeddings.chunks(result.dim) {
+                    out.push(
+                        Embedding::new(row.to_vec())
+                            .map_err(|e| EmbedError::Invalid(e.to_string()))?,
+                    );
+                }
+                continue;
+            }
             let input = preprocess(chunk, &self.config.input, &self.device);
             let embedding = self.net.forward(input).embedding;
             let [_, dim] = embedding.dims();
@@ -127,6 +152,13 @@ mod tests {
         let net = config.init(&device);
         let bytes = to_burnpack_bytes(&net, &config, &vec![]).unwrap();
         Embedder::from_burnpack(&bytes, device, 2).unwrap()
+    }
+
+    #[test]
+    fn the_cpu_backend_runs_the_folded_network() {
+        // Its equality with burn's modules is tested in reid-model (random statistics), against
+        // PyTorch in reid-model's parity tests, and against burn on WebGPU in the browser tests.
+        assert!(embedder().uses_cpu_path());
     }
 
     fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {

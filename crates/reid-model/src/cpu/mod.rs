@@ -93,9 +93,16 @@ fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
     (scale.iter().map(|&s| s as f32).collect(), shift)
 }
 
-/// The convolution's weight `[cout, cin/groups, k, k]` scaled per output channel by the
-/// BatchNorm, and the folded bias.
-fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<(Vec<f32>, Vec<f32>, [usize; 4]), ModelError> {
+/// A convolution with its BatchNorm folded in: weight `[cout, cin/groups, k, k]` (in `dims`),
+/// and bias.
+struct Folded {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    dims: [usize; 4],
+}
+
+/// The convolution's weight scaled per output channel by the BatchNorm, and the folded bias.
+fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<Folded, ModelError> {
     let dims = conv.weight.val().dims();
     let (scale, shift) = bn_affine(bn);
     if scale.len() != dims[0] {
@@ -116,7 +123,7 @@ fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<(Vec<f32>, Vec<f32>, [usize; 4]
             *o += b * s;
         }
     }
-    Ok((weight, bias, dims))
+    Ok(Folded { weight, bias, dims })
 }
 
 fn check(layer: &ConvBnAct, kernel: usize, groups_are_channels: bool) -> Result<(), ModelError> {
@@ -140,7 +147,11 @@ fn check(layer: &ConvBnAct, kernel: usize, groups_are_channels: bool) -> Result<
 /// A 1x1 convolution (or the stem's 3x3 over im2col rows) as a `[cin * k * k, cout]` matrix,
 /// inputs ordered tap-major then channel, as [`kernels::im2col3x3`] lays them out.
 fn matrix(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
-    let (weight, bias, [cout, cin, kh, kw]) = fold(&layer.conv, &layer.bn)?;
+    let Folded {
+        weight,
+        bias,
+        dims: [cout, cin, kh, kw],
+    } = fold(&layer.conv, &layer.bn)?;
     let rows = cin * kh * kw;
     let mut t = vec![0f32; rows * cout];
     for o in 0..cout {
@@ -164,7 +175,11 @@ fn depthwise(layer: &ConvBnAct) -> Result<Depthwise, ModelError> {
             "the CPU path expects ReLU6 after a depthwise convolution".into(),
         ));
     }
-    let (weight, bias, [c, _, _, _]) = fold(&layer.conv, &layer.bn)?;
+    let Folded {
+        weight,
+        bias,
+        dims: [c, ..],
+    } = fold(&layer.conv, &layer.bn)?;
     let mut t = vec![0f32; 9 * c];
     for ch in 0..c {
         for k in 0..9 {
