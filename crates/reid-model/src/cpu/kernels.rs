@@ -26,16 +26,11 @@ impl Buf {
     pub(crate) fn get(&self) -> &[f32] {
         &self.data[..self.len]
     }
-
-    /// The values last written, to be changed in place.
-    pub(crate) fn get_mut(&mut self) -> &mut [f32] {
-        &mut self.data[..self.len]
-    }
 }
 
 /// `out[p][j] (+)= bias[j] + sum_k input[p][k] * weight[k][j]`, then ReLU6 when asked.
-/// `weight` is `[cin, cout]` row-major. When `accumulate`, `out` already holds `[pixels, cout]`
-/// values (a residual) that the result is added to; otherwise it is overwritten.
+/// `weight` is `[cin, cout]` row-major; `out` is `[pixels, cout]`. When `accumulate`, `out`
+/// already holds values (a residual) that the result is added to; otherwise it is overwritten.
 pub(crate) fn pointwise(
     input: &[f32],
     pixels: usize,
@@ -43,7 +38,7 @@ pub(crate) fn pointwise(
     bias: &[f32],
     relu6: bool,
     accumulate: bool,
-    out: &mut Buf,
+    out: &mut [f32],
 ) {
     let cout = bias.len();
     let cin = weight.len() / cout;
@@ -52,18 +47,18 @@ pub(crate) fn pointwise(
         pixels * cin,
         "pointwise input of the wrong size"
     );
-    let out = if accumulate {
-        let out = out.get_mut();
-        assert_eq!(out.len(), pixels * cout, "residual of the wrong size");
+    assert_eq!(
+        out.len(),
+        pixels * cout,
+        "pointwise output of the wrong size"
+    );
+    if accumulate {
         for row in out.chunks_exact_mut(cout) {
             for (o, b) in row.iter_mut().zip(bias) {
                 *o += b;
             }
         }
-        out
-    } else {
-        out.take(pixels * cout)
-    };
+    }
     if pixels > 0 {
         // SAFETY: `out` is pixels x cout (row stride cout), `input` pixels x cin (row stride
         // cin), `weight` cin x cout (row stride cout): all lengths were checked above, and `out`
@@ -116,134 +111,140 @@ fn clamp6(values: &mut [f32]) {
     }
 }
 
-/// 3x3 depthwise convolution, padding 1, then ReLU6: `input` is `[h, w, c]`, `weight` is
-/// `[9, c]` (tap-major), the result `[h_out, w_out, c]`. Returns `(h_out, w_out)`.
-pub(crate) fn depthwise3x3(
-    input: &[f32],
-    [h, w]: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut Buf,
-) -> [usize; 2] {
-    let c = bias.len();
-    assert_eq!(input.len(), h * w * c, "depthwise input of the wrong size");
-    assert_eq!(weight.len(), 9 * c, "depthwise weight of the wrong size");
-    let (ho, wo) = ((h + 2 - 3) / stride + 1, (w + 2 - 3) / stride + 1);
-    let out = out.take(ho * wo * c);
-    dispatch_depthwise(input, [h, w], stride, weight, bias, out, [ho, wo]);
-    [ho, wo]
+/// Which part of a 3x3 depthwise convolution (padding 1) one call computes: output rows
+/// `rows[0]..rows[1]` of an `[h, w]` input, from a strip of input rows that starts at global
+/// row `first_in` and holds every row those outputs read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Strip {
+    pub h: usize,
+    pub w: usize,
+    pub stride: usize,
+    pub first_in: usize,
+    pub rows: [usize; 2],
 }
 
-#[cfg(target_arch = "x86_64")]
-fn dispatch_depthwise(
+impl Strip {
+    /// The whole image at once.
+    pub(crate) fn whole([h, w]: [usize; 2], stride: usize) -> Self {
+        let mut strip = Self {
+            h,
+            w,
+            stride,
+            first_in: 0,
+            rows: [0, 0],
+        };
+        strip.rows[1] = strip.out_size()[0];
+        strip
+    }
+
+    /// Output height and width of the whole convolution.
+    pub(crate) fn out_size(&self) -> [usize; 2] {
+        [
+            (self.h - 1) / self.stride + 1,
+            (self.w - 1) / self.stride + 1,
+        ]
+    }
+
+    /// The input rows `[first, end)` that output rows `rows` read.
+    pub(crate) fn input_rows(h: usize, stride: usize, [r0, r1]: [usize; 2]) -> [usize; 2] {
+        [
+            (r0 * stride).saturating_sub(1),
+            ((r1 - 1) * stride + 2).min(h),
+        ]
+    }
+}
+
+/// 3x3 depthwise convolution, padding 1, then ReLU6, on the output rows `strip` names: `input`
+/// holds input rows `strip.first_in..` as `[rows, w, c]`, `weight` is `[9, c]` (tap-major), and
+/// `out` receives `[rows[1] - rows[0], w_out, c]`.
+pub(crate) fn depthwise3x3(
     input: &[f32],
-    hw: [usize; 2],
-    stride: usize,
+    strip: Strip,
     weight: &[f32],
     bias: &[f32],
     out: &mut [f32],
-    out_hw: [usize; 2],
 ) {
+    let c = bias.len();
+    let [_, wo] = strip.out_size();
+    let [first, end] = Strip::input_rows(strip.h, strip.stride, strip.rows);
+    assert!(
+        strip.first_in <= first && input.len() >= (end - strip.first_in) * strip.w * c,
+        "depthwise input strip does not hold the rows it needs"
+    );
+    assert_eq!(weight.len(), 9 * c, "depthwise weight of the wrong size");
+    assert_eq!(
+        out.len(),
+        (strip.rows[1] - strip.rows[0]) * wo * c,
+        "depthwise output of the wrong size"
+    );
+    dispatch_depthwise(input, strip, weight, bias, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dispatch_depthwise(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked just above.
-        unsafe { depthwise_avx512(input, hw, stride, weight, bias, out, out_hw) }
+        unsafe { depthwise_avx512(input, strip, weight, bias, out) }
     } else if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { depthwise_avx2(input, hw, stride, weight, bias, out, out_hw) }
+        unsafe { depthwise_avx2(input, strip, weight, bias, out) }
     } else {
-        depthwise_body(input, hw, stride, weight, bias, out, out_hw)
+        depthwise_body(input, strip, weight, bias, out)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn depthwise_avx512(
-    input: &[f32],
-    hw: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    out_hw: [usize; 2],
-) {
-    depthwise_body(input, hw, stride, weight, bias, out, out_hw)
+fn depthwise_avx512(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    depthwise_body(input, strip, weight, bias, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn depthwise_avx2(
-    input: &[f32],
-    hw: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    out_hw: [usize; 2],
-) {
-    depthwise_body(input, hw, stride, weight, bias, out, out_hw)
+fn depthwise_avx2(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    depthwise_body(input, strip, weight, bias, out)
 }
 
 #[cfg(target_arch = "wasm32")]
-fn dispatch_depthwise(
-    input: &[f32],
-    hw: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    out_hw: [usize; 2],
-) {
-    // SAFETY: simd128 is not detected at run time in wasm: a browser without it refuses the
-    // whole module at load (the `gemm` crate's kernels in the same module need it too), so the
-    // code never runs where the feature is missing.
-    unsafe { depthwise_simd128(input, hw, stride, weight, bias, out, out_hw) }
+fn dispatch_depthwise(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    // simd128 is not detected at run time in wasm (Rust lets a wasm target feature be called
+    // safely): a browser without it refuses the whole module at load, as the `gemm` crate's
+    // kernels in the same module need it too.
+    depthwise_simd128(input, strip, weight, bias, out)
 }
 
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
-fn depthwise_simd128(
-    input: &[f32],
-    hw: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    out_hw: [usize; 2],
-) {
-    depthwise_body(input, hw, stride, weight, bias, out, out_hw)
+fn depthwise_simd128(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    depthwise_body(input, strip, weight, bias, out)
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
-fn dispatch_depthwise(
-    input: &[f32],
-    hw: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    out_hw: [usize; 2],
-) {
-    depthwise_body(input, hw, stride, weight, bias, out, out_hw)
+fn dispatch_depthwise(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    depthwise_body(input, strip, weight, bias, out)
 }
 
 /// The loop nest of [`depthwise3x3`], compiled once per instruction set by its callers: the
 /// innermost loop runs along the channels, which are contiguous in input, weight and output.
 #[inline(always)]
-fn depthwise_body(
-    input: &[f32],
-    [h, w]: [usize; 2],
-    stride: usize,
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    [ho, wo]: [usize; 2],
-) {
+fn depthwise_body(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    let Strip {
+        h,
+        w,
+        stride,
+        first_in,
+        rows: [r0, r1],
+    } = strip;
     let c = bias.len();
-    for oy in 0..ho {
-        // The rows and columns of the 3x3 window that fall inside the image.
-        let rows: [Option<usize>; 3] =
-            std::array::from_fn(|ky| (oy * stride + ky).checked_sub(1).filter(|&y| y < h));
+    let [_, wo] = strip.out_size();
+    for oy in r0..r1 {
+        // The rows (within the strip) and columns of the 3x3 window inside the image.
+        let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
+            (oy * stride + ky)
+                .checked_sub(1)
+                .filter(|&y| y < h)
+                .map(|y| y - first_in)
+        });
         for ox in 0..wo {
             let cols: [Option<usize>; 3] =
                 std::array::from_fn(|kx| (ox * stride + kx).checked_sub(1).filter(|&x| x < w));
@@ -259,7 +260,7 @@ fn depthwise_body(
                 }
             }
             let taps = &taps[..n];
-            let dst = &mut out[(oy * wo + ox) * c..][..c];
+            let dst = &mut out[((oy - r0) * wo + ox) * c..][..c];
             // 64 channels at a time (four independent sums per tap, so the additions overlap),
             // then 16, then one by one.
             let mut c0 = 0;
@@ -387,21 +388,41 @@ mod tests {
 
     #[test]
     fn depthwise_equals_the_direct_convolution_at_both_strides_and_odd_sizes() {
-        for (h, w, c, stride) in [(7, 5, 19, 1), (8, 6, 33, 2), (9, 3, 16, 2), (1, 1, 4, 1)] {
+        for (h, w, c, stride) in [(7, 5, 19, 1), (8, 6, 33, 2), (9, 3, 144, 2), (1, 1, 4, 1)] {
             let input = values(h * w * c, 1);
             let weight = values(9 * c, 2);
             let bias = vec![0.0; c];
-            // A buffer left dirty by a larger earlier use must not leak into the result.
-            let mut out = Buf::default();
-            out.take(4096).fill(f32::NAN);
-            let [ho, wo] = depthwise3x3(&input, [h, w], stride, &weight, &bias, &mut out);
+            let strip = Strip::whole([h, w], stride);
+            let [ho, wo] = strip.out_size();
+            let mut out = vec![f32::NAN; ho * wo * c];
+            depthwise3x3(&input, strip, &weight, &bias, &mut out);
             let want = naive3x3(&input, [h, w, c], stride, &weight, c, true);
-            assert_eq!(out.get().len(), ho * wo * c);
-            for (a, b) in out.get().iter().zip(&want) {
+            for (a, b) in out.iter().zip(&want) {
                 assert!(
                     (a - b.clamp(0.0, 6.0)).abs() < 1e-5,
                     "{a} vs {b} at {h}x{w}x{c}/{stride}"
                 );
+            }
+            // The same, strip by strip, each from only the input rows it needs.
+            for rows_per_strip in 1..=ho {
+                let mut strips = vec![f32::NAN; ho * wo * c];
+                for r0 in (0..ho).step_by(rows_per_strip) {
+                    let rows = [r0, (r0 + rows_per_strip).min(ho)];
+                    let [first, end] = Strip::input_rows(h, stride, rows);
+                    let part = Strip {
+                        first_in: first,
+                        rows,
+                        ..strip
+                    };
+                    depthwise3x3(
+                        &input[first * w * c..end * w * c],
+                        part,
+                        &weight,
+                        &bias,
+                        &mut strips[rows[0] * wo * c..rows[1] * wo * c],
+                    );
+                }
+                assert_eq!(strips, out, "{rows_per_strip} rows per strip");
             }
         }
     }
@@ -421,8 +442,7 @@ mod tests {
         let mut cols = Buf::default();
         cols.take(4096).fill(f32::NAN);
         let [ho, wo] = im2col3x3(&input, [h, w, cin], 2, &mut cols);
-        let mut out = Buf::default();
-        out.take(4096).fill(f32::NAN);
+        let mut out = vec![f32::NAN; ho * wo * cout];
         pointwise(
             cols.get(),
             ho * wo,
@@ -433,8 +453,8 @@ mod tests {
             &mut out,
         );
         let want = naive3x3(&input, [h, w, cin], 2, &weight, cout, false);
-        assert_eq!(out.get().len(), want.len());
-        for (a, b) in out.get().iter().zip(&want) {
+        assert_eq!(out.len(), want.len());
+        for (a, b) in out.iter().zip(&want) {
             assert!((a - (b + 0.5)).abs() < 1e-5, "{a} vs {}", b + 0.5);
         }
     }
@@ -444,12 +464,10 @@ mod tests {
         let input = vec![1.0, 2.0, 3.0, 4.0]; // 2 pixels x 2 channels
         let weight = vec![1.0, 0.0, 10.0, 0.0, 1.0, -10.0]; // [2, 3]
         let bias = vec![0.0, 1.0, 0.0];
-        let mut out = Buf::default();
-        out.take(6)
-            .copy_from_slice(&[100.0, 100.0, 100.0, 0.0, 0.0, 0.0]);
+        let mut out = vec![100.0, 100.0, 100.0, 0.0, 0.0, 0.0];
         pointwise(&input, 2, &weight, &bias, false, true, &mut out);
-        assert_eq!(out.get(), [101.0, 103.0, 90.0, 3.0, 5.0, -10.0]);
+        assert_eq!(out, [101.0, 103.0, 90.0, 3.0, 5.0, -10.0]);
         pointwise(&input, 2, &weight, &bias, true, false, &mut out);
-        assert_eq!(out.get(), [1.0, 3.0, 0.0, 3.0, 5.0, 0.0]);
+        assert_eq!(out, [1.0, 3.0, 0.0, 3.0, 5.0, 0.0]);
     }
 }

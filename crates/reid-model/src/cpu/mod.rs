@@ -205,9 +205,67 @@ fn pointwise(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
 #[derive(Default)]
 struct Scratch {
     image: Vec<f32>,
+    /// A block's input.
     cur: Buf,
+    /// A block's output.
+    next: Buf,
+    /// A strip of the expanded activations (or the stem's im2col rows).
     a: Buf,
+    /// A strip of the depthwise output.
     b: Buf,
+}
+
+/// About how many bytes of expanded activations one strip of a block holds: with the strip's
+/// depthwise output and the block's input and output rows it stays in a core's L2 cache, so
+/// the three convolutions of a block pass their intermediate results through the cache, not
+/// through memory.
+const STRIP_BYTES: usize = 1024 * 1024;
+
+impl Block {
+    /// Reads `s.cur` (`[h, w, cin]`), writes `s.next` (`[h_out, w_out, cout]`), strip of output
+    /// rows by strip: expansion of just the input rows the strip needs, depthwise, projection
+    /// (plus the input, for a residual block). Returns `[h_out, w_out]`.
+    fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
+        let d = &self.depthwise;
+        let p = &self.project;
+        let hidden = d.bias.len();
+        let cout = p.bias.len();
+        let whole = kernels::Strip::whole([h, w], d.stride);
+        let [ho, wo] = whole.out_size();
+        let rows_in_budget = STRIP_BYTES / (w * hidden * 4).max(1) / d.stride;
+        let rows_per_strip = rows_in_budget.clamp(1, ho);
+        let cur = s.cur.get();
+        let cin = cur.len() / (h * w);
+        let next = s.next.take(ho * wo * cout);
+        for r0 in (0..ho).step_by(rows_per_strip) {
+            let rows = [r0, (r0 + rows_per_strip).min(ho)];
+            let [first, end] = kernels::Strip::input_rows(h, d.stride, rows);
+            let input = &cur[first * w * cin..end * w * cin];
+            let expanded = match &self.expand {
+                Some(e) => {
+                    let pixels = (end - first) * w;
+                    let out = s.a.take(pixels * hidden);
+                    kernels::pointwise(input, pixels, &e.weight, &e.bias, true, false, out);
+                    s.a.get()
+                }
+                None => input,
+            };
+            let strip = kernels::Strip {
+                first_in: first,
+                rows,
+                ..whole
+            };
+            let pixels = (rows[1] - rows[0]) * wo;
+            let dw = s.b.take(pixels * hidden);
+            kernels::depthwise3x3(expanded, strip, &d.weight, &d.bias, dw);
+            let out = &mut next[rows[0] * wo * cout..rows[1] * wo * cout];
+            if self.residual {
+                out.copy_from_slice(&cur[rows[0] * wo * cout..rows[1] * wo * cout]);
+            }
+            kernels::pointwise(dw, pixels, &p.weight, &p.bias, false, self.residual, out);
+        }
+        [ho, wo]
+    }
 }
 
 impl CpuNet {
@@ -318,60 +376,15 @@ impl CpuNet {
     fn forward_one(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> Vec<f32> {
         let [mut h, mut w] = kernels::im2col3x3(&s.image, [h, w, 3], 2, &mut s.a);
         let stem = &self.stem;
-        kernels::pointwise(
-            s.a.get(),
-            h * w,
-            &stem.weight,
-            &stem.bias,
-            true,
-            false,
-            &mut s.cur,
-        );
+        let out = s.cur.take(h * w * stem.bias.len());
+        kernels::pointwise(s.a.get(), h * w, &stem.weight, &stem.bias, true, false, out);
         for block in &self.blocks {
-            let input = match &block.expand {
-                Some(e) => {
-                    let pixels = h * w;
-                    kernels::pointwise(
-                        s.cur.get(),
-                        pixels,
-                        &e.weight,
-                        &e.bias,
-                        true,
-                        false,
-                        &mut s.a,
-                    );
-                    s.a.get()
-                }
-                None => s.cur.get(),
-            };
-            let d = &block.depthwise;
-            [h, w] = kernels::depthwise3x3(input, [h, w], d.stride, &d.weight, &d.bias, &mut s.b);
-            let p = &block.project;
-            if block.residual {
-                kernels::pointwise(
-                    s.b.get(),
-                    h * w,
-                    &p.weight,
-                    &p.bias,
-                    false,
-                    true,
-                    &mut s.cur,
-                );
-            } else {
-                kernels::pointwise(s.b.get(), h * w, &p.weight, &p.bias, false, false, &mut s.a);
-                std::mem::swap(&mut s.cur, &mut s.a);
-            }
+            [h, w] = block.forward(s, [h, w]);
+            std::mem::swap(&mut s.cur, &mut s.next);
         }
         let l = &self.last;
-        kernels::pointwise(
-            s.cur.get(),
-            h * w,
-            &l.weight,
-            &l.bias,
-            l.relu6,
-            false,
-            &mut s.a,
-        );
+        let out = s.a.take(h * w * l.bias.len());
+        kernels::pointwise(s.cur.get(), h * w, &l.weight, &l.bias, l.relu6, false, out);
         let c = l.bias.len();
         let mut pooled = vec![0f32; c];
         for row in s.a.get().chunks_exact(c) {
