@@ -272,6 +272,28 @@ test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its pic
   }
 });
 
+test('"Measure speed" times the model on the backend in use and says so', async () => {
+  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, new URL(BASE).origin);
+    const page = await context.newPage();
+    await page.goto(`${BASE}/?backend=cpu`);
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    await page.click('#benchmark');
+    const result = await page.waitForSelector('#benchmark-result[data-crops-per-s]', { timeout: 300000 });
+    const rate = Number(await result.getAttribute('data-crops-per-s'));
+    const text = await result.textContent();
+    console.log(`  speed: ${text.trim()}`);
+    assert.ok(rate > 0 && Number.isFinite(rate), `rate ${rate}`);
+    assert.match(text, /crops\/s on the CPU/);
+    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('without ?backend the page avoids the software WebGPU adapter and says why', async () => {
   assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
   const browser = await launch();

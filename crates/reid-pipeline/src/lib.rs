@@ -12,4 +12,5 @@ pub mod search;
 
 pub use backend::{device, Backend, BackendError};
 pub use embedder::{EmbedError, Embedder};
+pub use reid_model::RgbImage;
 pub use search::{GallerySearch, SearchError};

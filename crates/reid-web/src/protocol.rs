@@ -27,6 +27,10 @@ pub enum ToWorker {
         gallery: Vec<f32>,
         k: usize,
     },
+    /// Time the model: `batch` crops at the model's input size embedded `iters` times after one
+    /// warm-up pass, on the worker's backend; answered by `Benchmarked` or
+    /// `BenchmarkFailed`.
+    Benchmark { batch: usize, iters: usize },
 }
 
 /// One ranked gallery entry.
@@ -89,6 +93,18 @@ pub enum FromWorker {
     },
     SearchFailed {
         query_id: u32,
+        message: String,
+    },
+    /// The model's speed on this device: `crops_per_s` over `iters` passes of `batch` crops
+    /// (from decoded pixels: resizing, normalisation and the network).
+    Benchmarked {
+        backend: Backend,
+        batch: usize,
+        iters: usize,
+        crops_per_s: f64,
+    },
+    /// The benchmark could not run (no model loaded, or the device failed).
+    BenchmarkFailed {
         message: String,
     },
     /// The worker cannot go on (model unusable, backend lost).

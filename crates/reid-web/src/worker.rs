@@ -7,7 +7,7 @@ use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use reid_core::FeatureMatrix;
-use reid_pipeline::{device, Backend, Embedder, GallerySearch};
+use reid_pipeline::{device, Backend, Embedder, GallerySearch, RgbImage};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -118,6 +118,22 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     Err(message) => FromWorker::SearchFailed { query_id, message },
                 });
             }
+            ToWorker::Benchmark { batch, iters } => {
+                post(&match &embedder {
+                    Some(e) => match benchmark(e, batch, iters).await {
+                        Ok(crops_per_s) => FromWorker::Benchmarked {
+                            backend,
+                            batch,
+                            iters,
+                            crops_per_s,
+                        },
+                        Err(message) => FromWorker::BenchmarkFailed { message },
+                    },
+                    None => FromWorker::BenchmarkFailed {
+                        message: "the model is not loaded".into(),
+                    },
+                });
+            }
             ToWorker::Embed { id, bytes } => {
                 // Take what else is already queued, up to a batch.
                 let mut batch = vec![(id, bytes)];
@@ -160,6 +176,36 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             }
         }
     }
+}
+
+/// Embeds `batch` synthetic crops at the model's input size `iters` times after a warm-up pass;
+/// returns crops per second.
+async fn benchmark(embedder: &Embedder, batch: usize, iters: usize) -> Result<f64, String> {
+    let (batch, iters) = (batch.clamp(1, 64), iters.clamp(1, 100));
+    let [height, width] = [
+        embedder.config().input.height,
+        embedder.config().input.width,
+    ];
+    let crops: Vec<RgbImage> = (0..batch)
+        .filter_map(|i| {
+            let pixels = (0..height * width * 3)
+                .map(|k| (k * 7 + i * 13) as u8)
+                .collect();
+            RgbImage::from_raw(width as u32, height as u32, pixels)
+        })
+        .collect();
+    embedder
+        .embed_images(&crops)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = now_ms();
+    for _ in 0..iters {
+        embedder
+            .embed_images(&crops)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((batch * iters) as f64 / ((now_ms() - start) / 1000.0))
 }
 
 /// Ranks the gallery for one query on the embedder's device (matrix product and top-k there).

@@ -340,6 +340,34 @@ pub fn browser_tests() -> Result<()> {
         .env("REID_MODEL", MODEL))
 }
 
+/// The browser's CPU path against onnxruntime-web (wasm, one thread) in one headless Chromium
+/// (`tests/e2e/bench.mjs`): the app is built and served from `dist/`, onnxruntime-web's files
+/// (from the npm registry, `tests/e2e/package.json`) and the ONNX export from `dir`.
+fn browser_bench(dir: &Path) -> Result<()> {
+    browser_tools()?;
+    web_tools()?;
+    build_web()?;
+    let ort = Path::new("tests/e2e/node_modules/onnxruntime-web/dist");
+    for file in [
+        "ort.wasm.min.js",
+        "ort-wasm-simd-threaded.wasm",
+        "ort-wasm-simd-threaded.mjs",
+    ] {
+        std::fs::copy(ort.join(file), dir.join(file))
+            .with_context(|| format!("onnxruntime-web's {file}"))?;
+    }
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><meta charset=\"utf-8\"><title>onnxruntime-web</title><script src=\"ort.wasm.min.js\"></script>\n",
+    )?;
+    let app = crate::serve::Server::start(Path::new("dist"), 0)?;
+    let peer = crate::serve::Server::start(dir, 0)?;
+    run(Command::new("node")
+        .arg("tests/e2e/bench.mjs")
+        .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port()))
+        .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port())))
+}
+
 /// The peers' pinned virtual environment (outside the repository). Returns its python.
 pub fn peers() -> Result<PathBuf> {
     let venv = std::env::var_os("REID_PEERS_VENV")
@@ -396,7 +424,8 @@ pub fn fixtures() -> Result<()> {
 }
 
 /// Ours beside the peers, on the same data, one after the other in one run: embedding
-/// throughput (burn's modules and the folded CPU path against PyTorch and onnxruntime), top-100 search (faiss-cpu), k-reciprocal re-ranking (fast-reid's numpy)
+/// throughput (burn's modules and the folded CPU path against PyTorch and onnxruntime natively,
+/// the app's CPU path against onnxruntime-web in Chromium), top-100 search (faiss-cpu), k-reciprocal re-ranking (fast-reid's numpy)
 /// and Market-1501 evaluation (torchreid's python and cython).
 pub fn bench() -> Result<()> {
     model()?;
@@ -405,13 +434,21 @@ pub fn bench() -> Result<()> {
     let ours = echoed(Command::new(reid_bin()).args([
         "bench", "embed", "--model", MODEL, "--batch", "32", "--iters", "10",
     ]))?;
-    let peers = echoed(Command::new(&py).args([
-        "tests/fixtures/bench_pytorch.py",
-        "--batch",
-        "32",
-        "--iters",
-        "10",
-    ]))?;
+    let browser_dir = Path::new("target/bench-browser");
+    std::fs::create_dir_all(browser_dir)?;
+    let onnx = browser_dir.join("mobilenetv2.onnx");
+    let peers = echoed(
+        Command::new(&py)
+            .args([
+                "tests/fixtures/bench_pytorch.py",
+                "--batch",
+                "32",
+                "--iters",
+                "10",
+                "--onnx-out",
+            ])
+            .arg(&onnx),
+    )?;
     let rates: Vec<f64> = ours
         .lines()
         .chain(peers.lines())
@@ -427,6 +464,7 @@ pub fn bench() -> Result<()> {
     } else {
         bail!("expected four embedding rates, got {rates:?}");
     }
+    browser_bench(browser_dir)?;
     let data = Path::new("target/bench-data");
     if !data.join("complete").exists() {
         run(Command::new(&py)

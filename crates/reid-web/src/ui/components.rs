@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::state::{Engine, Item, ItemStatus, Search, SearchStatus};
+use super::state::{Benchmark, Engine, Item, ItemStatus, Search, SearchStatus};
 
 fn files_of(list: Option<FileList>) -> Vec<File> {
     let Some(list) = list else { return Vec::new() };
@@ -304,5 +304,45 @@ pub fn ranked_list(props: &RankedListProps) -> Html {
             <h2>{ format!("Who looks like {}?", query.name) }</h2>
             { body }
         </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct SpeedProps {
+    pub engine: Engine,
+    pub benchmark: Option<Benchmark>,
+    pub on_measure: Callback<()>,
+}
+
+/// "Measure speed": crops per second of the model on the backend in use, on this device.
+#[function_component(Speed)]
+pub fn speed(props: &SpeedProps) -> Html {
+    let ready = matches!(props.engine, Engine::Ready(_));
+    let running = props.benchmark == Some(Benchmark::Running);
+    let on_click = {
+        let on_measure = props.on_measure.clone();
+        Callback::from(move |_| on_measure.emit(()))
+    };
+    let result = match &props.benchmark {
+        None => html! {},
+        Some(Benchmark::Running) => html! { <span id="benchmark-result">{ " measuring…" }</span> },
+        Some(Benchmark::Done {
+            backend,
+            batch,
+            crops_per_s,
+        }) => html! {
+            <span id="benchmark-result" data-crops-per-s={format!("{crops_per_s:.2}")}>
+                { format!(" {crops_per_s:.1} crops/s on the {} (batches of {batch}, from pixels to embeddings).", backend.label()) }
+            </span>
+        },
+        Some(Benchmark::Failed(message)) => html! {
+            <span id="benchmark-result" class="error">{ format!(" The measurement failed: {message}") }</span>
+        },
+    };
+    html! {
+        <p class="speed">
+            <button id="benchmark" onclick={on_click} disabled={!ready || running}>{ "Measure speed" }</button>
+            { result }
+        </p>
     }
 }

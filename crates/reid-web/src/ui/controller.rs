@@ -203,6 +203,23 @@ impl Controller {
         );
     }
 
+    /// Asks the worker to time the model on its backend (`batch` crops, a few passes); the
+    /// answer arrives as an [`Action::Worker`].
+    pub fn benchmark(&self, batch: usize) {
+        let inner = self.inner.borrow();
+        let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) else {
+            self.dispatch.dispatch(Action::Worker {
+                message: FromWorker::BenchmarkFailed {
+                    message: "the model is still starting; try again in a moment".into(),
+                },
+                at_ms: now_ms(),
+            });
+            return;
+        };
+        self.dispatch.dispatch(Action::BenchmarkStarted);
+        post(&handle.worker, &ToWorker::Benchmark { batch, iters: 5 });
+    }
+
     fn submit(&self, id: u32, bytes: Vec<u8>) {
         let mut inner = self.inner.borrow_mut();
         if let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) {
@@ -234,7 +251,10 @@ impl Controller {
                     inner.pending.remove(id);
                 }
                 FromWorker::Ready(info) => inner.running = Some(info.backend),
-                FromWorker::Ranked { .. } | FromWorker::SearchFailed { .. } => {}
+                FromWorker::Ranked { .. }
+                | FromWorker::SearchFailed { .. }
+                | FromWorker::Benchmarked { .. }
+                | FromWorker::BenchmarkFailed { .. } => {}
                 FromWorker::Listening => {
                     // Start the backend, then (re)send every image still waiting.
                     inner.listening = true;

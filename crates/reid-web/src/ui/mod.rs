@@ -12,12 +12,17 @@ use reid_core::Backend;
 use web_sys::File;
 use yew::prelude::*;
 
-use components::{BackendStatus, DropZone, ExportButton, ImageList, RankedList, SimilarityMatrix};
+use components::{
+    BackendStatus, DropZone, ExportButton, ImageList, RankedList, SimilarityMatrix, Speed,
+};
 use controller::Controller;
 use state::{Action, AppState};
 
 /// The model served beside the app (copied into the build by Trunk).
 pub const MODEL_URL: &str = "./mobilenetv2-imagenet.bpk";
+
+/// Crops per pass of "Measure speed" (onnxruntime-web's batch in `cargo xtask bench`).
+const BENCHMARK_BATCH: usize = 8;
 
 /// `?backend=webgpu|cpu` from the page's address, if any.
 fn requested_backend() -> Option<Backend> {
@@ -77,6 +82,14 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_measure = {
+        let controller = controller.clone();
+        Callback::from(move |_| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.benchmark(BENCHMARK_BATCH);
+            }
+        })
+    };
     let on_clear = {
         let dispatcher = state.dispatcher();
         Callback::from(move |_| dispatcher.dispatch(Action::Clear))
@@ -92,6 +105,7 @@ pub fn app() -> Html {
             </header>
             <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
                 notices={state.notices.clone()} />
+            <Speed engine={state.engine.clone()} benchmark={state.benchmark.clone()} on_measure={on_measure} />
             <DropZone on_files={on_files} />
             <p class="demo">
                 <button id="demo" onclick={on_demo}>{ "Try the demo pictures" }</button>

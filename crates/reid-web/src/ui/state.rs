@@ -55,6 +55,18 @@ pub enum SearchStatus {
     Failed(String),
 }
 
+/// The last speed measurement the user asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Benchmark {
+    Running,
+    Done {
+        backend: Backend,
+        batch: usize,
+        crops_per_s: f64,
+    },
+    Failed(String),
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppState {
@@ -64,6 +76,7 @@ pub struct AppState {
     /// Milliseconds from page load to the first embedding received.
     pub first_embedding_ms: Option<f64>,
     pub search: Option<Search>,
+    pub benchmark: Option<Benchmark>,
 }
 
 impl Default for AppState {
@@ -74,6 +87,7 @@ impl Default for AppState {
             notices: Rc::new(Vec::new()),
             first_embedding_ms: None,
             search: None,
+            benchmark: None,
         }
     }
 }
@@ -93,6 +107,8 @@ pub enum Action {
     Notice(String),
     /// The user asked who else looks like image `query_id`.
     SearchStarted { query_id: u32 },
+    /// The user asked how fast the model runs here.
+    BenchmarkStarted,
     /// The user forgot all images.
     Clear,
 }
@@ -157,8 +173,26 @@ impl Reducible for AppState {
                         status: SearchStatus::Failed(message),
                     })
                 }
+                FromWorker::Benchmarked {
+                    backend,
+                    batch,
+                    crops_per_s,
+                    ..
+                } => {
+                    next.benchmark = Some(Benchmark::Done {
+                        backend,
+                        batch,
+                        crops_per_s,
+                    })
+                }
+                FromWorker::BenchmarkFailed { message } => {
+                    next.benchmark = Some(Benchmark::Failed(message))
+                }
                 FromWorker::Fatal { message } => {
                     next.engine = Engine::Failed(message.clone());
+                    if next.benchmark == Some(Benchmark::Running) {
+                        next.benchmark = Some(Benchmark::Failed(message.clone()));
+                    }
                     if let Some(s) = next.search.as_ref().map(|s| s.query_id) {
                         next.set_search(s, SearchStatus::Failed(message.clone()));
                     }
@@ -176,8 +210,14 @@ impl Reducible for AppState {
                     status: SearchStatus::Running,
                 })
             }
+            Action::BenchmarkStarted => next.benchmark = Some(Benchmark::Running),
             Action::Restarted { notice } => {
                 next.engine = Engine::Starting;
+                if next.benchmark == Some(Benchmark::Running) {
+                    next.benchmark = Some(Benchmark::Failed(
+                        "the worker restarted; measure again".into(),
+                    ));
+                }
                 if let Some(s) = next.search.as_ref().map(|s| s.query_id) {
                     next.set_search(
                         s,

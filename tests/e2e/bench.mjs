@@ -1,0 +1,52 @@
+// The browser side of `cargo xtask bench`: in one headless Chromium, the app's CPU path (its
+// "Measure speed" button: batches of 8 crops, one thread, from pixels to embeddings) and
+// onnxruntime-web's wasm backend (one thread, SIMD) on the same MobileNetV2 exported to ONNX,
+// batches of 8 random 256x128 crops. Prints crops/s for each and the ratio.
+// REID_BASE_URL serves the built app; ORT_BASE_URL serves onnxruntime-web's files and the ONNX
+// model (xtask prepares both).
+import { launch } from './browser.mjs';
+
+const BASE = process.env.REID_BASE_URL;
+const ORT_BASE = process.env.ORT_BASE_URL;
+if (!BASE || !ORT_BASE) {
+  console.error('REID_BASE_URL and ORT_BASE_URL must be set: run this through `cargo xtask bench`');
+  process.exit(2);
+}
+const BATCH = 8;
+const ITERS = 5;
+
+const browser = await launch();
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.error(`  page: ${m.text()}`); });
+
+  await page.goto(`${BASE}/?backend=cpu`);
+  await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+  await page.click('#benchmark');
+  const ours = await page.waitForSelector('#benchmark-result[data-crops-per-s]', { timeout: 600000 })
+    .then((e) => e.getAttribute('data-crops-per-s'))
+    .then(Number);
+  console.log(`reid app, CPU path in wasm (1 thread, SIMD, batch ${BATCH}): ${ours.toFixed(1)} crops/s crops/s=${ours.toFixed(2)}`);
+
+  await page.goto(`${ORT_BASE}/index.html`);
+  const peer = await page.evaluate(async ({ batch, iters }) => {
+    /* global ort */
+    ort.env.wasm.numThreads = 1;
+    ort.env.wasm.wasmPaths = '/';
+    const session = await ort.InferenceSession.create('/mobilenetv2.onnx', {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+    });
+    const data = new Float32Array(batch * 3 * 256 * 128);
+    for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 12.9898) * 1.5;
+    const feeds = { x: new ort.Tensor('float32', data, [batch, 3, 256, 128]) };
+    await session.run(feeds);
+    const start = performance.now();
+    for (let i = 0; i < iters; i++) await session.run(feeds);
+    return { rate: (batch * iters) / ((performance.now() - start) / 1000), version: ort.env.versions.web };
+  }, { batch: BATCH, iters: ITERS });
+  console.log(`onnxruntime-web ${peer.version} wasm (1 thread, SIMD, batch ${BATCH}): ${peer.rate.toFixed(1)} crops/s crops/s=${peer.rate.toFixed(2)}`);
+  console.log(`browser CPU ratio: reid / onnxruntime-web = ${(ours / peer.rate).toFixed(2)}`);
+} finally {
+  await browser.close();
+}
