@@ -358,7 +358,7 @@ fn browser_bench(dir: &Path) -> Result<()> {
     }
     std::fs::write(
         dir.join("index.html"),
-        "<!doctype html><meta charset=\"utf-8\"><title>onnxruntime-web</title><script src=\"ort.wasm.min.js\"></script>\n",
+        "<!doctype html><meta charset=\"utf-8\"><title>onnxruntime-web</title><link rel=\"icon\" href=\"data:,\"><script src=\"ort.wasm.min.js\"></script>\n",
     )?;
     let app = crate::serve::Server::start(Path::new("dist"), 0)?;
     let peer = crate::serve::Server::start(dir, 0)?;
