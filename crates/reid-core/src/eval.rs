@@ -177,7 +177,7 @@ fn single_shot_cmc(
 
 /// The protocol's junk rule: a gallery sample of the query's identity seen by the query's own
 /// camera, or of the protocol's junk identity, is left out of the query's ranking.
-fn is_junk(pid: i64, cam: i64, q_pid: i64, q_cam: i64, junk_pid: Option<i64>) -> bool {
+pub fn is_junk(pid: i64, cam: i64, q_pid: i64, q_cam: i64, junk_pid: Option<i64>) -> bool {
     (pid == q_pid && cam == q_cam) || junk_pid == Some(pid)
 }
 

@@ -110,8 +110,8 @@ fn locked_version(package: &str) -> Result<String> {
 }
 
 /// Debian's Chromium (headless browser tests), Mesa's lavapipe (Vulkan on the CPU for native
-/// wgpu) and the browser test's npm packages (playwright-core; it drives the system Chromium and
-/// downloads no browser).
+/// wgpu) and the browser tests' npm packages (playwright-core, which drives the system Chromium
+/// and downloads no browser; onnxruntime-web, the browser bench's peer).
 pub fn browser_tools() -> Result<()> {
     let mut missing = Vec::new();
     if !Path::new("/usr/bin/chromium").exists() {
@@ -123,7 +123,8 @@ pub fn browser_tools() -> Result<()> {
         missing.push("mesa-vulkan-drivers");
     }
     apt_install(&missing)?;
-    if !Path::new("tests/e2e/node_modules/playwright-core").exists() {
+    let installed = |package: &str| Path::new("tests/e2e/node_modules").join(package).exists();
+    if !installed("playwright-core") || !installed("onnxruntime-web") {
         run(Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir("tests/e2e"))?;

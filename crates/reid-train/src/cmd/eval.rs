@@ -11,6 +11,9 @@
 //! are averaged into one feature and the tracklets are evaluated with the same protocol (video
 //! ReID, as on MARS).
 //!
+//! On a synthetic dataset (`reid synth`, with its `attributes.json`) it also says how often a
+//! wrong best match is the query's look-alike, against chance.
+//!
 //! `--cmc-plot FILE` draws the CMC curve; `--visualize N` draws the ranked lists of the N
 //! queries with the lowest AP (it needs the pictures: `--dataset`, or `--images ROOT` with
 //! `--features`).
@@ -211,6 +214,31 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             100.0 * m.map,
             100.0 * m.minp
         );
+        let attributes = args.dataset.as_ref().map(|d| d.join("attributes.json"));
+        if let Some(path) = attributes.filter(|p| p.exists()) {
+            let bytes = std::fs::read(&path)?;
+            let family =
+                super::lookalike::families(&bytes).with_context(|| path.display().to_string())?;
+            let c = super::lookalike::confusion(
+                &distances,
+                query.labels(),
+                gallery.labels(),
+                protocol.junk_pid,
+                &family,
+            );
+            if c.errors > 0 {
+                let share = c.on_lookalike as f64 / c.errors as f64;
+                println!(
+                    "Look-alikes (attributes.json): {} queries have one in the gallery; {} of their {} wrong best matches are a look-alike ({:.1}%, against {:.1}% for a random wrong match: {:.1}x)",
+                    c.queries,
+                    c.on_lookalike,
+                    c.errors,
+                    100.0 * share,
+                    100.0 * c.chance,
+                    share / c.chance.max(f64::MIN_POSITIVE)
+                );
+            }
+        }
     }
     if let Some(path) = &args.cmc_plot {
         let title = format!(

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod embed;
 pub mod eval;
 pub mod import;
+pub mod lookalike;
 pub mod synth;
 
 use std::path::{Path, PathBuf};
