@@ -57,6 +57,21 @@ function native() {
   return nativeCache;
 }
 
+// Opens a fresh browser with the network audit on, gives `body` a page of it, and then checks
+// that no request left the page's origin.
+async function onPage(body) {
+  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, new URL(BASE).origin);
+    await body(await context.newPage(), net);
+    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+  } finally {
+    await browser.close();
+  }
+}
+
 test('wasm plus the default model stay within the download budget', () => {
   const files = fs.readdirSync(DIST).filter((f) => f.endsWith('.wasm') || f.endsWith('.bpk'));
   assert.ok(files.some((f) => f.endsWith('.bpk')), 'the model is not in dist/');
@@ -177,12 +192,7 @@ for (const backend of ['webgpu', 'cpu']) {
 }
 
 test('the demo pictures load from the app itself and are embedded, with no request leaving the origin', async () => {
-  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
-  const browser = await launch();
-  try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
+  await onPage(async (page, net) => {
     await page.goto(`${BASE}/?backend=cpu`);
     await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
     const index = JSON.parse(fs.readFileSync(path.join(DIST, 'demo/index.json'), 'utf8'));
@@ -204,20 +214,12 @@ test('the demo pictures load from the app itself and are embedded, with no reque
     console.log(`  demo: ${index.images.length} pictures; best other match of ${index.images[0]}: ${ranked[1]} (${ranked[1].startsWith(pid) ? 'same person' : 'another person'})`);
     fs.mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: path.join(OUT, 'app-demo.png'), fullPage: true });
-    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
     assert.ok(net.seen.some((u) => u.includes('/demo/')), 'the demo pictures were not fetched from the origin');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its picture changing over time', async () => {
-  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
-  const browser = await launch();
-  try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
+  await onPage(async (page, net) => {
     await page.goto(`${BASE}/?backend=cpu`);
     // Decodes two frames 3 s apart and measures how much they differ and how varied each is.
     const clip = await page.evaluate(async () => {
@@ -257,28 +259,20 @@ test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its pic
         diff: diff / (3 * n),
         std: Math.sqrt(sq / n - mean * mean),
       };
-    });
-    console.log(`  demo clip: ${clip.width}x${clip.height}, ${clip.duration.toFixed(2)} s, mean frame change ${clip.diff.toFixed(2)} levels, frame std ${clip.std.toFixed(1)}`);
-    assert.equal(clip.width, 640);
-    assert.equal(clip.height, 360);
-    assert.ok(clip.duration >= 3 && clip.duration <= 10, `duration ${clip.duration}`);
-    // A textured scene, not a blank frame, and one that changes (people walk, light drifts).
-    assert.ok(clip.std > 10, `frame std ${clip.std}`);
-    assert.ok(clip.diff > 0.5, `frames 3 s apart differ by ${clip.diff} levels`);
-    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
-    assert.ok(net.seen.some((u) => u.endsWith('/demo/scene.webm')), 'the clip was not fetched from the origin');
-  } finally {
-    await browser.close();
-  }
+  });
+  console.log(`  demo clip: ${clip.width}x${clip.height}, ${clip.duration.toFixed(2)} s, mean frame change ${clip.diff.toFixed(2)} levels, frame std ${clip.std.toFixed(1)}`);
+  assert.equal(clip.width, 640);
+  assert.equal(clip.height, 360);
+  assert.ok(clip.duration >= 3 && clip.duration <= 10, `duration ${clip.duration}`);
+  // A textured scene, not a blank frame, and one that changes (people walk, light drifts).
+  assert.ok(clip.std > 10, `frame std ${clip.std}`);
+  assert.ok(clip.diff > 0.5, `frames 3 s apart differ by ${clip.diff} levels`);
+  assert.ok(net.seen.some((u) => u.endsWith('/demo/scene.webm')), 'the clip was not fetched from the origin');
+  });
 });
 
 test('"Measure speed" times the model on the backend in use and says so', async () => {
-  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
-  const browser = await launch();
-  try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
+  await onPage(async (page) => {
     await page.goto(`${BASE}/?backend=cpu`);
     await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
     await page.click('#benchmark');
@@ -288,25 +282,14 @@ test('"Measure speed" times the model on the backend in use and says so', async 
     console.log(`  speed: ${text.trim()}`);
     assert.ok(rate > 0 && Number.isFinite(rate), `rate ${rate}`);
     assert.match(text, /crops\/s on the CPU/);
-    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('without ?backend the page avoids the software WebGPU adapter and says why', async () => {
-  assert.ok(BASE, 'REID_BASE_URL is not set: run this through `cargo xtask test`');
-  const browser = await launch();
-  try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
+  await onPage(async (page) => {
     await page.goto(`${BASE}/`);
     await page.waitForSelector('#backend:not([data-backend="starting"])', { timeout: 120000 });
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
     assert.match(await page.textContent('#backend'), /software renderer \(.*swiftshader.*\)/i);
-    assert.deepEqual(net.foreign(), []);
-  } finally {
-    await browser.close();
-  }
+  });
 });
