@@ -38,6 +38,13 @@ pub struct InputSpec {
     pub std: [f32; 3],
 }
 
+impl InputSpec {
+    /// One 8-bit value of channel `c` scaled to [0, 1] and normalised: `(p / 255 - mean) / std`.
+    pub fn normalise(&self, p: u8, c: usize) -> f32 {
+        (f32::from(p) / 255.0 - self.mean[c]) / self.std[c]
+    }
+}
+
 impl Default for InputSpec {
     /// 256x128 (the usual person-crop shape) with ImageNet statistics.
     fn default() -> Self {
@@ -230,13 +237,7 @@ pub fn preprocess(images: &[RgbImage], spec: &InputSpec, device: &Device) -> Ten
         let resized = resize_bilinear_pil(image, w as u32, h as u32);
         let raw = resized.as_raw();
         for c in 0..3 {
-            let (mean, std) = (spec.mean[c], spec.std[c]);
-            values.extend(
-                raw[c..]
-                    .iter()
-                    .step_by(3)
-                    .map(|&p| (f32::from(p) / 255.0 - mean) / std),
-            );
+            values.extend(raw[c..].iter().step_by(3).map(|&p| spec.normalise(p, c)));
         }
     }
     Tensor::from_data(TensorData::new(values, [images.len(), 3, h, w]), device)

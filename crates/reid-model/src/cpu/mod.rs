@@ -133,7 +133,13 @@ fn check(layer: &ConvBnAct, kernel: usize, groups_are_channels: bool) -> Result<
         && conv.dilation == [1, 1]
         && conv.stride[0] == conv.stride[1]
         && matches!(conv.padding, PaddingConfig2d::Explicit(a, b, c, d) if [a, b, c, d] == [pad; 4])
-        && (conv.groups == 1) != groups_are_channels;
+        && if groups_are_channels {
+            // Depthwise: one input channel per group and as many groups as channels.
+            let [out, per_group, ..] = conv.weight.val().dims();
+            per_group == 1 && conv.groups == out
+        } else {
+            conv.groups == 1
+        };
     if ok {
         Ok(())
     } else {
@@ -317,7 +323,7 @@ impl CpuNet {
                     .as_raw()
                     .iter()
                     .enumerate()
-                    .map(|(k, &p)| (f32::from(p) / 255.0 - spec.mean[k % 3]) / spec.std[k % 3]),
+                    .map(|(k, &p)| spec.normalise(p, k % 3)),
             );
             [spec.height, spec.width]
         })
@@ -469,6 +475,27 @@ mod tests {
             diff(&got.pooled, &pooled)
         );
         assert!(diff(&got.embeddings, &embedding) < 1e-5);
+    }
+
+    #[test]
+    fn layers_without_a_kernel_are_refused_in_words() {
+        use burn::nn::conv::Conv2dConfig;
+        use burn::nn::BatchNormConfig;
+        let device = Device::flex();
+        let layer = |groups: usize, kernel: usize| ConvBnAct {
+            conv: Conv2dConfig::new([8, 8], [kernel, kernel])
+                .with_groups(groups)
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(&device),
+            bn: BatchNormConfig::new(8).init(&device),
+            relu6: true,
+        };
+        assert!(depthwise(&layer(8, 3)).is_ok());
+        // A grouped convolution that is not depthwise, and a 5x5 one.
+        for bad in [layer(2, 3), layer(8, 5)] {
+            let err = depthwise(&bad).unwrap_err().to_string();
+            assert!(err.contains("no kernel"), "{err}");
+        }
     }
 
     #[test]
