@@ -119,6 +119,8 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 });
             }
             ToWorker::Benchmark { batch, iters } => {
+                // The sizes timed (and reported) are kept within reason.
+                let (batch, iters) = (batch.clamp(1, 64), iters.clamp(1, 100));
                 post(&match &embedder {
                     Some(e) => match benchmark(e, batch, iters).await {
                         Ok(crops_per_s) => FromWorker::Benchmarked {
@@ -181,7 +183,6 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
 /// Embeds `batch` synthetic crops at the model's input size `iters` times after a warm-up pass;
 /// returns crops per second.
 async fn benchmark(embedder: &Embedder, batch: usize, iters: usize) -> Result<f64, String> {
-    let (batch, iters) = (batch.clamp(1, 64), iters.clamp(1, 100));
     let [height, width] = [
         embedder.config().input.height,
         embedder.config().input.width,

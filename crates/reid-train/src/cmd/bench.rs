@@ -116,45 +116,41 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         burn::tensor::Distribution::Normal(0.0, 1.0),
         &device,
     );
-    let run_once = || -> anyhow::Result<()> {
+    let mut run_once = || -> anyhow::Result<()> {
         let out = net.forward(input.clone()).embedding;
         out.into_data()
             .try_to_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(())
     };
-    if args.path != EmbedPath::Cpu {
-        run_once()?;
+    // One warm-up pass, then `iters` timed passes of `pass`; prints the rate as one line.
+    let time = |name: &str, pass: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+        pass()?;
         let start = Instant::now();
         for _ in 0..args.iters {
-            run_once()?;
+            pass()?;
         }
         let seconds = start.elapsed().as_secs_f64();
         let rate = (args.batch * args.iters) as f64 / seconds;
         println!(
-            "reid embed (burn flex, CPU): {rate:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s) crops/s={rate:.2}",
+            "reid embed ({name}): {rate:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s) crops/s={rate:.2}",
             args.batch, config.input.height, config.input.width, args.iters, seconds
         );
+        Ok(())
+    };
+    if args.path != EmbedPath::Cpu {
+        time("burn flex, CPU", &mut run_once)?;
     }
-    if args.path == EmbedPath::Burn {
-        return Ok(());
+    if args.path != EmbedPath::Burn {
+        // The same network folded for the CPU (reid_model::cpu), on the same input.
+        let cpu = CpuNet::new(&net, config.input.clone())?;
+        let values: Vec<f32> = input.clone().into_data().iter::<f32>().collect();
+        let size = [config.input.height, config.input.width];
+        time("folded CPU path, all cores", &mut || {
+            std::hint::black_box(cpu.forward_nchw(&values, args.batch, size));
+            Ok(())
+        })?;
     }
-    // The same network folded for the CPU (reid_model::cpu), on the same input.
-    let cpu = CpuNet::new(&net, config.input.clone())?;
-    let values: Vec<f32> = input.into_data().iter::<f32>().collect();
-    let size = [config.input.height, config.input.width];
-    let run_cpu = || cpu.forward_nchw(&values, args.batch, size);
-    run_cpu();
-    let start = Instant::now();
-    for _ in 0..args.iters {
-        std::hint::black_box(run_cpu());
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let rate = (args.batch * args.iters) as f64 / seconds;
-    println!(
-        "reid embed (folded CPU path, all cores): {rate:.1} crops/s (batch {}, {}x{}, {} passes in {:.2} s) crops/s={rate:.2}",
-        args.batch, config.input.height, config.input.width, args.iters, seconds
-    );
     Ok(())
 }
 
