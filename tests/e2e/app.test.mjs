@@ -234,13 +234,25 @@ test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its pic
       canvas.width = video.videoWidth;
       canvas.height = video.videoHeight;
       const g = canvas.getContext('2d', { willReadFrequently: true });
+      const grab = () => {
+        g.drawImage(video, 0, 0);
+        return g.getImageData(0, 0, canvas.width, canvas.height).data;
+      };
+      const uniform = (d) => d.every((v, i) => v === d[i % 4]);
       const frameAt = async (t) => {
         await new Promise((ok) => {
           video.onseeked = ok;
           video.currentTime = t;
         });
-        g.drawImage(video, 0, 0);
-        return g.getImageData(0, 0, canvas.width, canvas.height).data;
+        // `seeked` may come before the decoded frame reaches the element (headless Chromium
+        // then draws a blank picture): give the frame up to 2 s to arrive, then measure
+        // whatever is there.
+        let data = grab();
+        for (let tries = 0; tries < 40 && uniform(data); tries++) {
+          await new Promise((ok) => setTimeout(ok, 50));
+          data = grab();
+        }
+        return data;
       };
       const a = await frameAt(0.5);
       const b = await frameAt(3.5);
