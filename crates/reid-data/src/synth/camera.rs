@@ -94,17 +94,20 @@ pub fn sample(rng: &mut impl Rng, id: u32) -> Camera {
     let mut views = [0.15f32; 4];
     views[rng.random_range(0..4)] += 1.0;
     views[rng.random_range(0..4)] += 0.5;
+    // Cameras balance white and set exposure automatically, never perfectly: a residual cast
+    // from warm (sodium, tungsten) to cool (shade, fluorescent), and some under- or
+    // over-exposure.
     let warmth: f32 = rng.random_range(-1.0..1.0);
     let light = [
-        1.0 + 0.18 * warmth,
-        1.0 + 0.03 * warmth.abs(),
-        1.0 - 0.22 * warmth,
+        1.0 + 0.1 * warmth,
+        1.0 + 0.02 * warmth.abs(),
+        1.0 - 0.12 * warmth,
     ];
     Camera {
         id,
         views,
         tilt: rng.random_range(0.0..0.8),
-        brightness: rng.random_range(0.65..1.25),
+        brightness: rng.random_range(0.75..1.2),
         light,
         light_dir: [
             rng.random_range(-0.8..0.8),

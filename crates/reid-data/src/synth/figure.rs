@@ -45,7 +45,9 @@ pub type Pose = [[f32; 3]; 14];
 /// The pose at walking phase `phase` (radians; one stride per 2 pi).
 pub fn walking(id: &Identity, phase: f32) -> Pose {
     let h = id.height;
-    let (shoulder_w, hip_w) = (0.115 * id.build * h, 0.075 * id.build * h);
+    // Joint centres: shoulders about 0.19 of the height apart, hips 0.12 (the arms and thighs
+    // add their own thickness outside them).
+    let (shoulder_w, hip_w) = (0.095 * id.build * h, 0.06 * id.build * h);
     let bob = 0.012 * h * phase.cos().abs();
     let mut j = [[0.0f32; 3]; 14];
     j[HEAD] = [0.0, 0.935 * h + bob, 0.01 * h];

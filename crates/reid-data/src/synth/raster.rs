@@ -234,6 +234,26 @@ impl Canvas {
         covered
     }
 
+    /// A soft dark ellipse on the ground (a contact shadow) centred at `c`: darkens what is
+    /// already there by up to `strength` in the middle, fading to nothing at the rim.
+    pub fn contact_shadow(&mut self, c: P, rx: f32, ry: f32, strength: f32) {
+        let (x0, y0, x1, y1) = self.bounds(c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (u, v) = (
+                    (x as f32 + 0.5 - c[0]) / rx.max(1e-3),
+                    (y as f32 + 0.5 - c[1]) / ry.max(1e-3),
+                );
+                let rho2 = u * u + v * v;
+                if rho2 < 1.0 {
+                    let k = 1.0 - strength * (1.0 - rho2) * (1.0 - rho2);
+                    let p = &mut self.px[y * self.w + x];
+                    *p = p.map(|v| v * k);
+                }
+            }
+        }
+    }
+
     /// A flat axis-aligned rectangle (no shading), blended with opacity `alpha`.
     pub fn rect(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, colour: Colour, alpha: f32) {
         let (bx0, by0, bx1, by1) = self.bounds(x0, y0, x1, y1);

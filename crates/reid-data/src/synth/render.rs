@@ -22,37 +22,51 @@ fn mix(a: Colour, b: Colour, t: f32) -> Colour {
     [0, 1, 2].map(|i| a[i] + (b[i] - a[i]) * t)
 }
 
-/// The garment's colour at `(u, v)` (u across -1..1, v down 0..1) with its pattern.
+/// Cloth: `colour` with soft folds, creases that run mostly along the garment (brighter and
+/// darker bands that drift with `seed`, one seed per garment so a person's folds stay theirs).
+fn folds(colour: Colour, seed: u64, u: f32, v: f32) -> Colour {
+    let fold = noise(seed, u * 1.6 + 7.0, v * 4.5) - 0.5;
+    let crease = noise(seed ^ 0x51, u * 4.0 + 2.0, v * 1.2) - 0.5;
+    let k = 1.0 + 0.22 * fold + 0.12 * crease;
+    colour.map(|c| (c * k).clamp(0.0, 1.0))
+}
+
+/// The garment's colour at `(u, v)` (u across -1..1, v down 0..1) with its pattern and folds.
 fn garment_paint(
     colour: Colour,
     pattern: Pattern,
     pattern_colour: Colour,
     front: bool,
+    seed: u64,
 ) -> impl Fn(f32, f32) -> Colour {
-    move |u, v| match pattern {
-        Pattern::Plain => colour,
-        Pattern::Stripes => {
-            if ((v * 9.0).floor() as i32).rem_euclid(2) == 0 {
-                pattern_colour
-            } else {
-                colour
+    move |u, v| {
+        let albedo = match pattern {
+            Pattern::Plain => colour,
+            Pattern::Stripes => {
+                if ((v * 9.0).floor() as i32).rem_euclid(2) == 0 {
+                    pattern_colour
+                } else {
+                    colour
+                }
             }
-        }
-        Pattern::Checks => {
-            if (((u + 1.0) * 3.0).floor() as i32 + (v * 7.0).floor() as i32).rem_euclid(2) == 0 {
-                mix(colour, pattern_colour, 0.7)
-            } else {
-                colour
+            Pattern::Checks => {
+                if (((u + 1.0) * 3.0).floor() as i32 + (v * 7.0).floor() as i32).rem_euclid(2) == 0
+                {
+                    mix(colour, pattern_colour, 0.7)
+                } else {
+                    colour
+                }
             }
-        }
-        Pattern::Logo => {
-            let (du, dv) = (u, (v - 0.3) * 1.6);
-            if front && du * du + dv * dv < 0.16 {
-                pattern_colour
-            } else {
-                colour
+            Pattern::Logo => {
+                let (du, dv) = (u, (v - 0.3) * 1.6);
+                if front && du * du + dv * dv < 0.16 {
+                    pattern_colour
+                } else {
+                    colour
+                }
             }
-        }
+        };
+        folds(albedo, seed, u, v)
     }
 }
 
@@ -84,6 +98,14 @@ pub fn draw_person(
     let mut parts: Vec<Part> = Vec::new();
     let l = *light;
     let plain = |c: Colour| move |_: f32, _: f32| c;
+    // One seed per garment, so folds and creases belong to the person.
+    let seed = u64::from(id.pid).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let (top_seed, bottom_seed, hair_seed) = (seed ^ 1, seed ^ 2, seed ^ 3);
+    let cloth = move |c: Colour, seed: u64| move |u: f32, v: f32| folds(c, seed, u, v);
+
+    // Contact shadow on the ground under the feet, so the person stands rather than floats.
+    let feet = view.project([0.0, 0.0, 0.0]);
+    c.contact_shadow(feet, 0.16 * s * id.build.sqrt(), 0.03 * s, 0.45);
 
     // Legs and feet.
     for (hip, knee, ankle) in [(R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)] {
@@ -103,15 +125,32 @@ pub fn draw_person(
             pose[ankle][1],
             pose[ankle][2] + 0.07 * id.height,
         ]);
-        let pat = garment_paint(bottom.colour, bottom.pattern, bottom.pattern_colour, front);
+        let pat = garment_paint(
+            bottom.colour,
+            bottom.pattern,
+            bottom.pattern_colour,
+            front,
+            bottom_seed,
+        );
         let thigh_paint = move |u: f32, v: f32| if thigh_c == skin { skin } else { pat(u, v) };
-        let (r1, r2) = (limb * 1.25, limb * 0.95);
+        let shin_paint = cloth(shin_c, bottom_seed ^ 0x11);
+        let shin_paint = move |u: f32, v: f32| {
+            if shin_c == skin {
+                skin
+            } else {
+                shin_paint(u, v)
+            }
+        };
+        // Legs are a little wider than deep: wider seen from the front than from the side.
+        let widen = 1.0 + 0.12 * facing.abs();
+        let (r1, r2) = (limb * 1.1 * widen, limb * 0.85 * widen);
         parts.push(Part {
             depth: d,
             draw: Box::new(move |c| {
                 let mut px = c.capsule(h, k, r1, r2, &l, &thigh_paint);
-                px.extend(c.capsule(k, a, r2, limb * 0.75, &l, &plain(shin_c)));
-                px.extend(c.capsule(a, fwd, limb * 0.7, limb * 0.6, &l, &plain(shoes)));
+                px.extend(c.capsule(k, a, r2, limb * 0.66, &l, &shin_paint));
+                // The shoe: a sole-heavy capsule from heel to toe.
+                px.extend(c.capsule(a, fwd, limb * 0.68, limb * 0.58, &l, &plain(shoes)));
                 px
             }),
         });
@@ -126,7 +165,7 @@ pub fn draw_person(
         ([mx - dir * half, my], [mx + dir * half, my])
     };
     let (sl, sr) = shoulder_half(pj[R_SHOULDER], pj[L_SHOULDER], 1.05);
-    let (hl, hr) = shoulder_half(pj[R_HIP], pj[L_HIP], 1.25);
+    let (hl, hr) = shoulder_half(pj[R_HIP], pj[L_HIP], 1.3);
     let coat_drop = if top.kind == TopKind::Coat {
         0.14 * s
     } else {
@@ -138,10 +177,25 @@ pub fn draw_person(
         [hr[0], hr[1] + coat_drop],
         [hl[0], hl[1] + coat_drop],
     ];
-    let torso_paint = garment_paint(top.colour, top.pattern, top.pattern_colour, front);
+    let torso_paint = garment_paint(top.colour, top.pattern, top.pattern_colour, front, top_seed);
+    // Rounded shoulders: a yoke across the top of the torso, drawn first so the torso's edge
+    // meets it, then the torso; a dress has straps and bare shoulders.
+    let yoke = if top.kind == TopKind::Dress {
+        skin
+    } else {
+        top.colour
+    };
+    let (ys_r, ys_l) = (pj[R_SHOULDER], pj[L_SHOULDER]);
+    let yoke_r = limb * 0.9;
+    let yoke_paint = cloth(yoke, top_seed ^ 0x22);
     parts.push(Part {
         depth: 0.0,
-        draw: Box::new(move |c| c.quad(torso, &l, &torso_paint)),
+        draw: Box::new(move |c| {
+            let drop = |p: P| [p[0], p[1] + yoke_r * 0.55];
+            let mut px = c.capsule(drop(ys_r), drop(ys_l), yoke_r, yoke_r, &l, &yoke_paint);
+            px.extend(c.quad(torso, &l, &torso_paint));
+            px
+        }),
     });
     if bottom.kind == BottomKind::Skirt {
         let knee_y = (pj[R_KNEE][1] + pj[L_KNEE][1]) / 2.0;
@@ -157,7 +211,13 @@ pub fn draw_person(
             ],
         );
         let skirt = [[hl[0], hl[1] - 0.02 * s], [hr[0], hr[1] - 0.02 * s], kr, kl];
-        let paint = garment_paint(bottom.colour, bottom.pattern, bottom.pattern_colour, front);
+        let paint = garment_paint(
+            bottom.colour,
+            bottom.pattern,
+            bottom.pattern_colour,
+            front,
+            bottom_seed,
+        );
         parts.push(Part {
             depth: 0.01,
             draw: Box::new(move |c| c.quad(skirt, &l, &paint)),
@@ -176,12 +236,19 @@ pub fn draw_person(
             TopKind::Dress => (skin, skin),
             TopKind::Shirt | TopKind::Coat => (top.colour, top.colour),
         };
+        let sleeve = |c: Colour, k: u64| {
+            let paint = cloth(c, top_seed ^ k);
+            move |u: f32, v: f32| if c == skin { skin } else { paint(u, v) }
+        };
+        let (upper_paint, fore_paint) = (sleeve(upper_c, 0x33), sleeve(fore_c, 0x44));
+        // The hand hangs a little past the wrist.
+        let hand = [w[0] + (w[0] - e[0]) * 0.22, w[1] + (w[1] - e[1]) * 0.22];
         parts.push(Part {
             depth: d,
             draw: Box::new(move |c| {
-                let mut px = c.capsule(sh, e, limb * 0.95, limb * 0.8, &l, &plain(upper_c));
-                px.extend(c.capsule(e, w, limb * 0.8, limb * 0.65, &l, &plain(fore_c)));
-                px.extend(c.ellipse(w, limb * 0.75, limb * 0.9, &l, &plain(skin)));
+                let mut px = c.capsule(sh, e, limb * 0.9, limb * 0.75, &l, &upper_paint);
+                px.extend(c.capsule(e, w, limb * 0.75, limb * 0.58, &l, &fore_paint));
+                px.extend(c.capsule(w, hand, limb * 0.6, limb * 0.55, &l, &plain(skin)));
                 px
             }),
         });
@@ -222,17 +289,23 @@ pub fn draw_person(
         });
     }
 
-    // Neck, head, hair, hat, glasses.
+    // Neck, head, face, hair, hat, glasses.
     let (n, h) = (pj[NECK], pj[HEAD]);
-    let head_r = 0.062 * s;
-    let hair = id.hair_colour;
+    let head_r = 0.07 * s;
+    let hair_colour = id.hair_colour;
     let style = id.hair_style;
     let hat = id.accessories.hat;
     let glasses = id.accessories.glasses;
+    // Where the face points across the image (the back of the head is the other way).
     let side_shift = -view.yaw.sin() * 0.25 * head_r;
     parts.push(Part {
         depth: 0.05,
         draw: Box::new(move |c| {
+            // Hair: strands as streaks of lighter and darker tone.
+            let hair = move |u: f32, v: f32| {
+                let streak = noise(hair_seed, u * 9.0, v * 1.5) - 0.5;
+                hair_colour.map(|k| (k * (1.0 + 0.5 * streak) + 0.03 * streak).clamp(0.0, 1.0))
+            };
             let mut px = c.capsule(
                 n,
                 [h[0], h[1] + head_r * 0.6],
@@ -241,7 +314,7 @@ pub fn draw_person(
                 &l,
                 &plain(skin),
             );
-            let long = style == HairStyle::Long || style == HairStyle::Ponytail;
+            let long = style == HairStyle::Long;
             if long && facing > -0.3 {
                 // Long hair falls behind the head and shoulders.
                 px.extend(c.quad(
@@ -252,24 +325,66 @@ pub fn draw_person(
                         [h[0] - head_r * 1.2, h[1] + head_r * 2.2],
                     ],
                     &l,
-                    &plain(hair),
+                    &hair,
                 ));
             }
+            if style == HairStyle::Ponytail && facing < 0.6 {
+                // A ponytail hangs from the back of the head (hidden behind it from the front).
+                let root = [h[0] - side_shift * 3.2, h[1] - head_r * 0.1];
+                let tip = [
+                    root[0] - side_shift * 1.5,
+                    h[1] + head_r * (1.3 + 0.4 * (1.0 - facing.abs())),
+                ];
+                px.extend(c.capsule(root, tip, head_r * 0.32, head_r * 0.16, &l, &hair));
+            }
             let back_of_head = facing < -0.3 && style != HairStyle::Bald;
-            px.extend(c.ellipse(
-                h,
-                head_r * 0.86,
-                head_r,
-                &l,
-                &plain(if back_of_head { hair } else { skin }),
-            ));
+            if back_of_head {
+                px.extend(c.ellipse(h, head_r * 0.8, head_r, &l, &hair));
+            } else {
+                px.extend(c.ellipse(h, head_r * 0.8, head_r, &l, &plain(skin)));
+                // Ear on the side away from the face, seen in side views.
+                if facing.abs() < 0.7 {
+                    let ear = [h[0] - side_shift * 1.6, h[1] + head_r * 0.08];
+                    c.ellipse(ear, head_r * 0.16, head_r * 0.26, &l, &plain(skin));
+                }
+            }
+            if facing > 0.3 {
+                // Eyes, brows and mouth as shading, a pixel or two in the crop.
+                let dark = skin.map(|k| k * 0.45);
+                for side in [-1.0f32, 1.0] {
+                    let x = h[0] + side_shift + side * head_r * 0.34 * facing;
+                    c.ellipse(
+                        [x, h[1] - head_r * 0.02],
+                        head_r * 0.1,
+                        head_r * 0.06,
+                        &l,
+                        &plain([0.12, 0.09, 0.08]),
+                    );
+                    c.rect(
+                        x - head_r * 0.16,
+                        h[1] - head_r * 0.24,
+                        x + head_r * 0.16,
+                        h[1] - head_r * 0.16,
+                        hair_colour,
+                        0.3,
+                    );
+                }
+                c.rect(
+                    h[0] + side_shift - head_r * 0.22,
+                    h[1] + head_r * 0.48,
+                    h[0] + side_shift + head_r * 0.22,
+                    h[1] + head_r * 0.56,
+                    dark,
+                    0.5,
+                );
+            }
             if style != HairStyle::Bald && !back_of_head {
                 px.extend(c.ellipse(
                     [h[0] - side_shift, h[1] - head_r * 0.45],
                     head_r * 0.92,
                     head_r * 0.62,
                     &l,
-                    &plain(hair),
+                    &hair,
                 ));
             }
             if long && facing <= -0.3 {
@@ -281,7 +396,7 @@ pub fn draw_person(
                         [h[0] - head_r, h[1] + head_r * 2.3],
                     ],
                     &l,
-                    &plain(hair),
+                    &hair,
                 ));
             }
             if glasses && facing > 0.3 {
@@ -508,4 +623,58 @@ pub fn camera_effects(
         }
     }
     img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::identity;
+    use rand::SeedableRng;
+
+    #[test]
+    fn cloth_folds_shade_a_garment_without_changing_its_colour() {
+        let colour = [0.6, 0.3, 0.2];
+        let samples: Vec<Colour> = (0..40)
+            .flat_map(|i| (0..40).map(move |j| (i as f32 / 20.0 - 1.0, j as f32 / 40.0)))
+            .map(|(u, v)| folds(colour, 42, u, v))
+            .collect();
+        let mean = |k: usize| samples.iter().map(|c| c[k]).sum::<f32>() / samples.len() as f32;
+        for (k, c) in colour.iter().enumerate() {
+            assert!((mean(k) / c - 1.0).abs() < 0.06, "channel {k}");
+        }
+        let red: Vec<f32> = samples.iter().map(|c| c[0]).collect();
+        let (lo, hi) = red
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(hi / lo > 1.1, "folds should vary the shade: {lo}..{hi}");
+        // Hue stays: every sample is the garment's colour, brighter or darker.
+        for c in &samples {
+            assert!((c[1] / c[0] - 0.5).abs() < 1e-4 && (c[2] / c[0] - 1.0 / 3.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn a_person_stands_on_a_contact_shadow_that_is_not_part_of_them() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let id = identity::sample(&mut rng, 3, None);
+        let mut c = Canvas::new(128, 256, [0.8; 3]);
+        let view = View {
+            yaw: 0.0,
+            tilt: 0.0,
+            scale: 200.0,
+            origin: [64.0, 245.0],
+        };
+        let light = Light::new([0.3, 0.6, 0.8], 0.5);
+        let drawn = draw_person(&mut c, &id, &figure::walking(&id, 0.0), &view, &light);
+        let person: std::collections::HashSet<usize> = drawn.pixels.iter().copied().collect();
+        // Ground pixels beside the feet are darkened, and none of them count as the person.
+        let shaded: Vec<usize> = (240..250)
+            .flat_map(|y| (0..128).map(move |x| y * 128 + x))
+            .filter(|i| !person.contains(i) && c.px[*i][0] < 0.75)
+            .collect();
+        assert!(!shaded.is_empty());
+        // Far from the person the background is untouched.
+        assert_eq!(c.px[10 * 128 + 2], [0.8; 3]);
+        assert_eq!(c.px[250 * 128 + 1], [0.8; 3]);
+    }
 }

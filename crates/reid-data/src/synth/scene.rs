@@ -215,7 +215,7 @@ mod tests {
     use crate::synth::{SynthConfig, World};
 
     #[test]
-    fn every_drawn_person_pixel_lies_in_a_ground_truth_box() {
+    fn every_drawn_person_pixel_lies_in_a_ground_truth_box_and_only_shadows_fall_outside() {
         let world = World::new(SynthConfig::preset("tiny").unwrap()).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let pids: Vec<u32> = (7..=12).collect();
@@ -240,8 +240,19 @@ mod tests {
                     let owners: Vec<usize> = (0..truth.len())
                         .filter(|&k| inside(x, y, &truth[k]))
                         .collect();
+                    // Outside the boxes only the ground may change: darkened (every channel by
+                    // the same factor) by a contact shadow around someone's feet.
+                    let shadow = a.iter().zip(b).all(|(p, q)| *p <= q + 1e-4)
+                        && (0..3).all(|c| (a[c] * b[0] - a[0] * b[c]).abs() < 1e-3)
+                        && truth.iter().any(|t| {
+                            let (fx, fy) = (x as f32, y as f32);
+                            let feet = t.bbox[1] + t.bbox[3];
+                            (fy - feet).abs() <= 0.1 * t.bbox[3]
+                                && fx >= t.bbox[0] - 0.5 * t.bbox[2]
+                                && fx <= t.bbox[0] + 1.5 * t.bbox[2]
+                        });
                     assert!(
-                        !owners.is_empty(),
+                        !owners.is_empty() || shadow,
                         "frame {f}: changed pixel ({x}, {y}) outside every box {truth:?}"
                     );
                     owners.iter().for_each(|&k| hits[k] += 1);
