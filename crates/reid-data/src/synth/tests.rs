@@ -326,3 +326,82 @@ fn mot_scenes_have_frames_ground_truth_and_sequence_info() {
     }
     assert!(rows > 0);
 }
+
+#[test]
+fn a_tracker_follows_the_people_of_a_synthetic_scene() {
+    use reid_core::{parse_mot_text, BBox, Detection, MotAccumulator, Tracker, TrackerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scene");
+    let config = SynthConfig {
+        cameras: 2,
+        scene_frames: 40,
+        scene_people: 4,
+        ..tiny()
+    };
+    generate(config, &out, false, &|_, _| {}).unwrap();
+    let mut sequences: Vec<PathBuf> = std::fs::read_dir(out.join("mot"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    sequences.sort();
+    assert_eq!(sequences.len(), 2);
+    for seq in sequences {
+        let gt = parse_mot_text(
+            &std::fs::read_to_string(seq.join("gt/gt.txt")).unwrap(),
+            0.0,
+        )
+        .unwrap();
+        // A detector that finds people at least 40% visible, boxes a pixel or two off. The
+        // visibility is the 9th field, which parse_mot_text does not keep: read it here.
+        let visibility: std::collections::HashMap<(u64, u64), f32> =
+            std::fs::read_to_string(seq.join("gt/gt.txt"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: Vec<f32> = l.split(',').map(|x| x.parse().unwrap()).collect();
+                    ((v[0] as u64, v[1] as u64), v[8])
+                })
+                .collect();
+        let mut tracker = Tracker::new(TrackerConfig::default()).unwrap();
+        let mut acc = MotAccumulator::new(0.5);
+        for frame in 1..=40u64 {
+            let truth: Vec<(u64, BBox)> = gt
+                .get(&frame)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(id, _)| visibility[&(frame, *id)] >= 0.4)
+                .collect();
+            let detections: Vec<Detection> = truth
+                .iter()
+                .map(|(id, b)| {
+                    let wobble = ((frame * 7 + id * 13) % 5) as f32 - 2.0;
+                    Detection {
+                        bbox: BBox::new(b.x + wobble, b.y - wobble * 0.5, b.w, b.h),
+                        score: 0.9,
+                        embedding: None,
+                    }
+                })
+                .collect();
+            let tracks = tracker.update(&detections).unwrap();
+            // Each track's identity on its detection's box: the boxes are tight around the
+            // drawn pixels, so their width follows the swinging arms and legs faster than the
+            // filtered box does; this scores who is who.
+            let hyps: Vec<(u64, BBox)> = tracks
+                .observations
+                .iter()
+                .map(|o| (o.track_id, detections[o.detection].bbox))
+                .collect();
+            acc.update(&truth, &hyps);
+        }
+        let s = acc.summary();
+        assert!(s.num_objects > 40, "{}: too few people seen", seq.display());
+        assert!(
+            s.mota() > 0.75 && s.idf1() > 0.8 && s.num_switches <= 2,
+            "{}: MOTA {:.3}, IDF1 {:.3}, {s:?}",
+            seq.display(),
+            s.mota(),
+            s.idf1()
+        );
+    }
+}
