@@ -130,15 +130,28 @@ pub struct Tracklet {
     /// Quality-weighted sum of the frames' embeddings (see [`Tracklet::embedding`]).
     #[serde(skip)]
     embedding_sum: Vec<f32>,
+    /// Plain sum of the frames' embeddings (see [`Tracklet::mean_embedding`]).
+    #[serde(skip)]
+    plain_sum: Vec<f32>,
 }
 
 impl Tracklet {
     /// The quality-weighted mean of the frames' embeddings, L2-normalised; `None` when no
     /// matched detection carried one.
     pub fn embedding(&self) -> Option<Vec<f32>> {
-        let norm = self.embedding_sum.iter().map(|v| v * v).sum::<f32>().sqrt();
-        (norm > 0.0).then(|| self.embedding_sum.iter().map(|v| v / norm).collect())
+        unit(&self.embedding_sum)
     }
+
+    /// The plain mean of the frames' embeddings (every frame alike), L2-normalised.
+    pub fn mean_embedding(&self) -> Option<Vec<f32>> {
+        unit(&self.plain_sum)
+    }
+}
+
+/// `v` divided by its length; `None` for an empty or zero vector.
+fn unit(v: &[f32]) -> Option<Vec<f32>> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    (norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
 }
 
 /// A confirmed track seen in the current frame.
@@ -375,6 +388,7 @@ impl Tracker {
                     best_bbox: det.bbox,
                     best_quality: -1.0,
                     embedding_sum: Vec::new(),
+                    plain_sum: Vec::new(),
                 },
             };
             self.next_id += 1;
@@ -445,11 +459,18 @@ fn observe(
     if let Some(e) = &det.embedding {
         if tracklet.embedding_sum.is_empty() {
             tracklet.embedding_sum = vec![0.0; e.len()];
+            tracklet.plain_sum = vec![0.0; e.len()];
         }
         // A little weight even for poor views, so a tracklet of only poor views has a feature.
         let w = quality.max(1e-3);
-        for (s, v) in tracklet.embedding_sum.iter_mut().zip(e) {
+        for ((s, p), v) in tracklet
+            .embedding_sum
+            .iter_mut()
+            .zip(&mut tracklet.plain_sum)
+            .zip(e)
+        {
             *s += w * v;
+            *p += v;
         }
         features.push_back(e.clone());
         while features.len() > budget {
