@@ -4,10 +4,12 @@
 //!
 //! It reads bytes and names only: decoding belongs to `reid-model::preprocess`, so that the
 //! browser and the command line decode the same way. It also owns the synthetic pedestrian
-//! world ([`synth`]), which writes datasets in these same layouts.
+//! world ([`synth`]), which writes datasets in these same layouts, and the P x K identity
+//! sampler of metric learning ([`sampler`]).
 
 pub mod folder;
 pub mod market1501;
+pub mod sampler;
 pub mod synth;
 
 pub use folder::{collect_images, ImageEntry, ScanError};

@@ -1,7 +1,7 @@
 //! `reid-model` owns every network of the product, written once with burn's `Module` and run
 //! unchanged natively (training, evaluation) and in the browser (WebGPU or the `flex` CPU
 //! backend): backbones, heads, the assembled ReID network, the image preprocessing both homes
-//! share, and loading/saving weights (burnpack, PyTorch checkpoints).
+//! share, loading/saving weights (burnpack, PyTorch checkpoints), and the training losses.
 //!
 //! It does not own the end-to-end job (that is `reid-pipeline`) nor any UI. Model code carries
 //! no backend type: the `Device` passed to `init` decides where it runs.
@@ -11,6 +11,7 @@ pub mod baseline;
 pub mod cpu;
 pub mod error;
 pub mod head;
+pub mod loss;
 pub mod network;
 pub mod preprocess;
 pub mod weights;

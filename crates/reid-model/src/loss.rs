@@ -1,0 +1,280 @@
+//! The losses of ReID training, as the strong baseline ("bag of tricks") combines them:
+//! identity classification with label smoothing (representation learning) and the batch-hard
+//! triplet loss on P x K batches (metric learning). Each takes a batch and returns a scalar
+//! tensor of shape `[1]`; gradients come from the device (an autodiff device records them).
+//!
+//! Formulas as torchreid and fast-reid write them: Euclidean distances from
+//! `|a|^2 + |b|^2 - 2 a.b`, clamped at 1e-12 before the square root; the hardest positive is the
+//! farthest picture of the same identity (the anchor itself included, at distance 0), the
+//! hardest negative the nearest of another identity.
+
+use burn::tensor::activation::{log_softmax, relu, softplus};
+use burn::tensor::{Int, Tensor};
+
+/// Cross-entropy against label-smoothed targets: the true class gets `1 - epsilon +
+/// epsilon / classes`, every other class `epsilon / classes`.
+///
+/// - `logits`: `[batch, classes]`
+/// - `targets`: `[batch]`, class indices in `0..classes`
+pub fn cross_entropy_label_smooth(
+    logits: Tensor<2>,
+    targets: Tensor<1, Int>,
+    epsilon: f32,
+) -> Tensor<1> {
+    let [batch, classes] = logits.dims();
+    let log_probs = log_softmax(logits, 1);
+    let smooth = epsilon / classes as f32;
+    let targets: Tensor<2> =
+        targets
+            .float()
+            .one_hot_fill(classes, 1.0 - epsilon + smooth, smooth, -1);
+    (targets * log_probs).sum().neg() / batch as f32
+}
+
+/// How the triplet loss turns `d(anchor, positive) - d(anchor, negative)` into a loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TripletMargin {
+    /// `max(0, d_ap - d_an + margin)` (torchreid's default margin is 0.3).
+    Hard(f32),
+    /// `log(1 + exp(d_ap - d_an))`, the soft margin (no margin to tune).
+    Soft,
+}
+
+/// Pairwise Euclidean distances between the rows of `x` (`[n, d]` to `[n, n]`).
+pub fn euclidean_distances(x: Tensor<2>) -> Tensor<2> {
+    let [n, _] = x.dims();
+    let squared = x.clone().powi_scalar(2).sum_dim(1); // [n, 1]
+    let gram = x.clone().matmul(x.transpose()); // [n, n]
+    (squared.clone().expand([n, n]) + squared.transpose().expand([n, n]) - gram * 2.0)
+        .clamp_min(1e-12)
+        .sqrt()
+}
+
+/// The batch-hard triplet loss (TriHard): for every anchor, its farthest positive and nearest
+/// negative in the batch.
+///
+/// - `features`: `[batch, dim]` (not normalised: the pooled features, before the BNNeck)
+/// - `labels`: `[batch]` identities; every anchor needs a negative (two identities or more)
+pub fn batch_hard_triplet_loss(
+    features: Tensor<2>,
+    labels: Tensor<1, Int>,
+    margin: TripletMargin,
+) -> Tensor<1> {
+    let [n, _] = features.dims();
+    let distances = euclidean_distances(features);
+    let rows = labels.clone().unsqueeze_dim::<2>(1).expand([n, n]);
+    let cols = labels.unsqueeze_dim::<2>(0).expand([n, n]);
+    let same = rows.equal(cols);
+    // Hardest positive: the largest distance among the same identity (others pushed below 0).
+    let positive = distances
+        .clone()
+        .mask_fill(same.clone().bool_not(), -1.0)
+        .max_dim(1);
+    // Hardest negative: the smallest distance among other identities (same pushed far away).
+    let far = 1e6;
+    let negative = distances.mask_fill(same, far).min_dim(1);
+    let gap = positive - negative; // [n, 1]
+    let per_anchor = match margin {
+        TripletMargin::Hard(m) => relu(gap + m),
+        TripletMargin::Soft => softplus(gap, 1.0),
+    };
+    per_anchor.mean()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn tensor2(rows: &[Vec<f32>], device: &Device) -> Tensor<2> {
+        let (n, d) = (rows.len(), rows[0].len());
+        Tensor::from_data(TensorData::new(rows.concat(), [n, d]), device)
+    }
+
+    fn ints(v: &[i64], device: &Device) -> Tensor<1, Int> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+    }
+
+    fn scalar(t: Tensor<1>) -> f64 {
+        f64::from(t.into_data().try_to_vec::<f32>().unwrap()[0])
+    }
+
+    /// A small deterministic batch: P = 4 identities, K = 3 pictures.
+    fn batch() -> (Vec<Vec<f32>>, Vec<i64>) {
+        let mut state = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let labels: Vec<i64> = (0..12).map(|i| i / 3).collect();
+        let features = labels
+            .iter()
+            .map(|&l| {
+                (0..6)
+                    .map(|j| next() + if j as i64 == l { 0.8 } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        (features, labels)
+    }
+
+    /// The losses' definitions written out with loops, in f64.
+    fn reference_triplet(x: &[Vec<f32>], labels: &[i64], margin: Option<f64>) -> f64 {
+        let d = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| f64::from(p - q).powi(2))
+                .sum::<f64>()
+                .max(1e-12)
+                .sqrt()
+        };
+        let n = x.len();
+        let mut total = 0.0;
+        for i in 0..n {
+            let ap = (0..n)
+                .filter(|&j| labels[j] == labels[i])
+                .map(|j| d(&x[i], &x[j]))
+                .fold(0.0, f64::max);
+            let an = (0..n)
+                .filter(|&j| labels[j] != labels[i])
+                .map(|j| d(&x[i], &x[j]))
+                .fold(f64::INFINITY, f64::min);
+            total += match margin {
+                Some(m) => (ap - an + m).max(0.0),
+                None => (ap - an).exp().ln_1p(),
+            };
+        }
+        total / n as f64
+    }
+
+    fn reference_cross_entropy(logits: &[Vec<f32>], targets: &[i64], eps: f64) -> f64 {
+        let c = logits[0].len() as f64;
+        let mut total = 0.0;
+        for (row, &t) in logits.iter().zip(targets) {
+            let max = row.iter().copied().fold(f32::MIN, f32::max) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (f64::from(v) - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            for (k, &v) in row.iter().enumerate() {
+                let q = if k as i64 == t {
+                    1.0 - eps + eps / c
+                } else {
+                    eps / c
+                };
+                total -= q * (f64::from(v) - lse);
+            }
+        }
+        total / logits.len() as f64
+    }
+
+    #[test]
+    fn batch_hard_triplet_loss_follows_its_definition() {
+        let device = Device::flex();
+        let (x, labels) = batch();
+        for (margin, reference) in [
+            (
+                TripletMargin::Hard(0.3),
+                reference_triplet(&x, &labels, Some(0.3)),
+            ),
+            (
+                TripletMargin::Hard(1.5),
+                reference_triplet(&x, &labels, Some(1.5)),
+            ),
+            (TripletMargin::Soft, reference_triplet(&x, &labels, None)),
+        ] {
+            let ours = scalar(batch_hard_triplet_loss(
+                tensor2(&x, &device),
+                ints(&labels, &device),
+                margin,
+            ));
+            assert!(
+                (ours - reference).abs() < 1e-5,
+                "{margin:?}: {ours} against {reference}"
+            );
+            assert!(reference > 0.0);
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_identities_are_far_apart_has_no_hard_margin_loss() {
+        let device = Device::flex();
+        let x = vec![
+            vec![0.0, 0.0],
+            vec![0.1, 0.0],
+            vec![10.0, 0.0],
+            vec![10.0, 0.1],
+        ];
+        let loss = batch_hard_triplet_loss(
+            tensor2(&x, &device),
+            ints(&[3, 3, 8, 8], &device),
+            TripletMargin::Hard(0.3),
+        );
+        assert_eq!(scalar(loss), 0.0);
+    }
+
+    #[test]
+    fn label_smoothed_cross_entropy_follows_its_definition() {
+        let device = Device::flex();
+        let (logits, _) = batch();
+        let targets: Vec<i64> = (0..12).map(|i| (i * 5) % 6).collect();
+        for eps in [0.0f32, 0.1, 0.5] {
+            let ours = scalar(cross_entropy_label_smooth(
+                tensor2(&logits, &device),
+                ints(&targets, &device),
+                eps,
+            ));
+            let reference = reference_cross_entropy(&logits, &targets, f64::from(eps));
+            assert!(
+                (ours - reference).abs() < 1e-5,
+                "eps {eps}: {ours} against {reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_of_both_losses_match_finite_differences() {
+        let device = Device::flex().autodiff();
+        let (x, labels) = batch();
+        let targets: Vec<i64> = (0..12).map(|i| (i * 5) % 6).collect();
+        type LossFn = fn(Tensor<2>, &[i64], &Device) -> Tensor<1>;
+        let losses: [(&str, LossFn); 2] = [
+            ("triplet", |x, l, d| {
+                batch_hard_triplet_loss(x, ints(l, d), TripletMargin::Hard(0.3))
+            }),
+            ("cross-entropy", |x, l, d| {
+                cross_entropy_label_smooth(x, ints(l, d), 0.1)
+            }),
+        ];
+        for (name, loss) in losses {
+            let labels = if name == "triplet" { &labels } else { &targets };
+            let input = tensor2(&x, &device).require_grad();
+            let grads = loss(input.clone(), labels, &device).backward();
+            let analytic = input
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let plain = Device::flex();
+            let h = 1e-2f32;
+            for (r, c) in [(0, 0), (4, 2), (7, 5), (11, 1)] {
+                let at = |delta: f32| {
+                    let mut y = x.clone();
+                    y[r][c] += delta;
+                    scalar(loss(tensor2(&y, &plain), labels, &plain))
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+                let a = f64::from(analytic[r * 6 + c]);
+                assert!(
+                    (a - numeric).abs() < 2e-3,
+                    "{name} d/dx[{r}][{c}]: {a} against {numeric}"
+                );
+            }
+        }
+    }
+}
