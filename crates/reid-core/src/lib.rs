@@ -37,7 +37,7 @@ pub use eval::{
     QueryMetrics, RankMetrics, SingleGalleryShot,
 };
 pub use features::{FeatureError, FeatureMatrix};
-pub use mot::{parse_mot_text, MotAccumulator, MotFormatError, MotSummary};
+pub use mot::{parse_mot_rows, parse_mot_text, MotAccumulator, MotFormatError, MotRow, MotSummary};
 pub use query_expansion::{query_expansion, QueryExpansion};
 pub use rerank::{k_reciprocal_rerank, RerankParams};
 pub use temporal::{pool_tracklets, PoolingError};

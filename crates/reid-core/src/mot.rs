@@ -37,18 +37,29 @@ pub enum MotFormatError {
         field: usize,
         value: String,
     },
-    #[error("line {line}: frame and identity must be whole numbers >= 0 (frame {frame}, id {id})")]
+    #[error("line {line}: the frame must be a whole number >= 0 and the identity a whole number >= -1 (frame {frame}, id {id})")]
     BadFrameOrId { line: usize, frame: f64, id: f64 },
+    #[error("row {row} has no identity (-1): a detection file, not tracks or ground truth")]
+    NoIdentity { row: usize },
 }
 
-/// Reads a MOTChallenge `gt.txt` / result file: every row's frame number and `(id, box)`,
-/// grouped by frame in increasing order. Rows whose confidence (7th field) is below
-/// `min_confidence` are skipped (MOTChallenge ground truth marks ignored boxes with 0).
-pub fn parse_mot_text(
-    text: &str,
-    min_confidence: f64,
-) -> Result<BTreeMap<u64, FrameBoxes>, MotFormatError> {
-    let mut frames: BTreeMap<u64, FrameBoxes> = BTreeMap::new();
+/// One row of a MOTChallenge text file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MotRow {
+    pub frame: u64,
+    /// The identity; detection files (`det.txt`) write -1.
+    pub id: i64,
+    pub bbox: BBox,
+    /// 7th field: detector score (`det.txt`), or 0/1 for ignored/considered ground truth.
+    pub confidence: f32,
+    /// 9th field of MOT16-style ground truth, when present: the visible share of the person.
+    pub visibility: Option<f32>,
+}
+
+/// Reads every row of a MOTChallenge text file (`gt.txt`, `det.txt` or a tracker's result):
+/// `frame,id,x,y,w,h[,confidence[,class,visibility]]`.
+pub fn parse_mot_rows(text: &str) -> Result<Vec<MotRow>, MotFormatError> {
+    let mut rows = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let row = raw.trim();
@@ -74,20 +85,53 @@ pub fn parse_mot_text(
                 })
         };
         let (frame, id) = (number(0)?, number(1)?);
-        if frame < 0.0 || id < 0.0 || frame.fract() != 0.0 || id.fract() != 0.0 {
+        if frame < 0.0 || id < -1.0 || frame.fract() != 0.0 || id.fract() != 0.0 {
             return Err(MotFormatError::BadFrameOrId { line, frame, id });
         }
-        let confidence = if fields.len() > 6 { number(6)? } else { 1.0 };
-        if confidence < min_confidence {
+        rows.push(MotRow {
+            frame: frame as u64,
+            id: id as i64,
+            bbox: BBox::new(
+                number(2)? as f32,
+                number(3)? as f32,
+                number(4)? as f32,
+                number(5)? as f32,
+            ),
+            confidence: if fields.len() > 6 {
+                number(6)? as f32
+            } else {
+                1.0
+            },
+            visibility: if fields.len() > 8 {
+                Some(number(8)? as f32)
+            } else {
+                None
+            },
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads a MOTChallenge ground-truth or result file into `(id, box)` pairs grouped by frame, in
+/// increasing frame order. Rows whose confidence is below `min_confidence` are skipped
+/// (MOTChallenge ground truth marks ignored boxes with 0); rows without an identity (-1) are
+/// refused, as they cannot be scored.
+pub fn parse_mot_text(
+    text: &str,
+    min_confidence: f64,
+) -> Result<BTreeMap<u64, FrameBoxes>, MotFormatError> {
+    let mut frames: BTreeMap<u64, FrameBoxes> = BTreeMap::new();
+    for (index, row) in parse_mot_rows(text)?.into_iter().enumerate() {
+        if row.id < 0 {
+            return Err(MotFormatError::NoIdentity { row: index + 1 });
+        }
+        if f64::from(row.confidence) < min_confidence {
             continue;
         }
-        let b = BBox::new(
-            number(2)? as f32,
-            number(3)? as f32,
-            number(4)? as f32,
-            number(5)? as f32,
-        );
-        frames.entry(frame as u64).or_default().push((id as u64, b));
+        frames
+            .entry(row.frame)
+            .or_default()
+            .push((row.id as u64, row.bbox));
     }
     Ok(frames)
 }
@@ -498,5 +542,20 @@ mod tests {
             parse_mot_text("1.5,2,3,4,5,6", 0.0),
             Err(MotFormatError::BadFrameOrId { line: 1, .. })
         ));
+        // Detections have no identity: readable as rows, refused as tracks.
+        let det = "3,-1,1,2,3,4,0.75,-1,-1,-1\n4,-1,1,2,3,4,0.5,1,0.25";
+        let rows = parse_mot_rows(det).unwrap();
+        assert_eq!(
+            (rows[0].frame, rows[0].id, rows[0].confidence),
+            (3, -1, 0.75)
+        );
+        assert_eq!(
+            (rows[0].visibility, rows[1].visibility),
+            (Some(-1.0), Some(0.25))
+        );
+        assert_eq!(
+            parse_mot_text(det, 0.0),
+            Err(MotFormatError::NoIdentity { row: 1 })
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `reid-pipeline` owns the end-to-end job that the browser's worker and the native `reid`
 //! command both run: pick a compute backend, load a model file, turn image bytes into
 //! L2-normalised embeddings in bounded batches, report per-image failures without losing
-//! the other images, and rank a gallery on the device ([`GallerySearch`]).
+//! the other images, rank a gallery on the device ([`GallerySearch`]), and follow people
+//! through video frames with their appearance ([`VideoTracker`]).
 //!
 //! The caller chooses the backend ([`Backend`]); everything here is async so the browser can read
 //! results back from the GPU without blocking (natively, `pollster::block_on` drives it).
@@ -9,8 +10,10 @@
 pub mod backend;
 pub mod embedder;
 pub mod search;
+pub mod tracking;
 
 pub use backend::{device, Backend, BackendError};
 pub use embedder::{EmbedError, Embedder};
 pub use reid_model::RgbImage;
 pub use search::{GallerySearch, SearchError};
+pub use tracking::{crop, TrackingError, VideoTracker};

@@ -27,6 +27,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Generate a synthetic ReID dataset (Market-1501 layout) or a contact sheet of its people.
     Synth(cmd::synth::SynthArgs),
+    /// Follow people through video frames, given their detections (MOTChallenge det.txt).
+    Track(cmd::track::TrackArgs),
     /// Measurements: embedding, search, re-ranking and evaluation speed.
     Bench(cmd::bench::BenchArgs),
 }
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Import(args) => cmd::import::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Track(args) => cmd::track::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

@@ -391,3 +391,134 @@ fn eval_with_tracklets_averages_each_tracklets_frames() {
     assert!(!out.status.success());
     assert!(text(&out).contains("MARS"), "{}", text(&out));
 }
+
+/// A detection file from a scene's ground truth: people at least 40% visible, no identities.
+fn detections_from_truth(gt: &Path, out: &Path) {
+    let rows: Vec<String> = std::fs::read_to_string(gt)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            (v[8].parse::<f32>().unwrap() >= 0.4).then(|| {
+                format!(
+                    "{},-1,{},{},{},{},0.9,-1,-1,-1",
+                    v[0], v[2], v[3], v[4], v[5]
+                )
+            })
+        })
+        .collect();
+    std::fs::write(out, rows.join("\n")).unwrap();
+}
+
+#[test]
+fn track_follows_the_people_of_a_synthetic_scene_and_scores_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = import(dir.path());
+    let world = dir.path().join("world");
+    let out = reid(
+        &[
+            "synth",
+            "--preset",
+            "tiny",
+            "--cameras",
+            "2",
+            "--scene-frames",
+            "30",
+            "--out",
+            world.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let scene = world.join("mot/c1-01");
+    let det = dir.path().join("det.txt");
+    detections_from_truth(&scene.join("gt/gt.txt"), &det);
+    let tracks = dir.path().join("tracks.txt");
+    let tracklets = dir.path().join("tracklets.json");
+    let out = reid(
+        &[
+            "track",
+            scene.join("img1").to_str().unwrap(),
+            "--detections",
+            det.to_str().unwrap(),
+            "--gt",
+            scene.join("gt/gt.txt").to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            tracks.to_str().unwrap(),
+            "--tracklets",
+            tracklets.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("30 frames") && said.contains("appearance and position"),
+        "{said}"
+    );
+    // The printed score: MOTA well above zero (every person is detected when visible).
+    let mota: f64 = said
+        .split("MOTA ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no MOTA in {said}"));
+    assert!(mota > 50.0, "{said}");
+    // The result file is MOTChallenge text that reid-core reads back, one track per person or so.
+    let rows = reid_core::parse_mot_text(&std::fs::read_to_string(&tracks).unwrap(), 0.0).unwrap();
+    assert!(!rows.is_empty());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tracklets).unwrap()).unwrap();
+    let list = json.as_array().unwrap();
+    assert!(!list.is_empty());
+    let embedding = list[0]["embedding"].as_array().unwrap();
+    assert_eq!(embedding.len(), 1280);
+
+    // Bad input: a detection file that is not one, a folder without frames; and an unreadable
+    // frame is tracked by position and reported (exit 1).
+    std::fs::write(dir.path().join("bad.txt"), "1,-1,3\n").unwrap();
+    let out = reid(
+        &[
+            "track",
+            scene.join("img1").to_str().unwrap(),
+            "--detections",
+            "bad.txt",
+            "--no-appearance",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("line 1"), "{}", text(&out));
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = reid(
+        &[
+            "track",
+            empty.to_str().unwrap(),
+            "--detections",
+            det.to_str().unwrap(),
+            "--no-appearance",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no image files"), "{}", text(&out));
+    std::fs::write(scene.join("img1/000002.jpg"), b"\xff\xd8 truncated").unwrap();
+    let out = reid(
+        &[
+            "track",
+            scene.join("img1").to_str().unwrap(),
+            "--detections",
+            det.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            tracks.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("frame 2"), "{}", text(&out));
+}

@@ -329,7 +329,7 @@ fn mot_scenes_have_frames_ground_truth_and_sequence_info() {
 
 #[test]
 fn a_tracker_follows_the_people_of_a_synthetic_scene() {
-    use reid_core::{parse_mot_text, BBox, Detection, MotAccumulator, Tracker, TrackerConfig};
+    use reid_core::{parse_mot_rows, BBox, Detection, MotAccumulator, Tracker, TrackerConfig};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("scene");
     let config = SynthConfig {
@@ -346,32 +346,21 @@ fn a_tracker_follows_the_people_of_a_synthetic_scene() {
     sequences.sort();
     assert_eq!(sequences.len(), 2);
     for seq in sequences {
-        let gt = parse_mot_text(
-            &std::fs::read_to_string(seq.join("gt/gt.txt")).unwrap(),
-            0.0,
-        )
-        .unwrap();
-        // A detector that finds people at least 40% visible, boxes a pixel or two off. The
-        // visibility is the 9th field, which parse_mot_text does not keep: read it here.
-        let visibility: std::collections::HashMap<(u64, u64), f32> =
-            std::fs::read_to_string(seq.join("gt/gt.txt"))
-                .unwrap()
-                .lines()
-                .map(|l| {
-                    let v: Vec<f32> = l.split(',').map(|x| x.parse().unwrap()).collect();
-                    ((v[0] as u64, v[1] as u64), v[8])
-                })
-                .collect();
+        // A detector that finds people at least 40% visible, boxes a pixel or two off.
+        let rows =
+            parse_mot_rows(&std::fs::read_to_string(seq.join("gt/gt.txt")).unwrap()).unwrap();
+        let mut gt: std::collections::BTreeMap<u64, Vec<(u64, BBox)>> = Default::default();
+        for row in rows {
+            if row.visibility.unwrap() >= 0.4 {
+                gt.entry(row.frame)
+                    .or_default()
+                    .push((row.id as u64, row.bbox));
+            }
+        }
         let mut tracker = Tracker::new(TrackerConfig::default()).unwrap();
         let mut acc = MotAccumulator::new(0.5);
         for frame in 1..=40u64 {
-            let truth: Vec<(u64, BBox)> = gt
-                .get(&frame)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(id, _)| visibility[&(frame, *id)] >= 0.4)
-                .collect();
+            let truth: Vec<(u64, BBox)> = gt.get(&frame).cloned().unwrap_or_default();
             let detections: Vec<Detection> = truth
                 .iter()
                 .map(|(id, b)| {

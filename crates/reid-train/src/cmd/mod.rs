@@ -6,6 +6,7 @@ pub mod eval;
 pub mod import;
 pub mod lookalike;
 pub mod synth;
+pub mod track;
 
 use std::path::{Path, PathBuf};
 
