@@ -101,6 +101,53 @@ pub struct Track {
 }
 
 impl Track {
+    /// Adds detection number `index` of frame `frame`, matched to this track, to its tracklet
+    /// and its recent embeddings (at most `budget`); reports it when the track is confirmed.
+    fn observe(
+        &mut self,
+        frame: u64,
+        det: &Detection,
+        index: usize,
+        quality: f32,
+        budget: usize,
+    ) -> Option<TrackObservation> {
+        let tracklet = &mut self.tracklet;
+        tracklet.last_frame = frame;
+        tracklet.frames_seen += 1;
+        if quality > tracklet.best_quality {
+            tracklet.best_quality = quality;
+            tracklet.best_frame = frame;
+            tracklet.best_bbox = det.bbox;
+        }
+        if let Some(e) = &det.embedding {
+            if tracklet.embedding_sum.is_empty() {
+                tracklet.embedding_sum = vec![0.0; e.len()];
+                tracklet.plain_sum = vec![0.0; e.len()];
+            }
+            // A little weight even for poor views, so a tracklet of only poor views has a feature.
+            let w = quality.max(1e-3);
+            for ((s, p), v) in tracklet
+                .embedding_sum
+                .iter_mut()
+                .zip(&mut tracklet.plain_sum)
+                .zip(e)
+            {
+                *s += w * v;
+                *p += v;
+            }
+            self.features.push_back(e.clone());
+            while self.features.len() > budget {
+                self.features.pop_front();
+            }
+        }
+        (self.state == TrackState::Confirmed).then(|| TrackObservation {
+            track_id: self.id,
+            bbox: self.bbox(),
+            detection: index,
+            quality,
+        })
+    }
+
     /// Where the filter puts the person now.
     pub fn bbox(&self) -> BBox {
         self.kalman.bbox()
@@ -339,22 +386,13 @@ impl Tracker {
             if track.state == TrackState::Tentative && track.hits >= self.config.n_init {
                 track.state = TrackState::Confirmed;
             }
-            observe(
-                &mut track.tracklet,
+            observations.extend(track.observe(
                 self.frame,
                 det,
+                d,
                 quality,
-                &mut track.features,
                 self.config.feature_budget,
-            );
-            if track.state == TrackState::Confirmed {
-                observations.push(TrackObservation {
-                    track_id: track.id,
-                    bbox: track.bbox(),
-                    detection: d,
-                    quality,
-                });
-            }
+            ));
         }
         for (t, track) in self.tracks.iter_mut().enumerate() {
             if seen[t] {
@@ -392,22 +430,13 @@ impl Tracker {
                 },
             };
             self.next_id += 1;
-            observe(
-                &mut track.tracklet,
+            observations.extend(track.observe(
                 self.frame,
                 det,
+                d,
                 quality,
-                &mut track.features,
                 self.config.feature_budget,
-            );
-            if track.state == TrackState::Confirmed {
-                observations.push(TrackObservation {
-                    track_id: track.id,
-                    bbox: track.bbox(),
-                    detection: d,
-                    quality,
-                });
-            }
+            ));
             self.tracks.push(track);
         }
         // Deleted tracks that were ever confirmed become finished tracklets.
@@ -437,45 +466,6 @@ impl Tracker {
         );
         self.finished.sort_by_key(|t| t.track_id);
         self.finished
-    }
-}
-
-/// Adds a matched detection to a track's tracklet and its recent embeddings.
-fn observe(
-    tracklet: &mut Tracklet,
-    frame: u64,
-    det: &Detection,
-    quality: f32,
-    features: &mut VecDeque<Vec<f32>>,
-    budget: usize,
-) {
-    tracklet.last_frame = frame;
-    tracklet.frames_seen += 1;
-    if quality > tracklet.best_quality {
-        tracklet.best_quality = quality;
-        tracklet.best_frame = frame;
-        tracklet.best_bbox = det.bbox;
-    }
-    if let Some(e) = &det.embedding {
-        if tracklet.embedding_sum.is_empty() {
-            tracklet.embedding_sum = vec![0.0; e.len()];
-            tracklet.plain_sum = vec![0.0; e.len()];
-        }
-        // A little weight even for poor views, so a tracklet of only poor views has a feature.
-        let w = quality.max(1e-3);
-        for ((s, p), v) in tracklet
-            .embedding_sum
-            .iter_mut()
-            .zip(&mut tracklet.plain_sum)
-            .zip(e)
-        {
-            *s += w * v;
-            *p += v;
-        }
-        features.push_back(e.clone());
-        while features.len() > budget {
-            features.pop_front();
-        }
     }
 }
 
