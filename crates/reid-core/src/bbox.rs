@@ -38,15 +38,26 @@ impl BBox {
         w.max(0.0) * h.max(0.0)
     }
 
-    /// Intersection over union, 0 when the boxes do not overlap or either is empty.
-    pub fn iou(&self, other: &BBox) -> f32 {
-        let inter = self.intersection(other);
-        let union = self.area() + other.area() - inter;
+    /// Intersection over union, 0 when the boxes do not overlap or either is empty. Computed in
+    /// double precision, as py-motmetrics computes it, so that tracking metrics agree with it.
+    pub fn iou(&self, other: &BBox) -> f64 {
+        let (a, b) = (self.corners(), other.corners());
+        let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+        let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+        let inter = w * h;
+        let area = |c: [f64; 4]| (c[2] - c[0]).max(0.0) * (c[3] - c[1]).max(0.0);
+        let union = area(a) + area(b) - inter;
         if union > 0.0 {
             inter / union
         } else {
             0.0
         }
+    }
+
+    /// `[left, top, right, bottom]` in double precision.
+    fn corners(&self) -> [f64; 4] {
+        let (x, y) = (f64::from(self.x), f64::from(self.y));
+        [x, y, x + f64::from(self.w), y + f64::from(self.h)]
     }
 }
 

@@ -184,7 +184,7 @@ impl MotAccumulator {
             .iter()
             .flat_map(|(_, o)| hypotheses.iter().map(move |(_, h)| (o, h)))
             .map(|(o, h)| {
-                let d = 1.0 - iou64(o, h);
+                let d = 1.0 - o.iou(h);
                 (d <= self.max_distance).then_some(d)
             })
             .collect();
@@ -327,21 +327,6 @@ impl MotAccumulator {
             .into_iter()
             .filter_map(|(r, c)| errors(r, c))
             .fold((0, 0), |(fp, fn_), (a, b)| (fp + a, fn_ + b))
-    }
-}
-
-/// IoU in double precision (as py-motmetrics computes it).
-fn iou64(a: &BBox, b: &BBox) -> f64 {
-    let (ax, ay, aw, ah) = (a.x as f64, a.y as f64, a.w as f64, a.h as f64);
-    let (bx, by, bw, bh) = (b.x as f64, b.y as f64, b.w as f64, b.h as f64);
-    let w = ((ax + aw).min(bx + bw) - ax.max(bx)).max(0.0);
-    let h = ((ay + ah).min(by + bh) - ay.max(by)).max(0.0);
-    let inter = w * h;
-    let union = aw.max(0.0) * ah.max(0.0) + bw.max(0.0) * bh.max(0.0) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
     }
 }
 

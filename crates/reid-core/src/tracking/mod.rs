@@ -363,7 +363,7 @@ impl Tracker {
         let pairs = min_cost_assignment(candidates.len(), unmatched.len(), |ti, di| {
             let predicted = self.tracks[candidates[ti]].bbox();
             let cost = 1.0 - predicted.iou(&detections[unmatched[di]].bbox);
-            (cost <= self.config.max_iou_distance).then_some(f64::from(cost))
+            (cost <= f64::from(self.config.max_iou_distance)).then_some(cost)
         });
         let taken: Vec<usize> = pairs.iter().map(|&(_, di)| unmatched[di]).collect();
         matches.extend(

@@ -13,18 +13,12 @@ impl Noise {
     }
 }
 
-fn unit(v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
 /// The appearance of person `p`: a direction of its own plus a little noise per frame.
 fn look(p: usize, noise: &mut Noise) -> Vec<f32> {
-    unit(
-        (0..16)
-            .map(|i| if i == p { 1.0 } else { 0.0 } + 0.05 * (noise.next() - 0.5))
-            .collect(),
-    )
+    let v: Vec<f32> = (0..16)
+        .map(|i| if i == p { 1.0 } else { 0.0 } + 0.05 * (noise.next() - 0.5))
+        .collect();
+    unit(&v).unwrap()
 }
 
 /// Runs the tracker over `frames` of `(person, box)` and scores it against that truth.
@@ -200,7 +194,7 @@ fn a_long_track_keeps_a_bounded_memory_and_its_best_view() {
                 bbox: BBox::new(100.0, 0.0, h * 0.4, h),
                 score: 0.8,
                 // Far-away early views look a little different from the near late ones.
-                embedding: Some(unit(vec![1.0, if f < 200 { 0.5 } else { 0.0 }, 0.0])),
+                embedding: unit(&[1.0, if f < 200 { 0.5 } else { 0.0 }, 0.0]),
             }])
             .unwrap();
         assert!(tracker.tracks()[0].features.len() <= 8);
