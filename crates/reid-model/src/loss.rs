@@ -1,6 +1,7 @@
 //! The losses of ReID training, as the strong baseline ("bag of tricks") combines them:
 //! identity classification with label smoothing (representation learning) and the batch-hard
-//! triplet loss on P x K batches (metric learning). Each takes a batch and returns a scalar
+//! triplet loss on P x K batches (metric learning), plus the center loss that pulls each
+//! feature towards its identity's centre. Each takes a batch and returns a scalar
 //! tensor of shape `[1]`; gradients come from the device (an autodiff device records them).
 //!
 //! Formulas as torchreid and fast-reid write them: Euclidean distances from
@@ -79,6 +80,18 @@ pub fn batch_hard_triplet_loss(
         TripletMargin::Soft => softplus(gap, 1.0),
     };
     per_anchor.mean()
+}
+
+/// The center loss (Wen et al. 2016) as the bag-of-tricks code writes it: the mean over the
+/// batch of the squared Euclidean distance between each feature and its identity's centre.
+///
+/// - `features`: `[batch, dim]`
+/// - `labels`: `[batch]`, indices into the rows of `centers`
+/// - `centers`: `[classes, dim]`
+pub fn center_loss(features: Tensor<2>, labels: Tensor<1, Int>, centers: Tensor<2>) -> Tensor<1> {
+    let [batch, _] = features.dims();
+    let own = centers.select(0, labels);
+    (features - own).powi_scalar(2).sum() / batch as f32
 }
 
 #[cfg(test)]
@@ -234,6 +247,20 @@ mod tests {
                 "eps {eps}: {ours} against {reference}"
             );
         }
+    }
+
+    #[test]
+    fn center_loss_is_the_mean_squared_distance_to_the_own_centre() {
+        let device = Device::flex();
+        let x = vec![vec![1.0, 2.0], vec![0.0, 0.0], vec![3.0, -1.0]];
+        let centers = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let loss = center_loss(
+            tensor2(&x, &device),
+            ints(&[0, 1, 0], &device),
+            tensor2(&centers, &device),
+        );
+        // (0 + 4) + (0 + 1) + (4 + 1), over 3 pictures.
+        assert!((scalar(loss) - 10.0 / 3.0).abs() < 1e-6);
     }
 
     #[test]

@@ -68,11 +68,17 @@ impl ReidNetConfig {
 impl ReidNet {
     /// `[batch, 3, h, w]` normalised images to pooled features and embeddings.
     pub fn forward(&self, images: Tensor<4>) -> ReidOutput {
-        let map = self.backbone.forward(images);
-        let [batch, channels, _, _] = map.dims();
-        let pooled = map.mean_dim(3).mean_dim(2).reshape([batch, channels]);
+        let pooled = self.pooled(images);
         let embedding = l2_normalize(self.neck.forward(pooled.clone()));
         ReidOutput { pooled, embedding }
+    }
+
+    /// `[batch, 3, h, w]` normalised images to globally average-pooled backbone features
+    /// `[batch, channels]`, before the neck (what training's triplet loss sees).
+    pub fn pooled(&self, images: Tensor<4>) -> Tensor<2> {
+        let map = self.backbone.forward(images);
+        let [batch, channels, _, _] = map.dims();
+        map.mean_dim(3).mean_dim(2).reshape([batch, channels])
     }
 
     /// Width of the embedding.

@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod report;
+mod train;
 
-/// Person re-identification toolbox (runs on the CPU).
+/// Person re-identification toolbox.
 #[derive(Parser, Debug)]
 #[command(name = "reid", version, about)]
 struct Cli {
@@ -25,8 +26,14 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Rank-1/5/10, mAP and mINP (Market-1501 or CUHK03 protocol) from saved features or a dataset folder.
     Eval(cmd::eval::EvalArgs),
+    /// Cut hand-annotated people out of full frames into a Market-1501 evaluation folder.
+    Crops(cmd::crops::CropsArgs),
     /// Generate a synthetic ReID dataset (Market-1501 layout) or a contact sheet of its people.
     Synth(cmd::synth::SynthArgs),
+    /// Train a ReID network (ID + triplet + center losses on P x K batches) into a run folder.
+    Train(cmd::train::TrainArgs),
+    /// Write a trained run's model with its card (and metrics measured now) for the app and `reid`.
+    Export(cmd::export::ExportArgs),
     /// Follow people through video frames, given their detections (MOTChallenge det.txt).
     Track(cmd::track::TrackArgs),
     /// Measurements: embedding, search, re-ranking and evaluation speed.
@@ -40,7 +47,10 @@ fn main() -> ExitCode {
         Command::Import(args) => cmd::import::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Crops(args) => cmd::crops::run(args),
         Command::Track(args) => cmd::track::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

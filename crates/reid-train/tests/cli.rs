@@ -522,3 +522,181 @@ fn track_follows_the_people_of_a_synthetic_scene_and_scores_itself() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("frame 2"), "{}", text(&out));
 }
+
+/// Reads a run's metrics.csv without its speed column (the only one that may differ between
+/// two runs of the same recipe).
+fn losses_of(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn train_exports_a_carded_model_and_a_resumed_run_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = import(dir.path());
+    let world = dir.path().join("world");
+    let out = reid(
+        &[
+            "synth",
+            "--preset",
+            "tiny",
+            "--scenes-per-camera",
+            "0",
+            "--tracklet-frames",
+            "0",
+            "--out",
+            world.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let train = |run: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            world.to_str().unwrap(),
+            "--init",
+            model.to_str().unwrap(),
+            "--size",
+            "64x32",
+            "--epochs",
+            "2",
+            "--p",
+            "4",
+            "--k",
+            "2",
+            "--center-loss",
+            "0.0005",
+            "--quiet",
+            "--out",
+            run.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        reid(&args, dir.path())
+    };
+
+    // A whole run: two epochs, a model with its card, the metrics and the curve.
+    let whole = dir.path().join("whole");
+    let out = train(&whole, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("trained 2 epochs"), "{}", text(&out));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(whole.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["training"]["epochs"], 2);
+    assert_eq!(card["architecture"]["input"]["height"], 64);
+    assert_eq!(card["training"]["recipe"]["loss"]["center"], 0.0005);
+    assert!(whole.join("curve.png").is_file());
+    assert_eq!(losses_of(&whole).len(), 3);
+
+    // `reid export` measures the model and writes it with the metrics in its card; the file is
+    // what `reid eval` (and the browser) load.
+    let exported = dir.path().join("shipped.bpk");
+    let out = reid(
+        &[
+            "export",
+            whole.to_str().unwrap(),
+            "--out",
+            exported.to_str().unwrap(),
+            "--eval",
+            &format!("tiny={}", world.display()),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("shipped.json")).unwrap()).unwrap();
+    let measured = &card["metrics"][0];
+    assert_eq!(measured["data"], "tiny");
+    assert!(measured["map"].as_f64().unwrap() > 0.0, "{card}");
+    assert!(measured["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("reid eval --dataset"));
+    assert_eq!(card["training"]["recipe"]["loss"]["center"], 0.0005);
+    let out = reid(
+        &[
+            "eval",
+            "--dataset",
+            world.to_str().unwrap(),
+            "--model",
+            exported.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let map = format!("mAP {:.2}%", 100.0 * measured["map"].as_f64().unwrap());
+    assert!(text(&out).contains(&map), "{} against {map}", text(&out));
+
+    // Interrupted after one epoch, then resumed: the same losses as the whole run.
+    let parts = dir.path().join("parts");
+    let out = train(&parts, &["--stop-after", "1"]);
+    assert!(
+        text(&out).contains("stopped after epoch 1 of 2"),
+        "{}",
+        text(&out)
+    );
+    assert!(!parts.join("model.bpk").exists());
+    let out = train(&parts, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--resume"), "{}", text(&out));
+    let out = reid(
+        &[
+            "train",
+            "--out",
+            parts.to_str().unwrap(),
+            "--resume",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(losses_of(&parts), losses_of(&whole));
+    assert!(parts.join("model.bpk").is_file());
+}
+
+#[test]
+fn train_refuses_bad_recipes_and_data_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("recipe.toml");
+    std::fs::write(&config, "[optim]\nlearnin_rate = 0.1\n").unwrap();
+    let out = reid(
+        &[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            "run",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("learnin_rate"), "{}", text(&out));
+
+    let out = reid(&["train", "--out", "run", "--resume"], dir.path());
+    assert!(text(&out).contains("no checkpoint"), "{}", text(&out));
+
+    let data = dir.path().join("people");
+    std::fs::create_dir_all(data.join("ann")).unwrap();
+    std::fs::create_dir_all(data.join("bob")).unwrap();
+    image::RgbImage::new(32, 64)
+        .save(data.join("ann/1.png"))
+        .unwrap();
+    std::fs::write(data.join("bob/2.jpg"), b"\xff\xd8\xff truncated").unwrap();
+    let out = reid(
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            "run",
+            "--p",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("2.jpg"), "{}", text(&out));
+}

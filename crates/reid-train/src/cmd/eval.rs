@@ -141,7 +141,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             load_side(dir, "query", args.images.as_deref(), args.tracklets)?,
             load_side(dir, "gallery", args.images.as_deref(), args.tracklets)?,
         ),
-        (None, Some(root)) => embed_dataset(root, &args)?,
+        (None, Some(root)) => {
+            let model = args.baseline.is_none().then_some(args.model.as_path());
+            embed_dataset(root, model, args.batch, args.save_features.as_deref())?
+        }
         (None, None) => bail!("give --features DIR or --dataset DIR"),
     };
     let metric = match args.metric {
@@ -407,14 +410,35 @@ fn load_side(
     })
 }
 
-fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
+/// Rank-1/5/10, mAP and mINP of `model` on a Market-1501 root (cosine distance, the
+/// Market-1501 protocol): what `reid eval --dataset ROOT --model MODEL` prints.
+pub fn dataset_metrics(root: &Path, model: &Path) -> anyhow::Result<reid_core::RankMetrics> {
+    let (query, gallery) = embed_dataset(root, Some(model), 32, None)?;
+    let distances = distance_matrix(&query.features, &gallery.features, Metric::Cosine)?;
+    let per_query = evaluate_queries(
+        &distances,
+        query.labels(),
+        gallery.labels(),
+        &Protocol::market1501(),
+    )?;
+    Ok(summarize(&per_query)?)
+}
+
+/// Embeds a Market-1501 root's query and gallery with `model`, or with the HSV histogram when
+/// there is none.
+fn embed_dataset(
+    root: &Path,
+    model: Option<&Path>,
+    batch: usize,
+    save_features: Option<&Path>,
+) -> anyhow::Result<(Side, Side)> {
     let (query, gallery) = read_test_splits(root)?;
-    let embedder = match args.baseline {
-        Some(BaselineArg::HsvHistogram) => None,
-        None => {
-            let model = super::read_model(&args.model)?;
+    let embedder = match model {
+        None => None,
+        Some(model) => {
+            let model = super::read_model(model)?;
             let device = pollster::block_on(device(Backend::Cpu))?;
-            Some(Embedder::from_burnpack(&model, device, args.batch)?)
+            Some(Embedder::from_burnpack(&model, device, batch)?)
         }
     };
     let bar = ProgressBar::new((query.len() + gallery.len()) as u64).with_style(
@@ -425,7 +449,7 @@ fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
     for (label, images) in [("query", &query), ("gallery", &gallery)] {
         bar.set_message(label);
         let features = match &embedder {
-            Some(embedder) => embed_all(embedder, images, args.batch, &bar)?,
+            Some(embedder) => embed_all(embedder, images, batch, &bar)?,
             None => histograms(images, &bar)?,
         };
         let side = Side {
@@ -434,7 +458,7 @@ fn embed_dataset(root: &Path, args: &EvalArgs) -> anyhow::Result<(Side, Side)> {
             camids: images.iter().map(|i| i.name.camid.into()).collect(),
             paths: Some(images.iter().map(|i| i.path.clone()).collect()),
         };
-        if let Some(out) = &args.save_features {
+        if let Some(out) = save_features {
             std::fs::create_dir_all(out)?;
             std::fs::write(out.join(format!("{label}.npy")), side.features.to_npy())?;
             let names: Vec<String> = images

@@ -1,12 +1,15 @@
 //! One module per subcommand; shared bits (finding the model file) here.
 
 pub mod bench;
+pub mod crops;
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod import;
 pub mod lookalike;
 pub mod synth;
 pub mod track;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 

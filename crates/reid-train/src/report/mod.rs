@@ -1,11 +1,14 @@
-//! Pictures of results, written as PNG: the CMC curve and ranked lists of the worst queries.
+//! Pictures of results, written as PNG: the CMC curve, ranked lists of the worst queries and
+//! training curves.
 //! Drawn with `embedded-graphics` (lines, rectangles and its built-in bitmap fonts, so no font
 //! file is needed) onto an `image` buffer.
 
 mod cmc;
+mod curve;
 mod ranked;
 
 pub use cmc::cmc_plot;
+pub use curve::{training_curve, Series};
 pub use ranked::{ranked_lists, RankedRow};
 
 use std::convert::Infallible;
