@@ -16,6 +16,30 @@ use crate::{ModelError, ReidNet, ReidNetConfig};
 /// Burnpack metadata key holding the network's configuration as JSON.
 pub const CONFIG_KEY: &str = "reid.config";
 
+/// Burnpack metadata key of the model card (JSON) that `reid train` and `reid export` write:
+/// architecture, training data and recipe, and measured metrics.
+pub const CARD_KEY: &str = "reid.card";
+
+/// A short account of where a model file's weights come from, for people: what its card says it
+/// was trained on, or that it has no card (the ImageNet weights, not trained for ReID).
+pub fn provenance(bytes: &[u8]) -> String {
+    let card = read_burnpack_metadata(bytes)
+        .ok()
+        .and_then(|(_, metadata)| metadata.get(CARD_KEY).cloned())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let Some(card) = card else {
+        return "ImageNet weights, not trained for ReID".to_string();
+    };
+    let training = &card["training"];
+    let data = training["data"].as_str().unwrap_or("unnamed data");
+    let data = data.rsplit(['/', '\\']).next().unwrap_or(data);
+    format!(
+        "trained for ReID on {data}: {} identities, {} epochs",
+        training["identities"].as_u64().unwrap_or(0),
+        training["epochs"].as_u64().unwrap_or(0)
+    )
+}
+
 /// Extra metadata written beside the configuration (provenance, licence).
 pub type Metadata = Vec<(String, String)>;
 
@@ -128,4 +152,28 @@ pub fn import_torchvision_mobilenet_v2(
         return Err(ModelError::Weights(format!("{:?}", result.errors)));
     }
     Ok((net, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provenance_reads_the_card_or_says_there_is_none() {
+        let device = Device::flex();
+        let config = ReidNetConfig::default();
+        let net = config.init(&device);
+        let plain = to_burnpack_bytes(&net, &config, &Vec::new()).unwrap();
+        assert_eq!(provenance(&plain), "ImageNet weights, not trained for ReID");
+        let card =
+            r#"{"training": {"data": "data/synth-market", "identities": 751, "epochs": 20}}"#;
+        let carded =
+            to_burnpack_bytes(&net, &config, &vec![(CARD_KEY.into(), card.into())]).unwrap();
+        assert_eq!(
+            provenance(&carded),
+            "trained for ReID on synth-market: 751 identities, 20 epochs"
+        );
+        let (_, metadata) = read_burnpack_metadata(&carded).unwrap();
+        assert_eq!(metadata[CARD_KEY], card);
+    }
 }

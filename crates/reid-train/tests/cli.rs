@@ -77,6 +77,22 @@ fn images() -> Vec<String> {
         .collect()
 }
 
+/// Writes `reid synth --preset tiny` with `extra` flags to `dir/world`.
+fn tiny_world(dir: &Path, extra: &[&str]) -> PathBuf {
+    let world = dir.join("world");
+    let mut args = vec![
+        "synth",
+        "--preset",
+        "tiny",
+        "--out",
+        world.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = reid(&args, dir);
+    assert!(out.status.success(), "{}", text(&out));
+    world
+}
+
 fn embed_json(model: &Path, files: &[String], cwd: &Path) -> (Output, serde_json::Value) {
     let mut args = vec!["embed", "--json", "--model", model.to_str().unwrap()];
     args.extend(files.iter().map(String::as_str));
@@ -207,11 +223,15 @@ fn a_damaged_model_file_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn a_missing_default_model_says_how_to_make_it() {
+fn a_missing_default_model_says_where_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let out = reid(&["embed", &images()[0]], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("cargo xtask model"), "{}", text(&out));
+    assert!(
+        text(&out).contains("repository root") && text(&out).contains("--model FILE"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -414,22 +434,7 @@ fn detections_from_truth(gt: &Path, out: &Path) {
 fn track_follows_the_people_of_a_synthetic_scene_and_scores_itself() {
     let dir = tempfile::tempdir().unwrap();
     let model = import(dir.path());
-    let world = dir.path().join("world");
-    let out = reid(
-        &[
-            "synth",
-            "--preset",
-            "tiny",
-            "--cameras",
-            "2",
-            "--scene-frames",
-            "30",
-            "--out",
-            world.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let world = tiny_world(dir.path(), &["--cameras", "2", "--scene-frames", "30"]);
     let scene = world.join("mot/c1-01");
     let det = dir.path().join("det.txt");
     detections_from_truth(&scene.join("gt/gt.txt"), &det);
@@ -537,22 +542,10 @@ fn losses_of(run: &Path) -> Vec<String> {
 fn train_exports_a_carded_model_and_a_resumed_run_continues_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let model = import(dir.path());
-    let world = dir.path().join("world");
-    let out = reid(
-        &[
-            "synth",
-            "--preset",
-            "tiny",
-            "--scenes-per-camera",
-            "0",
-            "--tracklet-frames",
-            "0",
-            "--out",
-            world.to_str().unwrap(),
-        ],
+    let world = tiny_world(
         dir.path(),
+        &["--scenes-per-camera", "0", "--tracklet-frames", "0"],
     );
-    assert!(out.status.success(), "{}", text(&out));
     let train = |run: &Path, extra: &[&str]| {
         let mut args = vec![
             "train",

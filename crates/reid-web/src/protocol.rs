@@ -61,6 +61,8 @@ pub struct ReadyInfo {
     /// Input height and width of the loaded model.
     pub input: [usize; 2],
     pub model_bytes: usize,
+    /// Where the weights come from (from the model card), in plain words.
+    pub provenance: String,
     /// From the start message to the model being ready.
     pub load_ms: f64,
 }

@@ -271,6 +271,7 @@ async fn start_backend(
         dim: embedder.embedding_dim(),
         input: [config.input.height, config.input.width],
         model_bytes: bytes.len(),
+        provenance: reid_pipeline::provenance(&bytes),
         load_ms: now_ms() - start,
     });
     Ok((embedder, ready))

@@ -16,6 +16,8 @@ const WEIGHTS_SHA256: &str = "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d5505
 pub const SETUP_DIR: &str = "target/reid-setup";
 /// The default model the app serves and `reid embed` uses.
 pub const MODEL: &str = "models/mobilenetv2-imagenet.bpk";
+/// The model the app ships (trained by `reid train`, committed).
+pub const SHIPPED_MODEL: &str = "models/mobilenetv2-synth-bot.bpk";
 const TRUNK_VERSION: &str = "0.21.14";
 
 /// The repository root (the parent of `crates/xtask`).
@@ -338,7 +340,7 @@ pub fn browser_tests() -> Result<()> {
         .arg("tests/e2e/")
         .env("REID_BASE_URL", &base)
         .env("REID_BIN", reid_bin())
-        .env("REID_MODEL", MODEL))
+        .env("REID_MODEL", SHIPPED_MODEL))
 }
 
 /// The browser's CPU path against onnxruntime-web (wasm, one thread) in one headless Chromium

@@ -15,15 +15,23 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-/// The model `cargo xtask serve`/`test` builds, relative to the repository root.
-pub const DEFAULT_MODEL: &str = "models/mobilenetv2-imagenet.bpk";
+/// The shipped default model (committed), relative to the repository root.
+pub const DEFAULT_MODEL: &str = "models/mobilenetv2-synth-bot.bpk";
+
+/// The ImageNet model `cargo xtask model` builds (the starting point of training).
+pub const IMAGENET_MODEL: &str = "models/mobilenetv2-imagenet.bpk";
 
 /// Reads a model file, with a hint on how to make the default one.
 pub fn read_model(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| {
         if path == Path::new(DEFAULT_MODEL) {
             format!(
-                "cannot read the default model {}: run `cargo xtask model` in the repository root, or pass --model FILE",
+                "cannot read the default model {}: run reid from the repository root (the model is committed there), or pass --model FILE",
+                path.display()
+            )
+        } else if path == Path::new(IMAGENET_MODEL) {
+            format!(
+                "cannot read the ImageNet model {}: run `cargo xtask model` in the repository root",
                 path.display()
             )
         } else {

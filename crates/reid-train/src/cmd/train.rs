@@ -199,7 +199,7 @@ fn device(which: DeviceArg) -> anyhow::Result<(burn::tensor::Device, String)> {
     match which {
         DeviceArg::Cpu => Ok((
             burn::tensor::Device::flex().autodiff(),
-            format!("CPU, burn flex backend, {threads} threads"),
+            format!("CPU with {threads} cores, burn flex backend (training runs on one thread)"),
         )),
         #[cfg(feature = "wgpu")]
         DeviceArg::Wgpu => Ok((

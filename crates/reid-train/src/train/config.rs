@@ -167,7 +167,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             backbone: "mobilenet_v2".into(),
-            init: PathBuf::from(crate::cmd::DEFAULT_MODEL),
+            init: PathBuf::from(crate::cmd::IMAGENET_MODEL),
             neck: Neck::Bnneck,
             height: 256,
             width: 128,

@@ -389,5 +389,4 @@ fn export(
     Ok(path)
 }
 
-/// Burnpack metadata key of the model card (JSON) a trained model carries.
-pub const CARD_KEY: &str = "reid.card";
+pub use reid_model::weights::CARD_KEY;

@@ -38,8 +38,8 @@ pub fn backend_status(props: &BackendStatusProps) -> Html {
                 </p>
                 <p class="model">
                     { format!(
-                        "Model: MobileNetV2 (ImageNet weights), {}-d embeddings from {}x{} crops, {:.1} MB, ready in {:.0} ms.",
-                        info.dim, info.input[0], info.input[1], info.model_bytes as f64 / 1e6, info.load_ms
+                        "Model: MobileNetV2 ({}), {}-d embeddings from {}x{} crops, {:.1} MB, ready in {:.0} ms.",
+                        info.provenance, info.dim, info.input[0], info.input[1], info.model_bytes as f64 / 1e6, info.load_ms
                     ) }
                     if let Some(adapter) = &info.adapter {
                         { format!(" WebGPU adapter: {}.", adapter.description) }

@@ -19,7 +19,7 @@ use controller::Controller;
 use state::{Action, AppState};
 
 /// The model served beside the app (copied into the build by Trunk).
-pub const MODEL_URL: &str = "./mobilenetv2-imagenet.bpk";
+pub const MODEL_URL: &str = "./mobilenetv2-synth-bot.bpk";
 
 /// Crops per pass of "Measure speed" (onnxruntime-web's batch in `cargo xtask bench`).
 const BENCHMARK_BATCH: usize = 8;
