@@ -3,7 +3,9 @@
 //!
 //! - Market-1501: `0002_c1s1_000451_03.jpg` = identity 0002, camera 1, sequence 1, frame 451,
 //!   box 3. Identity `0000` marks distractors (never a true match), `-1` junk (ignored by the
-//!   protocol).
+//!   protocol). DukeMTMC-reID (`0001_c2_f0046182.jpg`) and CUHK03-NP (`0003_c1_26.png`) use the
+//!   same folders with a shorter name: identity and camera as torchreid reads them
+//!   (`([-\d]+)_c(\d+)`), then the frame where there is one.
 //! - MARS: `0001C1T0001F001.jpg` = identity 0001, camera 1, tracklet 0001, frame 001. Identity
 //!   `00-1` marks junk, `0000` distractors.
 
@@ -52,24 +54,40 @@ pub fn parse_market1501(name: &str) -> Result<MarketName, NameError> {
     let err = || NameError {
         name: name.to_string(),
         convention: "Market-1501",
-        expected: "PPPP_cCsS_FFFFFF_NN.jpg",
+        expected: "PPPP_cCsS_FFFFFF_NN.jpg, or PPPP_cC_*.jpg as in DukeMTMC-reID and CUHK03-NP",
     };
     let parts: Vec<&str> = stem(name).split('_').collect();
-    let [pid, cam_seq, frame, bbox] = parts.as_slice() else {
-        return Err(err());
-    };
-    let pid: i64 = pid.parse().map_err(|_| err())?;
-    let (cam, seq) = cam_seq
-        .strip_prefix('c')
-        .and_then(|r| r.split_once('s'))
-        .ok_or_else(err)?;
     let number = |s: &str| s.parse::<u32>().map_err(|_| err());
-    let parsed = MarketName {
-        pid,
-        camid: number(cam)?,
-        sequence: number(seq)?,
-        frame: number(frame)?,
-        bbox: number(bbox)?,
+    let parsed = match parts.as_slice() {
+        // Market-1501 itself: camera and sequence, frame, box.
+        [pid, cam_seq, frame, bbox] if cam_seq.contains('s') => {
+            let (cam, seq) = cam_seq
+                .strip_prefix('c')
+                .and_then(|r| r.split_once('s'))
+                .ok_or_else(err)?;
+            MarketName {
+                pid: pid.parse().map_err(|_| err())?,
+                camid: number(cam)?,
+                sequence: number(seq)?,
+                frame: number(frame)?,
+                bbox: number(bbox)?,
+            }
+        }
+        // DukeMTMC-reID (`f0046182`) and CUHK03-NP (`26`): identity, camera, then a frame.
+        [pid, cam, rest @ ..] => {
+            let frame = rest
+                .first()
+                .map(|f| f.strip_prefix('f').unwrap_or(f))
+                .map_or(Ok(0), &number)?;
+            MarketName {
+                pid: pid.parse().map_err(|_| err())?,
+                camid: number(cam.strip_prefix('c').ok_or_else(err)?)?,
+                sequence: 0,
+                frame,
+                bbox: 0,
+            }
+        }
+        _ => return Err(err()),
     };
     if parsed.pid < JUNK_PID {
         return Err(err());
@@ -137,6 +155,15 @@ mod tests {
     }
 
     #[test]
+    fn duke_and_cuhk03_np_names_give_identity_camera_and_frame() {
+        let duke = parse_market1501("bounding_box_train/0001_c2_f0046182.jpg").unwrap();
+        assert_eq!((duke.pid, duke.camid, duke.frame), (1, 2, 46182));
+        let cuhk = parse_market1501("query/0003_c1_26.png").unwrap();
+        assert_eq!((cuhk.pid, cuhk.camid, cuhk.frame), (3, 1, 26));
+        assert_eq!(parse_market1501("-1_c1_3.png").unwrap().pid, JUNK_PID);
+    }
+
+    #[test]
     fn malformed_market_names_are_refused_with_the_expected_shape() {
         for bad in [
             "",
@@ -144,6 +171,9 @@ mod tests {
             "0002_x1s1_000451_03.jpg",
             "abcd_c1s1_000451_03.jpg",
             "-2_c1s1_000451_03.jpg",
+            "0001_c2_fxyz.jpg",
+            "0001_cam_12.jpg",
+            "holiday_photo.jpg",
         ] {
             let err = parse_market1501(bad).unwrap_err();
             assert!(

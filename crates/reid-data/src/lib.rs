@@ -1,6 +1,7 @@
-//! `reid-data` owns reading person images from disk for the native tools. It starts with the
-//! plain folder layout (`identity/camera/*.jpg`, camera optional), lists of loose files and the
-//! Market-1501 layout; the other public layouts (MARS, ...) join it as readers of their own.
+//! `reid-data` owns reading person images from disk for the native tools: the plain folder
+//! layout (`identity/camera/*.jpg`, camera optional), lists of loose files, the Market-1501
+//! layout (also DukeMTMC-reID's and CUHK03-NP's, whose names it reads) and MSMT17's lists;
+//! [`layout`] picks the reader a dataset root needs.
 //!
 //! It reads bytes and names only: decoding belongs to `reid-model::preprocess`, so that the
 //! browser and the command line decode the same way. It also owns the synthetic pedestrian
@@ -10,7 +11,9 @@
 
 pub mod annotated;
 pub mod folder;
+pub mod layout;
 pub mod market1501;
+pub mod msmt17;
 pub mod sampler;
 pub mod synth;
 

@@ -30,7 +30,8 @@ use reid_core::{
     ranked_gallery, summarize, FeatureMatrix, Labels, Metric, Protocol, QueryExpansion,
     QueryMetrics, RerankParams,
 };
-use reid_data::market1501::{read_test_splits, LabelledImage};
+use reid_data::layout::test_splits;
+use reid_data::market1501::LabelledImage;
 use reid_model::{baseline, decode_image};
 use reid_pipeline::{device, Backend, Embedder};
 
@@ -64,7 +65,8 @@ pub struct EvalArgs {
     /// Folder of saved features (query.npy, gallery.npy, query.txt, gallery.txt).
     #[arg(long)]
     features: Option<PathBuf>,
-    /// Market-1501 root (query/, bounding_box_test/) to embed with --model.
+    /// Dataset root to embed with --model: Market-1501 layout (query/, bounding_box_test/; also
+    /// DukeMTMC-reID and CUHK03-NP's detected/ or labeled/) or MSMT17 (its list_*.txt).
     #[arg(long)]
     dataset: Option<PathBuf>,
     /// Model file used with --dataset.
@@ -432,7 +434,11 @@ fn embed_dataset(
     batch: usize,
     save_features: Option<&Path>,
 ) -> anyhow::Result<(Side, Side)> {
-    let (query, gallery) = read_test_splits(root)?;
+    if save_features.is_some() && reid_data::msmt17::is_msmt17(root) {
+        // The saved-features format labels rows by Market-1501 file names.
+        bail!("--save-features writes Market-1501 names; MSMT17's images are named otherwise");
+    }
+    let (query, gallery) = test_splits(root)?;
     let embedder = match model {
         None => None,
         Some(model) => {
