@@ -305,3 +305,19 @@ test('without ?backend the page avoids the software WebGPU adapter and says why'
     assert.match(await page.textContent('#backend'), /software renderer \(.*swiftshader.*\)/i);
   });
 });
+
+test('a damaged model file is refused in plain words', async () => {
+  await onPage(async (page) => {
+    // The app's own model request answered with a truncated copy of the model.
+    const whole = fs.readFileSync(MODEL);
+    await page.context().route('**/*.bpk', (route) =>
+      route.fulfill({ status: 200, contentType: 'application/octet-stream', body: whole.subarray(0, 4096) }),
+    );
+    await page.goto(`${BASE}/?backend=cpu`);
+    const error = await page.waitForSelector('#engine-error', { timeout: 120000 });
+    const text = await error.textContent();
+    console.log(`  damaged model: ${text.trim()}`);
+    assert.match(text, /The model cannot run: the model .*\.bpk cannot be loaded: /);
+    assert.match(text, /damaged|truncated|not a burnpack/i);
+  });
+});

@@ -20,18 +20,30 @@ pub const CONFIG_KEY: &str = "reid.config";
 /// architecture, training data and recipe, and measured metrics.
 pub const CARD_KEY: &str = "reid.card";
 
+/// The model card of a model file (JSON under [`CARD_KEY`]). A file without one is refused:
+/// the app only runs models that say what they are.
+pub fn read_card(bytes: &[u8]) -> Result<serde_json::Value, ModelError> {
+    let (_, metadata) = read_burnpack_metadata(bytes)?;
+    let text = metadata.get(CARD_KEY).ok_or_else(|| {
+        ModelError::Weights(format!(
+            "the file has no model card (`{CARD_KEY}`), so nothing says what it was trained on; write models with `reid export` or `reid import`, which put one in"
+        ))
+    })?;
+    serde_json::from_str(text)
+        .map_err(|e| ModelError::Weights(format!("the model card is not valid JSON: {e}")))
+}
+
 /// A short account of where a model file's weights come from, for people: what its card says it
-/// was trained on, or that it has no card (the ImageNet weights, not trained for ReID).
+/// was trained on.
 pub fn provenance(bytes: &[u8]) -> String {
-    let card = read_burnpack_metadata(bytes)
-        .ok()
-        .and_then(|(_, metadata)| metadata.get(CARD_KEY).cloned())
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-    let Some(card) = card else {
-        return "ImageNet weights, not trained for ReID".to_string();
+    let Ok(card) = read_card(bytes) else {
+        return "no model card".to_string();
     };
     let training = &card["training"];
     let data = training["data"].as_str().unwrap_or("unnamed data");
+    if training["for_reid"] == false {
+        return format!("{data}, not trained for ReID");
+    }
     let data = data.rsplit(['/', '\\']).next().unwrap_or(data);
     format!(
         "trained for ReID on {data}: {} identities, {} epochs",
@@ -159,12 +171,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn provenance_reads_the_card_or_says_there_is_none() {
+    fn a_card_is_read_and_a_file_without_one_is_refused() {
         let device = Device::flex();
         let config = ReidNetConfig::default();
         let net = config.init(&device);
         let plain = to_burnpack_bytes(&net, &config, &Vec::new()).unwrap();
-        assert_eq!(provenance(&plain), "ImageNet weights, not trained for ReID");
+        assert_eq!(provenance(&plain), "no model card");
+        let err = read_card(&plain).unwrap_err().to_string();
+        assert!(err.contains("no model card"), "{err}");
+        let imported = r#"{"training": {"data": "ImageNet weights", "for_reid": false}}"#;
+        let imported =
+            to_burnpack_bytes(&net, &config, &vec![(CARD_KEY.into(), imported.into())]).unwrap();
+        assert_eq!(
+            provenance(&imported),
+            "ImageNet weights, not trained for ReID"
+        );
+        let broken =
+            to_burnpack_bytes(&net, &config, &vec![(CARD_KEY.into(), "{".into())]).unwrap();
+        assert!(read_card(&broken)
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON"));
         let card =
             r#"{"training": {"data": "data/synth-market", "identities": 751, "epochs": 20}}"#;
         let carded =

@@ -261,6 +261,8 @@ async fn start_backend(
         }
     };
     let bytes = fetch_bytes(model_url).await?;
+    reid_pipeline::read_card(&bytes)
+        .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
     let embedder = Embedder::from_burnpack(&bytes, device, MAX_BATCH)
         .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
     let config = embedder.config().clone();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use reid_model::weights::{import_torchvision_mobilenet_v2, to_burnpack_bytes};
+use reid_model::weights::{import_torchvision_mobilenet_v2, to_burnpack_bytes, CARD_KEY};
 use sha2::{Digest, Sha256};
 
 /// Which software wrote the checkpoint.
@@ -55,7 +55,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let metadata = vec![
-        ("reid.source.file".to_string(), file_name),
+        ("reid.source.file".to_string(), file_name.clone()),
         ("reid.source.sha256".to_string(), source_sha.clone()),
         (
             "reid.source.format".to_string(),
@@ -66,6 +66,22 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             "BNNeck with identity statistics (not trained)".to_string(),
         ),
     ];
+    let card = serde_json::json!({
+        "architecture": config,
+        "source": {
+            "file": file_name,
+            "sha256": source_sha,
+            "format": "torchvision state dict",
+        },
+        "training": {
+            "data": "ImageNet weights",
+            "for_reid": false,
+            "note": "the backbone's ImageNet classification weights; the BNNeck has identity statistics (not trained)",
+        },
+    });
+    let card_text = serde_json::to_string_pretty(&card)?;
+    let mut metadata = metadata;
+    metadata.push((CARD_KEY.to_string(), card_text.clone()));
     let bytes = to_burnpack_bytes(&net, &config, &metadata)?;
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -73,6 +89,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::write(&args.output, &bytes)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
+    // The card for people, beside the model.
+    let card_path = args.output.with_extension("json");
+    std::fs::write(&card_path, card_text + "\n")
+        .with_context(|| format!("cannot write {}", card_path.display()))?;
     println!(
         "wrote {} ({} bytes, sha256 {}) from {} (sha256 {source_sha})",
         args.output.display(),
