@@ -17,5 +17,5 @@ pub mod preprocess;
 pub mod weights;
 
 pub use error::ModelError;
-pub use network::{ReidNet, ReidNetConfig, ReidOutput};
+pub use network::{Pooling, ReidNet, ReidNetConfig, ReidOutput};
 pub use preprocess::{decode_image, preprocess, resize_bilinear_pil, InputSpec, RgbImage};

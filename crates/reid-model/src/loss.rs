@@ -1,7 +1,9 @@
 //! The losses of ReID training, as the strong baseline ("bag of tricks") combines them:
 //! identity classification with label smoothing (representation learning) and the batch-hard
 //! triplet loss on P x K batches (metric learning), plus the center loss that pulls each
-//! feature towards its identity's centre. Each takes a batch and returns a scalar
+//! feature towards its identity's centre; and the pair losses that compare every two pictures
+//! of a batch (the contrastive / verification loss, the circle loss) and the multi-label
+//! binary cross-entropy of an attribute head. Each takes a batch and returns a scalar
 //! tensor of shape `[1]`; gradients come from the device (an autodiff device records them).
 //!
 //! Formulas as torchreid and fast-reid write them: Euclidean distances from
@@ -10,7 +12,7 @@
 //! hardest negative the nearest of another identity.
 
 use burn::tensor::activation::{log_softmax, relu, softplus};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 /// Cross-entropy against label-smoothed targets: the true class gets `1 - epsilon +
 /// epsilon / classes`, every other class `epsilon / classes`.
@@ -92,6 +94,87 @@ pub fn center_loss(features: Tensor<2>, labels: Tensor<1, Int>, centers: Tensor<
     let [batch, _] = features.dims();
     let own = centers.select(0, labels);
     (features - own).powi_scalar(2).sum() / batch as f32
+}
+
+/// `[n, n]` masks of the pairs of a batch: (same identity, other identity), each without the
+/// diagonal (a picture is not its own pair).
+fn pair_masks(labels: Tensor<1, Int>) -> (Tensor<2, Bool>, Tensor<2, Bool>) {
+    let [n] = labels.dims();
+    let device = labels.device();
+    let rows = labels.clone().unsqueeze_dim::<2>(1).expand([n, n]);
+    let cols = labels.unsqueeze_dim::<2>(0).expand([n, n]);
+    let same = rows.equal(cols);
+    let diagonal = Tensor::<2>::eye(n, &device).bool();
+    let positive = same.clone().bool_and(diagonal.bool_not());
+    (positive, same.bool_not())
+}
+
+/// Mean of `values` over the `true` entries of `mask` (0 when there are none).
+fn masked_mean(values: Tensor<2>, mask: Tensor<2, Bool>) -> Tensor<1> {
+    let weights = mask.float();
+    let count = weights.clone().sum().clamp_min(1.0);
+    (values * weights).sum() / count
+}
+
+/// The contrastive (verification) loss of Hadsell et al. (2006) on every pair of the batch,
+/// on L2-normalised features: same-identity pairs are pulled together (`d²`), other pairs
+/// pushed at least `margin` apart (`max(0, margin - d)²`). The two kinds are averaged apart and
+/// added, so that the many negatives of a P x K batch do not drown its few positives.
+///
+/// - `features`: `[batch, dim]`
+/// - `labels`: `[batch]` identities
+/// - `margin`: in units of the unit sphere's chord (`0..=2`)
+pub fn contrastive_loss(features: Tensor<2>, labels: Tensor<1, Int>, margin: f32) -> Tensor<1> {
+    let distances = euclidean_distances(crate::network::l2_normalize(features));
+    let (positive, negative) = pair_masks(labels);
+    let pull = masked_mean(distances.clone().powi_scalar(2), positive);
+    let push = masked_mean(relu(distances.neg() + margin).powi_scalar(2), negative);
+    pull + push
+}
+
+/// The circle loss (Sun et al. 2020) in its pairwise form, as fast-reid writes it: cosine
+/// similarities `s` of every pair, each re-weighted by how far it is from its optimum
+/// (`alpha_p = max(0, 1 + m - s_p)`, `alpha_n = max(0, s_n + m)`, weights not differentiated),
+/// then `softplus(logsumexp(-gamma alpha_p (s_p - (1 - m))) + logsumexp(gamma alpha_n (s_n - m)))`
+/// per anchor, averaged. fast-reid's defaults: `margin` 0.25, `gamma` 128.
+///
+/// - `features`: `[batch, dim]` (normalised here)
+/// - `labels`: `[batch]`; every anchor needs a positive and a negative (K >= 2, P >= 2)
+pub fn circle_loss(
+    features: Tensor<2>,
+    labels: Tensor<1, Int>,
+    margin: f32,
+    gamma: f32,
+) -> Tensor<1> {
+    let x = crate::network::l2_normalize(features);
+    let similarity = x.clone().matmul(x.transpose());
+    let (positive, negative) = pair_masks(labels);
+    let alpha_p = relu(similarity.clone().detach().neg() + (1.0 + margin));
+    let alpha_n = relu(similarity.clone().detach() + margin);
+    // Pairs outside a mask get a logit so low that exp() makes them vanish.
+    let excluded = -1e9;
+    let logit_p = (alpha_p * (similarity.clone() - (1.0 - margin)) * -gamma)
+        .mask_fill(positive.bool_not(), excluded);
+    let logit_n =
+        (alpha_n * (similarity - margin) * gamma).mask_fill(negative.bool_not(), excluded);
+    softplus(log_sum_exp_rows(logit_p) + log_sum_exp_rows(logit_n), 1.0).mean()
+}
+
+/// `log(sum(exp(x)))` along each row, stable for large values: `[n, m]` to `[n, 1]`.
+fn log_sum_exp_rows(x: Tensor<2>) -> Tensor<2> {
+    let max = x.clone().max_dim(1).detach();
+    (x - max.clone()).exp().sum_dim(1).log() + max
+}
+
+/// Multi-label binary cross-entropy on logits, averaged over the batch and the labels, in the
+/// stable form `max(x, 0) - x y + log(1 + exp(-|x|))` (PyTorch's `BCEWithLogitsLoss`).
+///
+/// - `logits`: `[batch, labels]`
+/// - `targets`: `[batch, labels]`, each 0 or 1
+pub fn binary_cross_entropy_with_logits(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    let per_label =
+        relu(logits.clone()) - logits.clone() * targets + logits.abs().neg().exp().log1p();
+    per_label.mean()
 }
 
 #[cfg(test)]
@@ -263,22 +346,177 @@ mod tests {
         assert!((scalar(loss) - 10.0 / 3.0).abs() < 1e-6);
     }
 
+    /// Cosine similarities of rows, in f64.
+    fn reference_cosine(a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(p, q)| f64::from(*p) * f64::from(*q))
+            .sum();
+        let norm = |v: &[f32]| v.iter().map(|p| f64::from(*p).powi(2)).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    }
+
+    fn reference_circle(x: &[Vec<f32>], labels: &[i64], m: f64, gamma: f64) -> f64 {
+        let n = x.len();
+        let lse = |v: &[f64]| {
+            let max = v.iter().copied().fold(f64::MIN, f64::max);
+            max + v.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+        };
+        let mut total = 0.0;
+        for i in 0..n {
+            let (mut lp, mut ln) = (Vec::new(), Vec::new());
+            for j in 0..n {
+                let s = reference_cosine(&x[i], &x[j]);
+                if labels[j] == labels[i] && j != i {
+                    lp.push(-gamma * (1.0 + m - s).max(0.0) * (s - (1.0 - m)));
+                } else if labels[j] != labels[i] {
+                    ln.push(gamma * (s + m).max(0.0) * (s - m));
+                }
+            }
+            let z = lse(&lp) + lse(&ln);
+            total += if z > 30.0 { z } else { z.exp().ln_1p() };
+        }
+        total / n as f64
+    }
+
+    fn reference_contrastive(x: &[Vec<f32>], labels: &[i64], margin: f64) -> f64 {
+        let n = x.len();
+        let (mut pull, mut np, mut push, mut nn) = (0.0, 0, 0.0, 0);
+        for i in 0..n {
+            for j in 0..n {
+                if i == j {
+                    continue;
+                }
+                // Chord length between unit vectors: sqrt(2 - 2 cos).
+                let d = (2.0 - 2.0 * reference_cosine(&x[i], &x[j]))
+                    .max(1e-12)
+                    .sqrt();
+                if labels[i] == labels[j] {
+                    pull += d * d;
+                    np += 1;
+                } else {
+                    push += (margin - d).max(0.0).powi(2);
+                    nn += 1;
+                }
+            }
+        }
+        pull / np as f64 + push / nn as f64
+    }
+
     #[test]
-    fn gradients_of_both_losses_match_finite_differences() {
+    fn circle_loss_follows_its_definition() {
+        let device = Device::flex();
+        let (x, labels) = batch();
+        for (m, gamma) in [(0.25f32, 128.0f32), (0.4, 16.0), (0.1, 1.0)] {
+            let ours = scalar(circle_loss(
+                tensor2(&x, &device),
+                ints(&labels, &device),
+                m,
+                gamma,
+            ));
+            let reference = reference_circle(&x, &labels, f64::from(m), f64::from(gamma));
+            assert!(
+                (ours - reference).abs() < 1e-4 * reference.max(1.0),
+                "m {m} gamma {gamma}: {ours} against {reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn contrastive_loss_follows_its_definition() {
+        let device = Device::flex();
+        let (x, labels) = batch();
+        for margin in [0.5f32, 1.0, 1.9] {
+            let ours = scalar(contrastive_loss(
+                tensor2(&x, &device),
+                ints(&labels, &device),
+                margin,
+            ));
+            let reference = reference_contrastive(&x, &labels, f64::from(margin));
+            assert!(
+                (ours - reference).abs() < 1e-5,
+                "margin {margin}: {ours} against {reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn pair_losses_vanish_when_identities_are_apart_and_tight() {
+        let device = Device::flex();
+        // Two identities on orthogonal axes, each of two identical pictures.
+        let x = vec![
+            vec![1.0, 0.0],
+            vec![1.0, 0.0],
+            vec![0.0, 1.0],
+            vec![0.0, 1.0],
+        ];
+        let labels = [4, 4, 9, 9];
+        // Orthogonal: d = sqrt(2) > 1.0, no push; d = 0 within an identity, no pull.
+        let loss = contrastive_loss(tensor2(&x, &device), ints(&labels, &device), 1.0);
+        assert!(scalar(loss) < 1e-5);
+        // Circle: s_p = 1 at its optimum, s_n = 0 below m: the loss is softplus of a very
+        // negative number.
+        let loss = scalar(circle_loss(
+            tensor2(&x, &device),
+            ints(&labels, &device),
+            0.25,
+            128.0,
+        ));
+        assert!(loss < 1e-6, "{loss}");
+    }
+
+    #[test]
+    fn binary_cross_entropy_is_stable_and_matches_its_definition() {
+        let device = Device::flex();
+        let logits = vec![vec![0.0, 2.0, -3.0], vec![50.0, -50.0, 1.0]];
+        let targets = vec![vec![1.0, 0.0, 0.0], vec![1.0, 0.0, 1.0]];
+        let ours = scalar(binary_cross_entropy_with_logits(
+            tensor2(&logits, &device),
+            tensor2(&targets, &device),
+        ));
+        let mut reference = 0.0;
+        for (row, target) in logits.iter().zip(&targets) {
+            for (&x, &y) in row.iter().zip(target) {
+                let p = 1.0 / (1.0 + (-f64::from(x)).exp());
+                let y = f64::from(y);
+                // Written with probabilities; the clamps stand for the exact limits at +-50.
+                reference -= y * p.max(1e-300).ln() + (1.0 - y) * (1.0 - p).max(1e-300).ln();
+            }
+        }
+        reference /= 6.0;
+        assert!(ours.is_finite());
+        assert!(
+            (ours - reference).abs() < 1e-5,
+            "{ours} against {reference}"
+        );
+    }
+
+    #[test]
+    fn gradients_of_the_losses_match_finite_differences() {
         let device = Device::flex().autodiff();
         let (x, labels) = batch();
         let targets: Vec<i64> = (0..12).map(|i| (i * 5) % 6).collect();
         type LossFn = fn(Tensor<2>, &[i64], &Device) -> Tensor<1>;
-        let losses: [(&str, LossFn); 2] = [
+        // (Not the circle loss: its pair weights are held constant in the backward pass, as
+        // fast-reid's are, so its gradient is not the derivative of its value.)
+        let losses: [(&str, LossFn); 3] = [
             ("triplet", |x, l, d| {
                 batch_hard_triplet_loss(x, ints(l, d), TripletMargin::Hard(0.3))
             }),
             ("cross-entropy", |x, l, d| {
                 cross_entropy_label_smooth(x, ints(l, d), 0.1)
             }),
+            ("contrastive", |x, l, d| {
+                contrastive_loss(x, ints(l, d), 1.0)
+            }),
         ];
         for (name, loss) in losses {
-            let labels = if name == "triplet" { &labels } else { &targets };
+            let labels = if name == "cross-entropy" {
+                &targets
+            } else {
+                &labels
+            };
             let input = tensor2(&x, &device).require_grad();
             let grads = loss(input.clone(), labels, &device).backward();
             let analytic = input

@@ -1,4 +1,5 @@
-//! The assembled ReID network: backbone -> global average pooling -> BNNeck -> L2 normalisation.
+//! The assembled ReID network: backbone -> global pooling (average or GeM) -> BNNeck -> L2
+//! normalisation.
 //! Its configuration is a small serialisable value that travels inside the weight file (the
 //! model card), so a file always brings the shape and the preprocessing it needs.
 
@@ -7,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::{MobileNetV2, MobileNetV2Config};
-use crate::head::{BnNeck, BnNeckConfig};
+use crate::head::{BnNeck, BnNeckConfig, Gem};
 use crate::InputSpec;
 
 /// Which backbone a network uses.
@@ -18,11 +19,25 @@ pub enum BackboneKind {
     MobileNetV2,
 }
 
+/// How the backbone's feature map becomes one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Global average pooling.
+    #[default]
+    Avg,
+    /// Generalised-mean pooling with a learned exponent ([`Gem`]).
+    Gem,
+}
+
 /// How to build a network and feed it: serialised into every weight file we write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReidNetConfig {
     /// The feature extractor.
     pub backbone: BackboneKind,
+    /// The global pooling (files written before it existed pool by average).
+    #[serde(default)]
+    pub pooling: Pooling,
     /// Input size and normalisation.
     pub input: InputSpec,
 }
@@ -31,6 +46,7 @@ impl Default for ReidNetConfig {
     fn default() -> Self {
         Self {
             backbone: BackboneKind::MobileNetV2,
+            pooling: Pooling::Avg,
             input: InputSpec::default(),
         }
     }
@@ -41,6 +57,8 @@ impl Default for ReidNetConfig {
 pub struct ReidNet {
     /// Image batch to feature map.
     pub backbone: MobileNetV2,
+    /// GeM pooling; average pooling when absent.
+    pub gem: Option<Gem>,
     /// Pooled feature to embedding.
     pub neck: BnNeck,
 }
@@ -48,7 +66,7 @@ pub struct ReidNet {
 /// What the network gives for a batch.
 #[derive(Debug, Clone)]
 pub struct ReidOutput {
-    /// Globally average-pooled backbone features, `[batch, channels]` (where a triplet loss acts).
+    /// Globally pooled backbone features, `[batch, channels]` (where a triplet loss acts).
     pub pooled: Tensor<2>,
     /// BNNeck output, L2-normalised: the embedding used for retrieval, `[batch, channels]`.
     pub embedding: Tensor<2>,
@@ -61,7 +79,12 @@ impl ReidNetConfig {
             BackboneKind::MobileNetV2 => MobileNetV2Config::new().init(device),
         };
         let neck = BnNeckConfig::new(backbone.out_channels()).init(device);
-        ReidNet { backbone, neck }
+        let gem = (self.pooling == Pooling::Gem).then(|| Gem::new(3.0, device));
+        ReidNet {
+            backbone,
+            gem,
+            neck,
+        }
     }
 }
 
@@ -73,10 +96,13 @@ impl ReidNet {
         ReidOutput { pooled, embedding }
     }
 
-    /// `[batch, 3, h, w]` normalised images to globally average-pooled backbone features
+    /// `[batch, 3, h, w]` normalised images to globally pooled backbone features
     /// `[batch, channels]`, before the neck (what training's triplet loss sees).
     pub fn pooled(&self, images: Tensor<4>) -> Tensor<2> {
         let map = self.backbone.forward(images);
+        if let Some(gem) = &self.gem {
+            return gem.forward(map);
+        }
         let [batch, channels, _, _] = map.dims();
         map.mean_dim(3).mean_dim(2).reshape([batch, channels])
     }

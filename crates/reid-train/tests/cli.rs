@@ -57,6 +57,11 @@ fn import(dir: &Path) -> PathBuf {
         dir,
     );
     assert!(out.status.success(), "{}", text(&out));
+    // The card, inside the file and beside it, says what the weights are.
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["training"]["for_reid"], false, "{card}");
+    assert_eq!(card["architecture"]["backbone"], "mobile_net_v2", "{card}");
     model
 }
 
@@ -238,37 +243,82 @@ fn a_missing_default_model_says_where_it_is() {
 fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     let dir = tempfile::tempdir().unwrap();
     let model = import(dir.path());
-    let root = dir.path().join("market");
-    let (q, g) = (root.join("query"), root.join("bounding_box_test"));
-    std::fs::create_dir_all(&q).unwrap();
-    std::fs::create_dir_all(&g).unwrap();
     let img = |n: &str| fixtures().join("images").join(n);
     let copy = |from: &str, to: PathBuf| std::fs::copy(img(from), to).unwrap();
     // Person A is the query (camera 1); the gallery holds A from camera 2, A again from camera 1
-    // (same camera: must be ignored), two other people, a distractor and a junk image.
-    copy("person_a_cam1.jpg", q.join("0001_c1s1_000001_01.jpg"));
-    copy("person_a_cam2.jpg", g.join("0001_c2s1_000002_01.jpg"));
-    copy("person_a_cam1.jpg", g.join("0001_c1s1_000003_01.jpg"));
-    copy("person_b_cam1.png", g.join("0002_c1s1_000004_01.png"));
-    copy("person_c_cam2.jpg", g.join("0003_c2s1_000005_01.jpg"));
-    copy("person_d_cam1.png", g.join("0000_c3s1_000006_01.png"));
-    copy("person_a_cam1.jpg", g.join("-1_c2s1_000007_01.jpg"));
+    // (same camera: must be ignored), two other people, a distractor and a junk image; named
+    // as Market-1501 and as DukeMTMC-reID name them.
+    let people = [
+        (
+            "person_a_cam1.jpg",
+            "query",
+            "0001_c1s1_000001_01",
+            "0001_c1_f0000001",
+        ),
+        (
+            "person_a_cam2.jpg",
+            "bounding_box_test",
+            "0001_c2s1_000002_01",
+            "0001_c2_f0000002",
+        ),
+        (
+            "person_a_cam1.jpg",
+            "bounding_box_test",
+            "0001_c1s1_000003_01",
+            "0001_c1_f0000003",
+        ),
+        (
+            "person_b_cam1.png",
+            "bounding_box_test",
+            "0002_c1s1_000004_01",
+            "0002_c1_f0000004",
+        ),
+        (
+            "person_c_cam2.jpg",
+            "bounding_box_test",
+            "0003_c2s1_000005_01",
+            "0003_c2_f0000005",
+        ),
+        (
+            "person_d_cam1.png",
+            "bounding_box_test",
+            "0000_c3s1_000006_01",
+            "0000_c3_f0000006",
+        ),
+        (
+            "person_a_cam1.jpg",
+            "bounding_box_test",
+            "-1_c2s1_000007_01",
+            "-1_c2_f0000007",
+        ),
+    ];
+    let (root, duke) = (dir.path().join("market"), dir.path().join("duke"));
+    for (picture, split, market, duke_name) in people {
+        let extension = picture.rsplit_once('.').unwrap().1;
+        for (folder, name) in [(&root, market), (&duke, duke_name)] {
+            std::fs::create_dir_all(folder.join(split)).unwrap();
+            copy(
+                picture,
+                folder.join(split).join(format!("{name}.{extension}")),
+            );
+        }
+    }
     let saved = dir.path().join("features");
-    let out = reid(
-        &[
+    let eval_json = |root: &Path, extra: &[&str]| {
+        let mut args = vec![
             "eval",
             "--dataset",
             root.to_str().unwrap(),
             "--model",
             model.to_str().unwrap(),
-            "--save-features",
-            saved.to_str().unwrap(),
             "--json",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let from_images: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ];
+        args.extend_from_slice(extra);
+        let out = reid(&args, dir.path());
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let from_images = eval_json(&root, &["--save-features", saved.to_str().unwrap()]);
     assert_eq!(from_images["valid_queries"], 1);
     assert_eq!(from_images["cmc"][0], 1.0, "{from_images}");
     let out = reid(
@@ -354,6 +404,75 @@ fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     let out = reid(&["eval", "--features", saved.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("lists 1 names but"), "{}", text(&out));
+
+    // The same people named as DukeMTMC-reID names them, and laid out as MSMT17 (lists, no
+    // junk label): the same numbers.
+    let msmt = dir.path().join("msmt");
+    for (folder, files) in [
+        ("test/0001", &["person_a_cam1.jpg", "person_a_cam2.jpg"][..]),
+        ("test/0002", &["person_b_cam1.png"][..]),
+        ("test/0003", &["person_c_cam2.jpg"][..]),
+        ("test/0000", &["person_d_cam1.png"][..]),
+        ("train", &[][..]),
+    ] {
+        std::fs::create_dir_all(msmt.join(folder)).unwrap();
+        for f in files {
+            copy(f, msmt.join(folder).join(f));
+        }
+    }
+    std::fs::write(
+        msmt.join("list_query.txt"),
+        "0001/person_a_cam1.jpg 1\n".replace("person_a_cam1", "0001_000_01_0303morning_0001_0"),
+    )
+    .unwrap();
+    for (name, renamed) in [
+        (
+            "0001/person_a_cam1.jpg",
+            "0001/0001_000_01_0303morning_0001_0.jpg",
+        ),
+        (
+            "0001/person_a_cam2.jpg",
+            "0001/0001_001_02_0303morning_0002_0.jpg",
+        ),
+        (
+            "0001/person_a_cam1.jpg",
+            "0001/0001_002_01_0303morning_0003_0.jpg",
+        ),
+        (
+            "0002/person_b_cam1.png",
+            "0002/0002_000_01_0303morning_0004_0.png",
+        ),
+        (
+            "0003/person_c_cam2.jpg",
+            "0003/0003_000_02_0303morning_0005_0.jpg",
+        ),
+        (
+            "0000/person_d_cam1.png",
+            "0000/0000_000_03_0303morning_0006_0.png",
+        ),
+    ] {
+        std::fs::copy(
+            msmt.join("test").join(name),
+            msmt.join("test").join(renamed),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        msmt.join("list_gallery.txt"),
+        "0001/0001_001_02_0303morning_0002_0.jpg 1\n0001/0001_002_01_0303morning_0003_0.jpg 1\n\
+         0002/0002_000_01_0303morning_0004_0.png 2\n0003/0003_000_02_0303morning_0005_0.jpg 3\n\
+         0000/0000_000_03_0303morning_0006_0.png 0\n",
+    )
+    .unwrap();
+    for root in [&duke, &msmt] {
+        let other = eval_json(root, &[]);
+        // (MSMT17's gallery has no junk picture: its CMC curve is one rank shorter.)
+        for key in ["map", "minp", "valid_queries"] {
+            assert_eq!(other[key], from_images[key], "{}: {other}", root.display());
+        }
+        let cmc = |v: &serde_json::Value| v["cmc"].as_array().unwrap()[..5].to_vec();
+        assert_eq!(cmc(&other), cmc(&from_images));
+    }
 }
 
 #[test]
@@ -648,6 +767,51 @@ fn train_exports_a_carded_model_and_a_resumed_run_continues_exactly() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(losses_of(&parts), losses_of(&whole));
     assert!(parts.join("model.bpk").is_file());
+
+    // The pair losses and the attribute head (on the synthetic world's attributes.json).
+    let heads = dir.path().join("heads");
+    let out = train(
+        &heads,
+        &[
+            "--circle-loss",
+            "1",
+            "--contrastive-loss",
+            "1",
+            "--attribute-loss",
+            "1",
+            "--pooling",
+            "gem",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("attribute accuracy"), "{}", text(&out));
+    let metrics = std::fs::read_to_string(heads.join("metrics.csv")).unwrap();
+    let mut lines = metrics.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<f64> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let column = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    for name in ["circle_loss", "contrastive_loss", "attribute_loss"] {
+        assert!(column(name) > 0.0 && column(name).is_finite(), "{metrics}");
+    }
+    // 33 labels, most of them 0 for any person: even an untrained head is mostly right.
+    let accuracy = column("attribute_accuracy");
+    assert!((0.3..=1.0).contains(&accuracy), "{metrics}");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(heads.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["training"]["recipe"]["loss"]["attribute"], 1.0);
+    assert_eq!(card["architecture"]["pooling"], "gem");
+    // The GeM model embeds on the folded CPU path as on burn's modules.
+    let (out, json) = embed_json(&heads.join("model.bpk"), &images()[..2], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    for image in json["images"].as_array().unwrap() {
+        let norm = image["norm"].as_f64().unwrap_or(f64::NAN);
+        assert!((norm - 1.0).abs() < 1e-5, "{json}");
+    }
 }
 
 #[test]
@@ -692,4 +856,32 @@ fn train_refuses_bad_recipes_and_data_by_name() {
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("2.jpg"), "{}", text(&out));
+
+    // An attribute head needs the data's attribute labels.
+    std::fs::remove_file(data.join("bob/2.jpg")).unwrap();
+    image::RgbImage::new(32, 64)
+        .save(data.join("bob/2.png"))
+        .unwrap();
+    let out = reid(
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            "run",
+            "--p",
+            "2",
+            "--k",
+            "1",
+            "--triplet-loss",
+            "0",
+            "--attribute-loss",
+            "1",
+            "--init",
+            "none",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("attributes.json"), "{}", text(&out));
 }

@@ -10,8 +10,8 @@
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
 //! - `fixtures`: regenerates the test fixtures: parity and evaluation with the peers' environment,
 //!   tracking metrics with py-motmetrics' own.
-//! - `bench`: our speed beside the peers' (PyTorch, faiss-cpu, fast-reid, torchreid) on the
-//!   same data, in one run.
+//! - `bench [train]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu, fast-reid,
+//!   torchreid) on the same data, in one run; `train` runs only the training comparison.
 
 mod serve;
 mod setup;
@@ -50,9 +50,13 @@ fn run() -> Result<()> {
         Some("model") => setup::model(),
         Some("peers") => setup::peers().map(|_| ()),
         Some("fixtures") => setup::fixtures(),
-        Some("bench") => setup::bench(),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            None => setup::bench(),
+            Some("train") => setup::bench_training(),
+            Some(other) => bail!("unknown benchmark `{other}`: cargo xtask bench [train]"),
+        },
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench>")
+            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train]>")
         }
     }
 }

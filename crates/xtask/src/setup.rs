@@ -193,7 +193,8 @@ pub fn model() -> Result<()> {
     }
     let model = PathBuf::from(MODEL);
     let fresh = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
-    if model.exists() && fresh(&model) >= fresh(&pt) {
+    // `reid import` writes the card beside the model too; a model without it predates cards.
+    if model.exists() && model.with_extension("json").exists() && fresh(&model) >= fresh(&pt) {
         return Ok(());
     }
     cargo(&["build", "--release", "--workspace"])?;
@@ -372,6 +373,52 @@ fn browser_bench(dir: &Path) -> Result<()> {
 }
 
 /// The peers' pinned virtual environment (outside the repository). Returns its python.
+/// `cargo xtask bench train`: only the training comparison.
+pub fn bench_training() -> Result<()> {
+    model()?;
+    cargo(&["build", "--release", "-p", "reid-train"])?;
+    let py = peers()?;
+    train_bench(&py)
+}
+
+/// Training speed: ours (burn's flex backend, whose backward pass runs on one thread) beside
+/// PyTorch on one thread and on all cores, the same recipe and batch.
+fn train_bench(py: &Path) -> Result<()> {
+    let ours = echoed(Command::new(reid_bin()).args([
+        "bench", "train", "--model", MODEL, "--p", "16", "--k", "4", "--iters", "3",
+    ]))?;
+    let mut peers = String::new();
+    for threads in ["1", "0"] {
+        peers += &echoed(Command::new(py).args([
+            "tests/fixtures/bench_pytorch.py",
+            "--train",
+            "--p",
+            "16",
+            "--k",
+            "4",
+            "--iters",
+            "3",
+            "--threads",
+            threads,
+        ]))?;
+    }
+    let rates: Vec<f64> = ours
+        .lines()
+        .chain(peers.lines())
+        .filter_map(|l| l.rsplit_once("img/s=")?.1.trim().parse().ok())
+        .collect();
+    if let [burn, one, all] = rates[..] {
+        println!(
+            "training ratios (img/s, higher is faster): burn flex / PyTorch 1 thread = {:.2}, burn flex / PyTorch all cores = {:.2}",
+            burn / one,
+            burn / all
+        );
+        Ok(())
+    } else {
+        bail!("expected three training rates, got {rates:?}")
+    }
+}
+
 pub fn peers() -> Result<PathBuf> {
     let venv = std::env::var_os("REID_PEERS_VENV")
         .map(PathBuf::from)
@@ -477,6 +524,7 @@ pub fn bench() -> Result<()> {
     } else {
         bail!("expected four embedding rates, got {rates:?}");
     }
+    train_bench(&py)?;
     browser_bench(browser_dir)?;
     let data = Path::new("target/bench-data");
     if !data.join("complete").exists() {

@@ -6,12 +6,12 @@
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An RGB colour with components in `0..=1`.
 pub type Colour = [f32; 3];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HairStyle {
     Short,
@@ -20,7 +20,7 @@ pub enum HairStyle {
     Bald,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TopKind {
     TShirt,
@@ -29,7 +29,7 @@ pub enum TopKind {
     Dress,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BottomKind {
     Trousers,
@@ -37,7 +37,7 @@ pub enum BottomKind {
     Skirt,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pattern {
     Plain,
@@ -100,24 +100,25 @@ const HAIR: [Colour; 6] = [
     [0.50, 0.20, 0.10],
 ];
 
-/// Street clothing colours and how often they are worn (weights).
-const CLOTHES: [(Colour, f32); 16] = [
-    ([0.07, 0.07, 0.08], 9.0), // black
-    ([0.30, 0.30, 0.32], 6.0), // dark grey
-    ([0.60, 0.60, 0.62], 4.0), // light grey
-    ([0.92, 0.92, 0.90], 5.0), // white
-    ([0.10, 0.14, 0.30], 6.0), // navy
-    ([0.25, 0.36, 0.55], 5.0), // denim
-    ([0.76, 0.68, 0.52], 3.0), // beige
-    ([0.40, 0.28, 0.18], 3.0), // brown
-    ([0.22, 0.30, 0.18], 2.0), // olive
-    ([0.70, 0.10, 0.12], 2.0), // red
-    ([0.85, 0.45, 0.10], 1.0), // orange
-    ([0.90, 0.80, 0.20], 1.0), // yellow
-    ([0.15, 0.50, 0.25], 1.5), // green
-    ([0.20, 0.45, 0.80], 1.5), // blue
-    ([0.80, 0.45, 0.60], 1.0), // pink
-    ([0.40, 0.20, 0.50], 1.0), // purple
+/// Street clothing colours: the colour name an attribute label gives it, the colour, and how
+/// often it is worn (weights).
+const CLOTHES: [(&str, Colour, f32); 16] = [
+    ("black", [0.07, 0.07, 0.08], 9.0),  // black
+    ("grey", [0.30, 0.30, 0.32], 6.0),   // dark grey
+    ("grey", [0.60, 0.60, 0.62], 4.0),   // light grey
+    ("white", [0.92, 0.92, 0.90], 5.0),  // white
+    ("blue", [0.10, 0.14, 0.30], 6.0),   // navy
+    ("blue", [0.25, 0.36, 0.55], 5.0),   // denim
+    ("brown", [0.76, 0.68, 0.52], 3.0),  // beige
+    ("brown", [0.40, 0.28, 0.18], 3.0),  // brown
+    ("green", [0.22, 0.30, 0.18], 2.0),  // olive
+    ("red", [0.70, 0.10, 0.12], 2.0),    // red
+    ("red", [0.85, 0.45, 0.10], 1.0),    // orange
+    ("yellow", [0.90, 0.80, 0.20], 1.0), // yellow
+    ("green", [0.15, 0.50, 0.25], 1.5),  // green
+    ("blue", [0.20, 0.45, 0.80], 1.5),   // blue
+    ("pink", [0.80, 0.45, 0.60], 1.0),   // pink
+    ("purple", [0.40, 0.20, 0.50], 1.0), // purple
 ];
 
 fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
@@ -126,10 +127,10 @@ fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
 
 /// A clothing colour from the street palette, slightly varied.
 pub fn clothing_colour(rng: &mut impl Rng) -> Colour {
-    let total: f32 = CLOTHES.iter().map(|c| c.1).sum();
+    let total: f32 = CLOTHES.iter().map(|c| c.2).sum();
     let mut x = rng.random::<f32>() * total;
-    let mut colour = CLOTHES[0].0;
-    for (c, w) in CLOTHES {
+    let mut colour = CLOTHES[0].1;
+    for (_, c, w) in CLOTHES {
         if x < w {
             colour = c;
             break;
@@ -137,6 +138,22 @@ pub fn clothing_colour(rng: &mut impl Rng) -> Colour {
         x -= w;
     }
     jitter(rng, colour, 0.05)
+}
+
+/// The names [`clothing_colour_name`] gives, in a fixed order.
+pub const CLOTHING_COLOUR_NAMES: [&str; 10] = [
+    "black", "grey", "white", "blue", "brown", "green", "red", "yellow", "pink", "purple",
+];
+
+/// The name of the street-palette colour nearest to `colour` (one of
+/// [`CLOTHING_COLOUR_NAMES`]): what a person would call the colour of a garment.
+pub fn clothing_colour_name(colour: Colour) -> &'static str {
+    let distance =
+        |c: &Colour| -> f32 { c.iter().zip(&colour).map(|(a, b)| (a - b).powi(2)).sum() };
+    CLOTHES
+        .iter()
+        .min_by(|a, b| distance(&a.1).total_cmp(&distance(&b.1)))
+        .map_or("black", |c| c.0)
 }
 
 fn jitter(rng: &mut impl Rng, c: Colour, amount: f32) -> Colour {

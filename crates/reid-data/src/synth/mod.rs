@@ -7,6 +7,7 @@
 //! dataset seed and the image's identity, camera and number), so output does not depend on the
 //! number of threads, and the same seed gives the same bytes.
 
+pub mod attributes;
 pub mod camera;
 pub mod figure;
 pub mod identity;

@@ -55,13 +55,15 @@ pub struct CpuNet {
     /// The BNNeck as `embedding = pooled * scale + shift` (before L2 normalisation).
     neck_scale: Vec<f32>,
     neck_shift: Vec<f32>,
+    /// The exponent of GeM pooling; average pooling when absent.
+    gem_p: Option<f32>,
     input: InputSpec,
 }
 
 /// Pooled features and L2-normalised embeddings of a batch, row-major `[batch, dim]` each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CpuOutput {
-    /// Globally average-pooled backbone features.
+    /// Globally pooled backbone features.
     pub pooled: Vec<f32>,
     /// BNNeck output, L2-normalised.
     pub embeddings: Vec<f32>,
@@ -303,6 +305,7 @@ impl CpuNet {
             last,
             neck_scale,
             neck_shift,
+            gem_p: net.gem.as_ref().map(|g| g.exponent()),
             input,
         })
     }
@@ -378,7 +381,7 @@ impl CpuNet {
         }
     }
 
-    /// The backbone and global average pooling on `scratch.image` (`[h, w, 3]`).
+    /// The backbone and global (average or GeM) pooling on `scratch.image` (`[h, w, 3]`).
     fn forward_one(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> Vec<f32> {
         let [mut h, mut w] = kernels::im2col3x3(&s.image, [h, w, 3], 2, &mut s.a);
         let stem = &self.stem;
@@ -393,11 +396,27 @@ impl CpuNet {
         kernels::pointwise(s.cur.get(), h * w, &l.weight, &l.bias, l.relu6, false, out);
         let c = l.bias.len();
         let mut pooled = vec![0f32; c];
-        for row in s.a.get().chunks_exact(c) {
-            pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
-        }
         let n = (h * w).max(1) as f32;
-        pooled.iter_mut().for_each(|p| *p /= n);
+        match self.gem_p {
+            None => {
+                for row in s.a.get().chunks_exact(c) {
+                    pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+                }
+                pooled.iter_mut().for_each(|p| *p /= n);
+            }
+            Some(exponent) => {
+                let eps = crate::head::gem::GEM_EPS;
+                for row in s.a.get().chunks_exact(c) {
+                    pooled
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(p, v)| *p += v.max(eps).powf(exponent));
+                }
+                pooled
+                    .iter_mut()
+                    .for_each(|p| *p = (*p / n).powf(1.0 / exponent));
+            }
+        }
         pooled
     }
 }
@@ -440,7 +459,19 @@ mod tests {
     #[test]
     fn the_folded_network_equals_the_burn_network() {
         let device = Device::flex();
-        let net = net(&device);
+        folded_equals_burn(net(&device), &device);
+    }
+
+    #[test]
+    fn the_folded_network_with_gem_pooling_equals_the_burn_network() {
+        let device = Device::flex();
+        let mut net = net(&device);
+        net.gem = Some(crate::head::Gem::new(3.0, &device));
+        folded_equals_burn(net, &device);
+    }
+
+    fn folded_equals_burn(net: ReidNet, device: &Device) {
+        let device = device.clone();
         let spec = InputSpec::default();
         let images: Vec<RgbImage> = (0..3)
             .map(|s| {

@@ -20,7 +20,7 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint (its saved recipe applies; --epochs may extend it).
     #[arg(long)]
     resume: bool,
-    /// Training data: a Market-1501 root (bounding_box_train/) or a folder identity/[camera/]*.jpg.
+    /// Training data: a Market-1501-layout root (bounding_box_train/; also DukeMTMC-reID, CUHK03-NP), an MSMT17 root, or a folder identity/[camera/]*.jpg.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Starting weights (a reid model file); `none` starts from random weights.
@@ -47,9 +47,21 @@ pub struct TrainArgs {
     /// Weight of the center loss (0: off).
     #[arg(long, value_name = "W")]
     center_loss: Option<f64>,
+    /// Weight of the pairwise circle loss (0: off).
+    #[arg(long, value_name = "W")]
+    circle_loss: Option<f64>,
+    /// Weight of the contrastive (verification) loss on pairs (0: off).
+    #[arg(long, value_name = "W")]
+    contrastive_loss: Option<f64>,
+    /// Weight of the attribute head's loss (0: off; needs DATA/attributes.json).
+    #[arg(long, value_name = "W")]
+    attribute_loss: Option<f64>,
     /// BNNeck between the triplet and the identity loss, or none.
     #[arg(long, value_enum)]
     neck: Option<NeckArg>,
+    /// Global pooling: average, or GeM (generalised mean, learned exponent).
+    #[arg(long, value_enum)]
+    pooling: Option<PoolingArg>,
     /// Input size, HEIGHTxWIDTH (e.g. 128x64 while iterating).
     #[arg(long, value_name = "HxW", value_parser = parse_size)]
     size: Option<(usize, usize)>,
@@ -74,6 +86,12 @@ pub struct TrainArgs {
 enum NeckArg {
     Bnneck,
     None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PoolingArg {
+    Avg,
+    Gem,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,10 +194,25 @@ fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
     if let Some(v) = args.center_loss {
         config.loss.center = v;
     }
+    if let Some(v) = args.circle_loss {
+        config.loss.circle = v;
+    }
+    if let Some(v) = args.contrastive_loss {
+        config.loss.contrastive = v;
+    }
+    if let Some(v) = args.attribute_loss {
+        config.loss.attribute = v;
+    }
     if let Some(v) = args.neck {
         config.model.neck = match v {
             NeckArg::Bnneck => Neck::Bnneck,
             NeckArg::None => Neck::None,
+        };
+    }
+    if let Some(v) = args.pooling {
+        config.model.pooling = match v {
+            PoolingArg::Avg => reid_model::Pooling::Avg,
+            PoolingArg::Gem => reid_model::Pooling::Gem,
         };
     }
     if let Some((h, w)) = args.size {

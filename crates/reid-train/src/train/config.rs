@@ -31,7 +31,8 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// A Market-1501 root (its `bounding_box_train/` is read) or a plain folder
+    /// A dataset root (Market-1501, DukeMTMC-reID, CUHK03-NP `detected/` or `labeled/`: its
+    /// `bounding_box_train/`; MSMT17: its training lists) or a plain folder
     /// `identity/[camera/]*.jpg`.
     pub root: PathBuf,
 }
@@ -47,6 +48,8 @@ pub struct ModelConfig {
     /// `bnneck` (the ID loss acts after a BatchNorm, the triplet loss before it) or `none` (both
     /// act on the pooled feature).
     pub neck: Neck,
+    /// Global pooling: `avg` or `gem` (generalised mean with a learned exponent starting at 3).
+    pub pooling: reid_model::Pooling,
     /// Input height.
     pub height: usize,
     /// Input width.
@@ -80,6 +83,19 @@ pub struct LossConfig {
     pub soft_margin: bool,
     /// Weight of the center loss; 0 turns it off.
     pub center: f64,
+    /// Weight of the pairwise circle loss (cosine similarities of every pair); 0 turns it off.
+    pub circle: f64,
+    /// Relaxation margin of the circle loss.
+    pub circle_margin: f64,
+    /// Scale (gamma) of the circle loss.
+    pub circle_gamma: f64,
+    /// Weight of the contrastive (verification) loss on every pair; 0 turns it off.
+    pub contrastive: f64,
+    /// Distance beyond which other identities' normalised features stop being pushed (0..2).
+    pub contrastive_margin: f64,
+    /// Weight of the attribute head's multi-label cross-entropy; 0 turns it off. Needs the
+    /// training data's `attributes.json` (the synthetic world writes one).
+    pub attribute: f64,
 }
 
 /// How the weights move.
@@ -169,6 +185,7 @@ impl Default for ModelConfig {
             backbone: "mobilenet_v2".into(),
             init: PathBuf::from(crate::cmd::IMAGENET_MODEL),
             neck: Neck::Bnneck,
+            pooling: reid_model::Pooling::Avg,
             height: 256,
             width: 128,
             freeze: 0,
@@ -185,6 +202,12 @@ impl Default for LossConfig {
             margin: 0.3,
             soft_margin: false,
             center: 0.0,
+            circle: 0.0,
+            circle_margin: 0.25,
+            circle_gamma: 128.0,
+            contrastive: 0.0,
+            contrastive_margin: 1.0,
+            attribute: 0.0,
         }
     }
 }
@@ -257,11 +280,35 @@ impl TrainConfig {
         if self.p < 2 || self.k < 1 {
             return fail("a P x K batch needs p >= 2 and k >= 1");
         }
-        if self.loss.id <= 0.0 && self.loss.triplet <= 0.0 {
-            return fail("at least one of loss.id and loss.triplet must be above 0");
+        let l = &self.loss;
+        let weights = [
+            l.id,
+            l.triplet,
+            l.center,
+            l.circle,
+            l.contrastive,
+            l.attribute,
+        ];
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return fail("loss weights must be numbers >= 0");
         }
-        if self.loss.triplet > 0.0 && self.k < 2 {
-            return fail("the triplet loss needs k >= 2 images per identity");
+        if l.id <= 0.0 && l.triplet <= 0.0 && l.circle <= 0.0 && l.contrastive <= 0.0 {
+            return fail(
+                "at least one of loss.id, loss.triplet, loss.circle and loss.contrastive must be above 0",
+            );
+        }
+        if (l.triplet > 0.0 || l.circle > 0.0 || l.contrastive > 0.0) && self.k < 2 {
+            return fail(
+                "the triplet, circle and contrastive losses need k >= 2 images per identity",
+            );
+        }
+        if !(0.0..=2.0).contains(&l.contrastive_margin) || !(0.0..1.0).contains(&l.circle_margin) {
+            return fail(
+                "loss.contrastive_margin must be in [0, 2] and loss.circle_margin in [0, 1)",
+            );
+        }
+        if !(l.circle_gamma > 0.0 && l.circle_gamma.is_finite()) {
+            return fail("loss.circle_gamma must be a positive number");
         }
         if !(0.0..1.0).contains(&self.loss.label_smoothing) {
             return fail("loss.label_smoothing must be in [0, 1)");

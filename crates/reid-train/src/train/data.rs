@@ -55,6 +55,30 @@ impl TrainSet {
         self.images.len()
     }
 
+    /// The attribute labels of every identity, in label order, from `root/attributes.json` (the
+    /// synthetic world's): `(label names, [classes][labels])`.
+    pub fn attribute_targets(&self, root: &Path) -> anyhow::Result<(Vec<String>, Vec<Vec<f32>>)> {
+        let path = root.join("attributes.json");
+        if !path.is_file() {
+            bail!(
+                "loss.attribute needs {} (the synthetic world's attribute labels; `reid synth` writes one): set loss.attribute = 0 for other data",
+                path.display()
+            );
+        }
+        let table = reid_data::synth::attributes::AttributeTable::read(&path)?;
+        let rows = self
+            .identities
+            .iter()
+            .map(|name| {
+                let row = name.parse::<u32>().ok().and_then(|pid| table.get(pid));
+                row.map(<[f32]>::to_vec).with_context(|| {
+                    format!("{}: no attributes for identity {name}", path.display())
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((table.names, rows))
+    }
+
     /// Number of identities (classes of the ID loss).
     pub fn classes(&self) -> usize {
         self.identities.len()
@@ -63,15 +87,12 @@ impl TrainSet {
 
 /// `(file, identity)` pairs of the split.
 fn list(root: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
-    let market = root.join("bounding_box_train");
-    if market.is_dir() {
-        let split = reid_data::market1501::read_split(&market).with_context(|| {
-            "reading a Market-1501 training split (files must be named PPPP_cCsS_FFFFFF_NN.jpg)"
+    if reid_data::layout::has_train_split(root) {
+        let split = reid_data::layout::train_split(root).with_context(|| {
+            "reading a dataset's training split (Market-1501 names PPPP_cCsS_FFFFFF_NN.jpg, or MSMT17's lists)"
         })?;
         return Ok(split
             .into_iter()
-            // Distractors (-1) and junk (0) have no identity to learn.
-            .filter(|i| i.name.pid > 0)
             .map(|i| (i.path, format!("{:04}", i.name.pid)))
             .collect());
     }

@@ -57,10 +57,12 @@ pub struct RunOptions {
 pub struct EpochRow {
     pub epoch: usize,
     pub lr: f64,
-    pub id_loss: f64,
-    pub triplet_loss: f64,
-    pub center_loss: f64,
+    /// Mean of each loss of [`net::PARTS`] (the first six) over the epoch's batches.
+    pub losses: [f64; 6],
+    /// Share of images whose identity the classifier got right.
     pub id_accuracy: f64,
+    /// Share of attribute labels the attribute head got right.
+    pub attribute_accuracy: f64,
     pub images_per_second: f64,
 }
 
@@ -71,8 +73,7 @@ pub struct Outcome {
     pub model: Option<PathBuf>,
 }
 
-const CSV_HEADER: &str =
-    "epoch,lr,id_loss,triplet_loss,center_loss,id_accuracy,images_per_second\n";
+const CSV_HEADER: &str = "epoch,lr,id_loss,triplet_loss,center_loss,circle_loss,contrastive_loss,attribute_loss,id_accuracy,attribute_accuracy,images_per_second\n";
 
 /// Trains (or resumes) a run.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outcome> {
@@ -100,20 +101,39 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
 
     let net_config = ReidNetConfig {
         input: spec.clone(),
+        pooling: config.model.pooling,
         ..ReidNetConfig::default()
     };
     let reid_net = if config.model.init.as_os_str().is_empty() {
         net_config.init(device)
     } else {
         let bytes = crate::cmd::read_model(&config.model.init)?;
-        let (net, _) = reid_model::weights::from_burnpack_bytes(&bytes, device)
+        let (mut net, _) = reid_model::weights::from_burnpack_bytes(&bytes, device)
             .with_context(|| format!("starting weights {}", config.model.init.display()))?;
+        // The recipe's pooling, whatever the starting file used (GeM starts afresh at p = 3).
+        net.gem = match (config.model.pooling, net.gem) {
+            (reid_model::Pooling::Gem, Some(gem)) => Some(gem),
+            (reid_model::Pooling::Gem, None) => Some(reid_model::head::Gem::new(3.0, device)),
+            (reid_model::Pooling::Avg, _) => None,
+        };
         net
     };
     // New layers draw from burn's generator: seed it so a run is repeatable.
     device.seed(config.seed);
-    let mut net = TrainNet::new(reid_net, data.classes(), &config.loss, device)
-        .freeze_leading(config.model.freeze);
+    let attributes = if config.loss.attribute > 0.0 {
+        Some(Arc::new(data.attribute_targets(&config.data.root)?.1))
+    } else {
+        None
+    };
+    let attribute_width = attributes.as_ref().map_or(0, |a| a[0].len());
+    let mut net = TrainNet::new(
+        reid_net,
+        data.classes(),
+        attribute_width,
+        &config.loss,
+        device,
+    )
+    .freeze_leading(config.model.freeze);
     let mut optim = optimizer(config);
     let mut progress = Progress {
         epochs_done: 0,
@@ -131,6 +151,13 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
                 data.classes()
             );
         }
+        let header = std::fs::read_to_string(out.join("metrics.csv")).unwrap_or_default();
+        if !header.starts_with(CSV_HEADER) {
+            bail!(
+                "{}: its metrics.csv has other columns than this version of reid writes; the run cannot be resumed here",
+                out.display()
+            );
+        }
         (net, optim) = checkpoint::load(out, net, optim)?;
         progress = saved;
     } else {
@@ -145,7 +172,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
     for epoch in first..last {
         let started = Instant::now();
         let bar = epoch_bar(options.progress, steps, epoch, config.epochs);
-        let mut sums = [0.0f64; 4];
+        let mut sums = [0.0f64; net::PARTS.len()];
         let mut lr = 0.0;
         let mut shown = 0usize;
         let batches = sampler.epoch(epoch as u64);
@@ -169,8 +196,21 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
                 TensorData::new(pixels, [n, 3, spec.height, spec.width]),
                 device,
             );
+            let attribute_targets = attributes.as_ref().map(|table| {
+                let rows: Vec<f32> = labels
+                    .iter()
+                    .flat_map(|&l| table[l as usize].iter().copied())
+                    .collect();
+                Tensor::<2>::from_data(TensorData::new(rows, [n, attribute_width]), device)
+            });
             let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-            let losses = net.losses(images, targets, &config.loss, config.model.neck);
+            let losses = net.losses(
+                images,
+                targets,
+                attribute_targets,
+                &config.loss,
+                config.model.neck,
+            );
             let grads = GradientsParams::from_grads(losses.total.backward(), &net);
             net = optim.step(lr, net, grads);
             let parts = losses
@@ -190,12 +230,15 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
                 *s += f64::from(*v);
             }
             shown += n;
-            bar.set_message(format!(
-                "id {:.3} tri {:.3} acc {:.1}%",
-                sums[0] / (step + 1) as f64,
-                sums[1] / (step + 1) as f64,
-                100.0 * sums[3] / shown as f64
-            ));
+            let mut means = [0.0; 6];
+            for (mean, sum) in means.iter_mut().zip(&sums) {
+                *mean = sum / (step + 1) as f64;
+            }
+            let mut message = describe_losses(&means, 3);
+            if config.loss.id > 0.0 {
+                message += &format!(", id acc {:.1}%", 100.0 * sums[6] / shown as f64);
+            }
+            bar.set_message(message);
             bar.inc(1);
         }
         loader
@@ -204,13 +247,16 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
         let batches_run = steps.max(1) as f64;
+        let mut losses = [0.0; 6];
+        for (mean, sum) in losses.iter_mut().zip(&sums) {
+            *mean = sum / batches_run;
+        }
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
-            id_loss: sums[0] / batches_run,
-            triplet_loss: sums[1] / batches_run,
-            center_loss: sums[2] / batches_run,
-            id_accuracy: sums[3] / shown.max(1) as f64,
+            losses,
+            id_accuracy: sums[6] / shown.max(1) as f64,
+            attribute_accuracy: sums[7] / shown.max(1) as f64,
             images_per_second: shown as f64 / seconds,
         };
         progress.epochs_done = epoch + 1;
@@ -218,15 +264,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
         progress.seconds += seconds;
         append_row(out, &row)?;
         checkpoint::save(out, &net, &optim, config, &progress)?;
+        let mut accuracies = String::new();
+        if config.loss.id > 0.0 {
+            accuracies += &format!(", id accuracy {:.1}%", 100.0 * row.id_accuracy);
+        }
+        if attributes.is_some() {
+            accuracies += &format!(
+                ", attribute accuracy {:.1}%",
+                100.0 * row.attribute_accuracy
+            );
+        }
         eprintln!(
-            "epoch {}/{}: lr {:.2e}, id loss {:.4}, triplet {:.4}, center {:.4}, id accuracy {:.1}%, {:.1} img/s",
+            "epoch {}/{}: lr {:.2e}, {}{accuracies}, {:.1} img/s",
             row.epoch,
             config.epochs,
             row.lr,
-            row.id_loss,
-            row.triplet_loss,
-            row.center_loss,
-            100.0 * row.id_accuracy,
+            describe_losses(&row.losses, 4),
             row.images_per_second
         );
         draw_curve(out)?;
@@ -291,6 +344,17 @@ fn make_batch(
     (pixels, labels)
 }
 
+/// "id 1.234, triplet 0.567" for the losses that act (those with a non-zero mean).
+fn describe_losses(means: &[f64; 6], decimals: usize) -> String {
+    net::PARTS
+        .iter()
+        .zip(means)
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(name, v)| format!("{} {v:.decimals$}", name.trim_end_matches("_loss")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn epoch_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -312,47 +376,57 @@ fn append_row(out: &Path, row: &EpochRow) -> anyhow::Result<()> {
         .create(true)
         .open(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    let losses: Vec<String> = row.losses.iter().map(|v| format!("{v:.6}")).collect();
     writeln!(
         file,
-        "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.2}",
+        "{},{:.6e},{},{:.6},{:.6},{:.2}",
         row.epoch,
         row.lr,
-        row.id_loss,
-        row.triplet_loss,
-        row.center_loss,
+        losses.join(","),
         row.id_accuracy,
+        row.attribute_accuracy,
         row.images_per_second
     )?;
     Ok(())
 }
 
-/// Redraws `curve.png` from every row of `metrics.csv` (so a resumed run's curve is whole).
+/// Redraws `curve.png` from every row of `metrics.csv` (so a resumed run's curve is whole):
+/// the losses that act and the accuracies.
 fn draw_curve(out: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(out.join("metrics.csv"))?;
-    let columns: Vec<Vec<f64>> = text
-        .lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
         .map(|line| {
             line.split(',')
                 .map(|v| v.parse().unwrap_or(f64::NAN))
                 .collect()
         })
         .collect();
-    let column = |i: usize| columns.iter().map(|r: &Vec<f64>| r[i]).collect::<Vec<_>>();
     let series = [
-        crate::report::Series {
-            name: "identity loss",
-            values: column(2),
-        },
-        crate::report::Series {
-            name: "triplet loss",
-            values: column(3),
-        },
-        crate::report::Series {
-            name: "identity accuracy",
-            values: column(5),
-        },
-    ];
+        ("id_loss", "identity loss"),
+        ("triplet_loss", "triplet loss"),
+        ("center_loss", "center loss"),
+        ("circle_loss", "circle loss"),
+        ("contrastive_loss", "contrastive loss"),
+        ("attribute_loss", "attribute loss"),
+        ("id_accuracy", "identity accuracy"),
+        ("attribute_accuracy", "attribute accuracy"),
+    ]
+    .into_iter()
+    .filter_map(|(column, name)| {
+        let i = header.iter().position(|h| *h == column)?;
+        let values: Vec<f64> = rows
+            .iter()
+            .map(|r| r.get(i).copied().unwrap_or(f64::NAN))
+            .collect();
+        // A loss or head that does not act stays at 0: leave it off the plot.
+        values
+            .iter()
+            .any(|v| *v != 0.0)
+            .then_some(crate::report::Series { name, values })
+    })
+    .collect::<Vec<_>>();
     let canvas = crate::report::training_curve(&series, &format!("training: {}", out.display()));
     crate::report::save_png(&canvas, &out.join("curve.png"))
 }
