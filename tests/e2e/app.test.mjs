@@ -319,5 +319,10 @@ test('a damaged model file is refused in plain words', async () => {
     console.log(`  damaged model: ${text.trim()}`);
     assert.match(text, /The model cannot run: the model .*\.bpk cannot be loaded: /);
     assert.match(text, /damaged|truncated|not a burnpack/i);
+    // A picture added now is refused with the reason, not left waiting.
+    await page.setInputFiles('#file-input', [GOOD[0]]);
+    const item = page.locator('.item').first();
+    await page.waitForFunction(() => document.querySelector('.item')?.dataset.state === 'failed', null, { timeout: 30000 });
+    assert.match(await item.textContent(), /not embedded: .*cannot be loaded/);
   });
 });

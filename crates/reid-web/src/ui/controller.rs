@@ -38,6 +38,9 @@ struct Inner {
     /// Images sent and not yet answered, kept to re-send after a restart.
     pending: BTreeMap<u32, Rc<Vec<u8>>>,
     next_id: u32,
+    /// Why the model cannot run, once there is nothing left to try: pictures added after that
+    /// are refused with this reason instead of waiting for ever.
+    stopped: Option<String>,
 }
 
 /// The UI's handle on the worker.
@@ -72,17 +75,16 @@ impl Controller {
         inner.requested = requested;
         inner.running = None;
         inner.listening = false;
+        inner.stopped = None;
         let generation = inner.generation;
         let worker = match Worker::new("./worker_loader.js") {
             Ok(worker) => worker,
             Err(e) => {
+                let message = format!("the browser refused to start the inference worker: {e:?}");
+                inner.stopped = Some(message.clone());
                 drop(inner);
                 self.dispatch.dispatch(Action::Worker {
-                    message: FromWorker::Fatal {
-                        message: format!(
-                            "the browser refused to start the inference worker: {e:?}"
-                        ),
-                    },
+                    message: FromWorker::Fatal { message },
                     at_ms: now_ms(),
                 });
                 return;
@@ -222,6 +224,14 @@ impl Controller {
 
     fn submit(&self, id: u32, bytes: Vec<u8>) {
         let mut inner = self.inner.borrow_mut();
+        if let Some(reason) = inner.stopped.clone() {
+            drop(inner);
+            self.dispatch.dispatch(Action::Unreadable {
+                id,
+                message: format!("not embedded: {reason}"),
+            });
+            return;
+        }
         if let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) {
             post(
                 &handle.worker,
@@ -312,7 +322,10 @@ impl Controller {
             });
             self.start(Some(Backend::Cpu));
         } else {
-            self.inner.borrow_mut().pending.clear();
+            let mut inner = self.inner.borrow_mut();
+            inner.pending.clear();
+            inner.stopped = Some(message.clone());
+            drop(inner);
             self.dispatch.dispatch(Action::Worker {
                 message: FromWorker::Fatal { message },
                 at_ms: now_ms(),
