@@ -842,18 +842,12 @@ fn train_refuses_bad_recipes_and_data_by_name() {
         .save(data.join("ann/1.png"))
         .unwrap();
     std::fs::write(data.join("bob/2.jpg"), b"\xff\xd8\xff truncated").unwrap();
-    let out = reid(
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            "run",
-            "--p",
-            "2",
-        ],
-        dir.path(),
-    );
+    let train_people = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", data.to_str().unwrap(), "--out", "run"];
+        args.extend_from_slice(extra);
+        reid(&args, dir.path())
+    };
+    let out = train_people(&["--p", "2"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("2.jpg"), "{}", text(&out));
 
@@ -862,26 +856,18 @@ fn train_refuses_bad_recipes_and_data_by_name() {
     image::RgbImage::new(32, 64)
         .save(data.join("bob/2.png"))
         .unwrap();
-    let out = reid(
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            "run",
-            "--p",
-            "2",
-            "--k",
-            "1",
-            "--triplet-loss",
-            "0",
-            "--attribute-loss",
-            "1",
-            "--init",
-            "none",
-        ],
-        dir.path(),
-    );
+    let out = train_people(&[
+        "--p",
+        "2",
+        "--k",
+        "1",
+        "--triplet-loss",
+        "0",
+        "--attribute-loss",
+        "1",
+        "--init",
+        "none",
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("attributes.json"), "{}", text(&out));
 }
