@@ -36,9 +36,14 @@ pub fn read_card(bytes: &[u8]) -> Result<serde_json::Value, ModelError> {
 /// A short account of where a model file's weights come from, for people: what its card says it
 /// was trained on.
 pub fn provenance(bytes: &[u8]) -> String {
-    let Ok(card) = read_card(bytes) else {
-        return "no model card".to_string();
-    };
+    match read_card(bytes) {
+        Ok(card) => card_provenance(&card),
+        Err(_) => "no model card".to_string(),
+    }
+}
+
+/// [`provenance`] from a card already read with [`read_card`].
+pub fn card_provenance(card: &serde_json::Value) -> String {
     let training = &card["training"];
     let data = training["data"].as_str().unwrap_or("unnamed data");
     if training["for_reid"] == false {

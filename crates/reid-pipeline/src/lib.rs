@@ -14,7 +14,7 @@ pub mod tracking;
 
 pub use backend::{device, Backend, BackendError};
 pub use embedder::{EmbedError, Embedder};
-pub use reid_model::weights::{provenance, read_card};
+pub use reid_model::weights::{card_provenance, provenance, read_card};
 pub use reid_model::RgbImage;
 pub use search::{GallerySearch, SearchError};
 pub use tracking::{crop, TrackingError, VideoTracker};

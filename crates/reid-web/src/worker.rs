@@ -261,7 +261,7 @@ async fn start_backend(
         }
     };
     let bytes = fetch_bytes(model_url).await?;
-    reid_pipeline::read_card(&bytes)
+    let card = reid_pipeline::read_card(&bytes)
         .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
     let embedder = Embedder::from_burnpack(&bytes, device, MAX_BATCH)
         .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
@@ -273,7 +273,7 @@ async fn start_backend(
         dim: embedder.embedding_dim(),
         input: [config.input.height, config.input.width],
         model_bytes: bytes.len(),
-        provenance: reid_pipeline::provenance(&bytes),
+        provenance: reid_pipeline::card_provenance(&card),
         load_ms: now_ms() - start,
     });
     Ok((embedder, ready))

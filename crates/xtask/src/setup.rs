@@ -372,7 +372,6 @@ fn browser_bench(dir: &Path) -> Result<()> {
         .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port())))
 }
 
-/// The peers' pinned virtual environment (outside the repository). Returns its python.
 /// `cargo xtask bench train`: only the training comparison.
 pub fn bench_training() -> Result<()> {
     model()?;
@@ -384,23 +383,25 @@ pub fn bench_training() -> Result<()> {
 /// Training speed: ours (burn's flex backend, whose backward pass runs on one thread) beside
 /// PyTorch on one thread and on all cores, the same recipe and batch.
 fn train_bench(py: &Path) -> Result<()> {
-    let ours = echoed(Command::new(reid_bin()).args([
-        "bench", "train", "--model", MODEL, "--p", "16", "--k", "4", "--iters", "3",
-    ]))?;
+    // The same batch and number of timed steps on both sides.
+    let step = ["--p", "16", "--k", "4", "--iters", "3"];
+    let ours = echoed(
+        Command::new(reid_bin())
+            .args(["bench", "train", "--model", MODEL])
+            .args(step),
+    )?;
     let mut peers = String::new();
     for threads in ["1", "0"] {
-        peers += &echoed(Command::new(py).args([
-            "tests/fixtures/bench_pytorch.py",
-            "--train",
-            "--p",
-            "16",
-            "--k",
-            "4",
-            "--iters",
-            "3",
-            "--threads",
-            threads,
-        ]))?;
+        peers += &echoed(
+            Command::new(py)
+                .args([
+                    "tests/fixtures/bench_pytorch.py",
+                    "--train",
+                    "--threads",
+                    threads,
+                ])
+                .args(step),
+        )?;
     }
     let rates: Vec<f64> = ours
         .lines()
@@ -419,6 +420,7 @@ fn train_bench(py: &Path) -> Result<()> {
     }
 }
 
+/// The peers' pinned virtual environment (outside the repository). Returns its python.
 pub fn peers() -> Result<PathBuf> {
     let venv = std::env::var_os("REID_PEERS_VENV")
         .map(PathBuf::from)

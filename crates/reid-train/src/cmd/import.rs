@@ -54,7 +54,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .file
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let metadata = vec![
+    let mut metadata = vec![
         ("reid.source.file".to_string(), file_name.clone()),
         ("reid.source.sha256".to_string(), source_sha.clone()),
         (
@@ -80,7 +80,6 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         },
     });
     let card_text = serde_json::to_string_pretty(&card)?;
-    let mut metadata = metadata;
     metadata.push((CARD_KEY.to_string(), card_text.clone()));
     let bytes = to_burnpack_bytes(&net, &config, &metadata)?;
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -56,8 +56,8 @@ impl TrainSet {
     }
 
     /// The attribute labels of every identity, in label order, from `root/attributes.json` (the
-    /// synthetic world's): `(label names, [classes][labels])`.
-    pub fn attribute_targets(&self, root: &Path) -> anyhow::Result<(Vec<String>, Vec<Vec<f32>>)> {
+    /// synthetic world's): `[classes][labels]`.
+    pub fn attribute_targets(&self, root: &Path) -> anyhow::Result<Vec<Vec<f32>>> {
         let path = root.join("attributes.json");
         if !path.is_file() {
             bail!(
@@ -66,8 +66,7 @@ impl TrainSet {
             );
         }
         let table = reid_data::synth::attributes::AttributeTable::read(&path)?;
-        let rows = self
-            .identities
+        self.identities
             .iter()
             .map(|name| {
                 let row = name.parse::<u32>().ok().and_then(|pid| table.get(pid));
@@ -75,8 +74,7 @@ impl TrainSet {
                     format!("{}: no attributes for identity {name}", path.display())
                 })
             })
-            .collect::<anyhow::Result<_>>()?;
-        Ok((table.names, rows))
+            .collect()
     }
 
     /// Number of identities (classes of the ID loss).

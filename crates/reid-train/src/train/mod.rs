@@ -121,7 +121,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
     // New layers draw from burn's generator: seed it so a run is repeatable.
     device.seed(config.seed);
     let attributes = if config.loss.attribute > 0.0 {
-        Some(Arc::new(data.attribute_targets(&config.data.root)?.1))
+        Some(Arc::new(data.attribute_targets(&config.data.root)?))
     } else {
         None
     };
@@ -230,11 +230,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
                 *s += f64::from(*v);
             }
             shown += n;
-            let mut means = [0.0; 6];
-            for (mean, sum) in means.iter_mut().zip(&sums) {
-                *mean = sum / (step + 1) as f64;
-            }
-            let mut message = describe_losses(&means, 3);
+            let mut message = describe_losses(&loss_means(&sums, step + 1), 3);
             if config.loss.id > 0.0 {
                 message += &format!(", id acc {:.1}%", 100.0 * sums[6] / shown as f64);
             }
@@ -246,15 +242,10 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
             .map_err(|_| anyhow::anyhow!("the batch loader failed"))?;
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
-        let batches_run = steps.max(1) as f64;
-        let mut losses = [0.0; 6];
-        for (mean, sum) in losses.iter_mut().zip(&sums) {
-            *mean = sum / batches_run;
-        }
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
-            losses,
+            losses: loss_means(&sums, steps.max(1)),
             id_accuracy: sums[6] / shown.max(1) as f64,
             attribute_accuracy: sums[7] / shown.max(1) as f64,
             images_per_second: shown as f64 / seconds,
@@ -342,6 +333,11 @@ fn make_batch(
     });
     let labels = indices.iter().map(|&i| data.labels[i] as i64).collect();
     (pixels, labels)
+}
+
+/// The mean of each loss of [`net::PARTS`] (its first six columns) over `batches` batches.
+fn loss_means(sums: &[f64; net::PARTS.len()], batches: usize) -> [f64; 6] {
+    std::array::from_fn(|i| sums[i] / batches as f64)
 }
 
 /// "id 1.234, triplet 0.567" for the losses that act (those with a non-zero mean).

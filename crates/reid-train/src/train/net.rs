@@ -99,7 +99,9 @@ impl TrainNet {
     ) -> Losses {
         let device = images.device();
         let pooled = self.net.pooled(images);
-        // The feature the classification heads see: after the BNNeck, or the pooled one.
+        // The feature the classification heads see: after the BNNeck, or the pooled one. The neck
+        // runs even when no head uses it, so that its running statistics (which the exported
+        // embedding goes through) follow the trained features.
         let classified = match neck {
             Neck::Bnneck => self.net.neck.forward(pooled.clone()),
             Neck::None => pooled.clone(),
