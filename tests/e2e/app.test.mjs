@@ -326,3 +326,58 @@ test('a damaged model file is refused in plain words', async () => {
     assert.match(await item.textContent(), /not embedded: .*cannot be loaded/);
   });
 });
+
+// A little-endian float32 .npy file (as numpy.save writes it) as rows.
+function readNpyRows(file) {
+  const buf = fs.readFileSync(file);
+  const headerLen = buf.readUInt16LE(8);
+  const header = buf.subarray(10, 10 + headerLen).toString('latin1');
+  assert.match(header, /'descr': '<f4'/);
+  const [rows, cols] = header.match(/'shape': \((\d+), (\d+)\)/).slice(1).map(Number);
+  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + 10 + headerLen, buf.byteOffset + buf.length));
+  return Array.from({ length: rows }, (_, r) => Array.from(data.subarray(r * cols, (r + 1) * cols)));
+}
+
+// A torchreid checkpoint imported with `reid import` runs in the page: the app's own model
+// request is answered with the imported OSNet x0.25, and its embeddings of the parity images
+// (already 256x128, so resizing leaves them alone) are torchreid's features, normalised. On the
+// software WebGPU adapter two crops only, as it is slow.
+for (const [backend, count, tolerance] of [['cpu', 5, 1e-5], ['webgpu', 2, 1e-4]]) {
+  test(`${backend}: an imported torchreid OSNet gives torchreid's features in the page`, async () => {
+    const torchreid = path.join(ROOT, 'tests/fixtures/torchreid');
+    fs.mkdirSync(OUT, { recursive: true });
+    const model = path.join(OUT, 'osnet_x0_25.bpk');
+    execFileSync(REID_BIN, ['import', '--from', 'torchreid', '--arch', 'osnet_x0_25',
+      path.join(torchreid, 'osnet_x0_25.pth.tar'), '-o', model], { stdio: 'pipe' });
+    const tmanifest = JSON.parse(fs.readFileSync(path.join(torchreid, 'manifest.json'), 'utf8'));
+    const files = tmanifest.images.slice(0, count).map((n) => path.join(FIXTURES, 'resized', n));
+    const want = readNpyRows(path.join(torchreid, 'osnet_x0_25.features.npy'));
+    await onPage(async (page, net) => {
+      const bytes = fs.readFileSync(model);
+      await page.context().route('**/*.bpk', (route) =>
+        route.fulfill({ status: 200, contentType: 'application/octet-stream', body: bytes }),
+      );
+      await page.goto(`${BASE}/?backend=${backend}`);
+      await page.waitForSelector(`#backend[data-backend="${backend}"]`, { timeout: 120000 });
+      await page.setInputFiles('#file-input', files);
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('.item[data-state="done"]').length === n,
+        files.length,
+        { timeout: 300000 },
+      );
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+      const saved = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+      assert.equal(saved.backend, backend);
+      let worst = 0;
+      saved.images.forEach((img, i) => {
+        assert.equal(img.name, tmanifest.images[i]);
+        assert.equal(img.embedding.length, 512);
+        const norm = Math.sqrt(want[i].reduce((s, v) => s + v * v, 0));
+        img.embedding.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - want[i][j] / norm)); });
+      });
+      console.log(`  ${backend}: osnet_x0_25 in the page vs torchreid: max abs diff ${worst.toExponential(2)} over ${files.length} crops (normalised features)`);
+      assert.ok(worst <= tolerance, `max abs diff ${worst} > ${tolerance}`);
+      assert.ok(net.seen.some((u) => u.endsWith('.bpk')), 'the model was not fetched from the origin');
+    });
+  });
+}

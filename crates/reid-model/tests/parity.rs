@@ -215,10 +215,10 @@ fn bad_fixture_files_get_the_right_refusal() {
 
 #[test]
 fn half_precision_model_files_keep_embeddings_within_cosine_0_9995() {
-    use reid_model::weights::{from_burnpack_bytes, to_burnpack_bytes};
+    use reid_model::weights::{from_burnpack_bytes, to_burnpack_bytes, Precision};
     let device = Device::flex();
     let (f32_net, config) = import_torchvision_mobilenet_v2(&weights(), &device).unwrap();
-    let bytes = to_burnpack_bytes(&f32_net, &config, &vec![]).unwrap();
+    let bytes = to_burnpack_bytes(&f32_net, &config, &vec![], Precision::F16).unwrap();
     let (f16_net, loaded_config) = from_burnpack_bytes(&bytes, &device).unwrap();
     assert_eq!(loaded_config, config);
     let images = decoded_fixtures();

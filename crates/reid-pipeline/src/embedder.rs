@@ -144,13 +144,13 @@ impl Embedder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reid_model::weights::to_burnpack_bytes;
+    use reid_model::weights::{to_burnpack_bytes, Precision};
 
     fn embedder() -> Embedder {
         let device = Device::flex();
         let config = ReidNetConfig::default();
         let net = config.init(&device);
-        let bytes = to_burnpack_bytes(&net, &config, &vec![]).unwrap();
+        let bytes = to_burnpack_bytes(&net, &config, &vec![], Precision::F16).unwrap();
         Embedder::from_burnpack(&bytes, device, 2).unwrap()
     }
 

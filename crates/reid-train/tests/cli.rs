@@ -871,3 +871,118 @@ fn train_refuses_bad_recipes_and_data_by_name() {
     assert!(!out.status.success());
     assert!(text(&out).contains("attributes.json"), "{}", text(&out));
 }
+
+/// A torchreid checkpoint becomes a model file whose embeddings, from the parity images, are
+/// torchreid's features normalised; a torchvision-only architecture or a broken file is refused.
+#[test]
+fn import_from_torchreid_gives_torchreids_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let torchreid = root().join("tests/fixtures/torchreid");
+    let model = dir.path().join("osnet.bpk");
+    let checkpoint = torchreid.join("osnet_x0_25.pth.tar");
+    let out = reid(
+        &[
+            "import",
+            "--from",
+            "torchreid",
+            "--arch",
+            "osnet_x0_25",
+            checkpoint.to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("left out: classifier.bias, classifier.weight, 80 BatchNorm step counters"),
+        "{}",
+        text(&out)
+    );
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("osnet.json")).unwrap()).unwrap();
+    assert_eq!(card["architecture"]["backbone"], "osnet_x0_25", "{card}");
+    assert_eq!(card["training"]["identities"], 7, "{card}");
+    assert_eq!(card["source"]["framework"], "torchreid", "{card}");
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(torchreid.join("manifest.json")).unwrap()).unwrap();
+    let files: Vec<String> = manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            fixtures()
+                .join("resized")
+                .join(n.as_str().unwrap())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let (out, json) = embed_json(&model, &files, dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let want = reid_core::FeatureMatrix::from_npy(
+        &std::fs::read(torchreid.join("osnet_x0_25.features.npy")).unwrap(),
+    )
+    .unwrap();
+    for (i, image) in json["images"].as_array().unwrap().iter().enumerate() {
+        let got: Vec<f32> = serde_json::from_value(image["embedding"].clone()).unwrap();
+        let row = want.row(i);
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let diff = got
+            .iter()
+            .zip(row)
+            .map(|(g, w)| (g - w / norm).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-5, "{}: {diff}", files[i]);
+    }
+
+    for (from, arch, file, want) in [
+        (
+            "torchvision",
+            "osnet_x0_25",
+            "osnet_x0_25.pth.tar",
+            "not supported",
+        ),
+        (
+            "torchreid",
+            "mobilenet_v2",
+            "osnet_x0_25.pth.tar",
+            "not supported",
+        ),
+        (
+            "torchreid",
+            "osnet_x0_25",
+            "bad/truncated.pth",
+            "not a readable PyTorch checkpoint",
+        ),
+        (
+            "torchreid",
+            "osnet_x0_25",
+            "osnet_x0_5.pth",
+            "Shape mismatch",
+        ),
+    ] {
+        let out = reid(
+            &[
+                "import",
+                "--from",
+                from,
+                "--arch",
+                arch,
+                torchreid.join(file).to_str().unwrap(),
+                "-o",
+                dir.path().join("refused.bpk").to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert!(!out.status.success(), "{from} {arch} {file}");
+        assert!(
+            text(&out).contains(want),
+            "{from} {arch} {file}: {}",
+            text(&out)
+        );
+        assert!(!dir.path().join("refused.bpk").exists());
+    }
+}

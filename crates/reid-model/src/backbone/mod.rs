@@ -1,5 +1,7 @@
 //! Backbones: networks that turn a normalised image batch into a feature map.
 
 pub mod mobilenet_v2;
+pub mod osnet;
 
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config, TorchLayout};
+pub use osnet::{OsNet, OsNetWidth};

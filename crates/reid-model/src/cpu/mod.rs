@@ -15,7 +15,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 
 use crate::backbone::mobilenet_v2::ConvBnAct;
-use crate::network::ReidNet;
+use crate::network::{Backbone, ReidNet};
 use crate::preprocess::{resize_bilinear_pil, InputSpec, RgbImage};
 use crate::ModelError;
 
@@ -278,8 +278,19 @@ impl Block {
 
 impl CpuNet {
     /// Folds `net` (any weights, on any device: they are read back once) for the CPU.
+    /// Only MobileNetV2 without an embedding layer is folded; other networks run as burn
+    /// modules.
     pub fn new(net: &ReidNet, input: InputSpec) -> Result<Self, ModelError> {
-        let backbone = &net.backbone;
+        let Backbone::MobileNetV2(backbone) = &net.backbone else {
+            return Err(ModelError::Weights(
+                "the folded CPU path runs MobileNetV2 only".into(),
+            ));
+        };
+        if net.fc.is_some() {
+            return Err(ModelError::Weights(
+                "the folded CPU path has no embedding layer".into(),
+            ));
+        }
         check(&backbone.stem, 3, false)?;
         if backbone.stem.conv.weight.val().dims()[1] != 3 {
             return Err(ModelError::Weights("the stem must take 3 channels".into()));
@@ -481,7 +492,10 @@ mod tests {
             })
             .collect();
         // The statistics really are not the identity's (mean 0, variance 1).
-        let mean = values(net.backbone.blocks[3].depthwise.bn.running_mean.value());
+        let Backbone::MobileNetV2(backbone) = &net.backbone else {
+            unreachable!("the default network is a MobileNetV2")
+        };
+        let mean = values(backbone.blocks[3].depthwise.bn.running_mean.value());
         assert!(
             mean.iter().all(|&m| m >= 0.5),
             "running mean {:?}",

@@ -84,7 +84,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .filter(|(k, _)| k != reid_model::weights::CONFIG_KEY && k != CARD_KEY)
         .collect();
     extra.push((CARD_KEY.to_string(), text.clone()));
-    let out_bytes = reid_model::weights::to_burnpack_bytes(&net, &config, &extra)?;
+    let out_bytes = reid_model::weights::to_burnpack_bytes(
+        &net,
+        &config,
+        &extra,
+        reid_model::weights::Precision::F16,
+    )?;
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }

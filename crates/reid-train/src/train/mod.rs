@@ -452,7 +452,12 @@ fn export(
     });
     let card_text = serde_json::to_string_pretty(&card)?;
     let metadata = vec![(CARD_KEY.to_string(), card_text.clone())];
-    let bytes = reid_model::weights::to_burnpack_bytes(&net.net, net_config, &metadata)?;
+    let bytes = reid_model::weights::to_burnpack_bytes(
+        &net.net,
+        net_config,
+        &metadata,
+        reid_model::weights::Precision::F16,
+    )?;
     let path = options.out.join("model.bpk");
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     std::fs::write(options.out.join("model.json"), card_text + "\n")?;

@@ -11,6 +11,7 @@ use reid_model::loss::{
     batch_hard_triplet_loss, binary_cross_entropy_with_logits, center_loss, circle_loss,
     contrastive_loss, cross_entropy_label_smooth, TripletMargin,
 };
+use reid_model::network::Backbone;
 use reid_model::ReidNet;
 
 use super::config::{LossConfig, Neck};
@@ -79,7 +80,9 @@ impl TrainNet {
         if stages == 0 {
             return self;
         }
-        let backbone = &mut self.net.backbone;
+        let Backbone::MobileNetV2(backbone) = &mut self.net.backbone else {
+            unreachable!("the recipe's validation allows MobileNetV2 only")
+        };
         backbone.stem = backbone.stem.clone().freeze();
         for block in backbone.blocks.iter_mut().take(stages - 1) {
             *block = block.clone().freeze();

@@ -1,0 +1,205 @@
+//! Reading torchreid checkpoints (native only, feature `pytorch`).
+//!
+//! torchreid saves either a plain state dict (`torch.save(model.state_dict())`) or, from its
+//! engine, `{'state_dict': ..., 'epoch': ..., 'rank1': ..., 'optimizer': ...}`
+//! (`torchreid.utils.save_checkpoint`, file names `model.pth.tar-N`); a model trained under
+//! `nn.DataParallel` prefixes every key with `module.`. [`import_torchreid`] accepts all of
+//! these (and fast-reid's `{'model': ...}` wrapper), maps the keys onto our network with one
+//! table per architecture, and says what it left out: the training classifier, BatchNorm's
+//! step counters, anything else outside the network.
+//!
+//! The feature is the one torchreid evaluates with: for OSNet, the output of its `fc` embedding
+//! layer (Linear, BatchNorm1d, ReLU). Our BNNeck after it keeps identity statistics, so the
+//! embedding is that feature, L2-normalised.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use burn_store::pytorch_reader::{PickleValue, PytorchReader};
+use burn_store::{KeyRemapper, ModuleSnapshot, PytorchStore};
+
+use crate::backbone::osnet;
+use crate::head::FcEmbed;
+use crate::network::BackboneKind;
+use crate::{ModelError, ReidNet, ReidNetConfig};
+
+/// A network read from a torchreid checkpoint, and what the reading found.
+#[derive(Debug)]
+pub struct Imported {
+    /// The network, BNNeck with identity statistics.
+    pub net: ReidNet,
+    /// Its configuration (torchreid's preprocessing: 256x128, RGB, 0-1, ImageNet mean and std).
+    pub config: ReidNetConfig,
+    /// How the file wraps the state dict, in words.
+    pub wrapper: String,
+    /// Tensors of the file the network does not use, by our name for them.
+    pub ignored: Vec<String>,
+    /// Identities of the training classifier, when the file has one.
+    pub classes: Option<usize>,
+    /// The checkpoint's `epoch` entry, when it has one.
+    pub epoch: Option<i64>,
+}
+
+/// The torchreid architectures we read, by torchreid's name.
+pub const ARCHITECTURES: [&str; 4] = ["osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25"];
+
+/// Our configuration of torchreid's architecture `name`, or `None` if we do not have it.
+pub fn config_of(name: &str) -> Option<ReidNetConfig> {
+    let width = [
+        osnet::OsNetWidth::X1_0,
+        osnet::OsNetWidth::X0_75,
+        osnet::OsNetWidth::X0_5,
+        osnet::OsNetWidth::X0_25,
+    ]
+    .into_iter()
+    .find(|w| w.torchreid_name() == name)?;
+    Some(ReidNetConfig {
+        backbone: BackboneKind::osnet(width),
+        fc: Some(512),
+        ..ReidNetConfig::default()
+    })
+}
+
+/// Reads torchreid's architecture `arch` (one of [`ARCHITECTURES`]) from the checkpoint at
+/// `path`. Every tensor of the network must be in the file with its shape; otherwise the error
+/// names the first one that is not.
+pub fn import_torchreid(path: &Path, arch: &str, device: &Device) -> Result<Imported, ModelError> {
+    let at = |e: &dyn std::fmt::Display| ModelError::Weights(format!("{}: {e}", path.display()));
+    let config = config_of(arch).ok_or_else(|| {
+        ModelError::Weights(format!(
+            "torchreid architecture `{arch}` is not supported; supported: {}",
+            ARCHITECTURES.join(", ")
+        ))
+    })?;
+    let reader = PytorchReader::new(path).map_err(|e| {
+        at(&format!(
+            "not a readable PyTorch checkpoint ({e}); a file saved with torch.save(model.state_dict()) or torchreid's save_checkpoint is expected"
+        ))
+    })?;
+    let keys = reader.keys();
+    if keys.is_empty() {
+        return Err(at(&"the checkpoint holds no tensors"));
+    }
+    let (top, mut wrapper) = if keys.iter().any(|k| k.starts_with("state_dict.")) {
+        (
+            Some("state_dict"),
+            "torchreid checkpoint ({'state_dict': ...})".to_string(),
+        )
+    } else if keys.iter().any(|k| k.starts_with("model.")) {
+        (
+            Some("model"),
+            "checkpoint with a {'model': ...} wrapper".to_string(),
+        )
+    } else {
+        (None, "plain state dict".to_string())
+    };
+    let inner: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| match top {
+            Some(top) => k.strip_prefix(top).and_then(|k| k.strip_prefix('.')),
+            None => Some(k.as_str()),
+        })
+        .collect();
+    let data_parallel = inner.iter().all(|k| k.starts_with("module."));
+    if data_parallel {
+        wrapper.push_str(", `module.` prefixes (DataParallel)");
+    }
+    let classes = reader
+        .get(&full_key(top, data_parallel, "classifier.weight"))
+        .map(|t| t.shape()[0]);
+    let epoch = match top {
+        Some(_) => match PytorchReader::read_pickle_data(path, None) {
+            Ok(PickleValue::Dict(root)) => match root.get("epoch") {
+                Some(PickleValue::Int(epoch)) => Some(*epoch),
+                _ => None,
+            },
+            _ => None,
+        },
+        None => None,
+    };
+    drop(reader);
+
+    let mut patterns: Vec<(String, String)> = Vec::new();
+    if data_parallel {
+        patterns.push((r"^module\.".into(), String::new()));
+    }
+    patterns.extend(osnet::torchreid_key_map("backbone."));
+    patterns.extend(FcEmbed::torchreid_key_map("fc."));
+    let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| at(&e))?;
+    let mut store = PytorchStore::from_file(path);
+    if let Some(top) = top {
+        store = store.with_top_level_key(top);
+    }
+    let mut store = store.remap(remapper).allow_partial(true).validate(false);
+    let mut net = config.init(device);
+    let result = net.load_from(&mut store).map_err(|e| at(&e))?;
+    if let Some(error) = result.errors.first() {
+        return Err(at(&format!(
+            "not a torchreid {arch} checkpoint: {error}{}",
+            more(result.errors.len())
+        )));
+    }
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|p| !p.starts_with("neck."))
+        .collect();
+    if let Some(first) = missing.first() {
+        let unused: Vec<&String> = result.unused.iter().take(3).collect();
+        return Err(at(&format!(
+            "not a torchreid {arch} checkpoint: {} of the network's tensors are missing, the first is `{first}`; the file's unused tensors include {unused:?}",
+            missing.len()
+        )));
+    }
+    Ok(Imported {
+        net,
+        config,
+        wrapper,
+        ignored: result.unused,
+        classes,
+        epoch,
+    })
+}
+
+fn full_key(top: Option<&str>, data_parallel: bool, key: &str) -> String {
+    let module = if data_parallel { "module." } else { "" };
+    match top {
+        Some(top) => format!("{top}.{module}{key}"),
+        None => format!("{module}{key}"),
+    }
+}
+
+fn more(count: usize) -> String {
+    if count > 1 {
+        format!(" (and {} more)", count - 1)
+    } else {
+        String::new()
+    }
+}
+
+/// A short account of the tensors an import left out, for people.
+pub fn describe_ignored(ignored: &[String]) -> String {
+    let counters = ignored
+        .iter()
+        .filter(|k| k.ends_with("num_batches_tracked"))
+        .count();
+    let mut parts: Vec<String> = ignored
+        .iter()
+        .filter(|k| !k.ends_with("num_batches_tracked"))
+        .take(6)
+        .cloned()
+        .collect();
+    let others = ignored.len() - counters - parts.len();
+    if others > 0 {
+        parts.push(format!("{others} more"));
+    }
+    if counters > 0 {
+        parts.push(format!("{counters} BatchNorm step counters"));
+    }
+    if parts.is_empty() {
+        "nothing".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
