@@ -338,35 +338,65 @@ function readNpyRows(file) {
   return Array.from({ length: rows }, (_, r) => Array.from(data.subarray(r * cols, (r + 1) * cols)));
 }
 
-// A torchreid checkpoint imported with `reid import` runs in the page: the app's own model
-// request is answered with the imported OSNet x0.25, and its embeddings of the parity images
-// (already 256x128, so resizing leaves them alone) are torchreid's features, normalised. On the
-// software WebGPU adapter two crops only, as it is slow.
+// The user's own model: a torchreid checkpoint imported with `reid import` is picked in the page
+// after pictures were added with the shipped model. Every picture is embedded again, and the
+// embeddings of the parity images (already 256x128, so resizing leaves them alone) are
+// torchreid's features, normalised. A damaged model file is refused and the running model stays.
+// On the software WebGPU adapter two crops only, as it is slow.
 for (const [backend, count, tolerance] of [['cpu', 5, 1e-5], ['webgpu', 2, 1e-4]]) {
-  test(`${backend}: an imported torchreid OSNet gives torchreid's features in the page`, async () => {
+  test(`${backend}: a model the user picks (torchreid OSNet x0.25) re-embeds every picture with torchreid's features`, async () => {
     const torchreid = path.join(ROOT, 'tests/fixtures/torchreid');
     fs.mkdirSync(OUT, { recursive: true });
     const model = path.join(OUT, 'osnet_x0_25.bpk');
     execFileSync(REID_BIN, ['import', '--from', 'torchreid', '--arch', 'osnet_x0_25',
       path.join(torchreid, 'osnet_x0_25.pth.tar'), '-o', model], { stdio: 'pipe' });
+    const damaged = path.join(OUT, 'damaged.bpk');
+    fs.writeFileSync(damaged, fs.readFileSync(model).subarray(0, 5000));
     const tmanifest = JSON.parse(fs.readFileSync(path.join(torchreid, 'manifest.json'), 'utf8'));
     const files = tmanifest.images.slice(0, count).map((n) => path.join(FIXTURES, 'resized', n));
     const want = readNpyRows(path.join(torchreid, 'osnet_x0_25.features.npy'));
-    await onPage(async (page, net) => {
-      const bytes = fs.readFileSync(model);
-      await page.context().route('**/*.bpk', (route) =>
-        route.fulfill({ status: 200, contentType: 'application/octet-stream', body: bytes }),
-      );
+    await onPage(async (page) => {
+      const pageErrors = [];
+      page.on('pageerror', (e) => pageErrors.push(String(e)));
       await page.goto(`${BASE}/?backend=${backend}`);
       await page.waitForSelector(`#backend[data-backend="${backend}"]`, { timeout: 120000 });
-      await page.setInputFiles('#file-input', files);
-      await page.waitForFunction(
+      const allDone = () => page.waitForFunction(
         (n) => document.querySelectorAll('.item[data-state="done"]').length === n,
         files.length,
         { timeout: 300000 },
       );
-      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
-      const saved = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+      await page.setInputFiles('#file-input', files);
+      await allDone();
+      const exported = async () => {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+        return JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+      };
+      assert.equal((await exported()).images[0].embedding.length, 1280, 'the shipped model runs first');
+
+      if (backend === 'cpu') {
+        await page.setInputFiles('#model-input', damaged);
+        const refused = await page.waitForSelector('#model-refused', { timeout: 60000 });
+        const text = await refused.textContent();
+        console.log(`  damaged model picked: ${text.trim()}`);
+        assert.match(text, /damaged\.bpk cannot be used .*the previous model still runs/);
+        assert.match(await page.textContent('.model'), /MobileNetV2/);
+        assert.equal(await page.locator('.item[data-state="done"]').count(), files.length);
+      }
+
+      await page.setInputFiles('#model-input', model);
+      await page.waitForFunction(() => /OSNet x0\.25/.test(document.querySelector('.model')?.textContent ?? ''),
+        null, { timeout: 120000 });
+      const modelText = await page.textContent('.model');
+      console.log(`  ${backend}: ${modelText.trim()}`);
+      assert.match(modelText, /imported from torchreid \(osnet_x0_25\.pth\.tar\)/);
+      assert.match(modelText, /512-d embeddings/);
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('.item[data-state="done"]').length === n &&
+          !document.querySelector('.item[data-state="waiting"]'),
+        files.length,
+        { timeout: 300000 },
+      );
+      const saved = await exported();
       assert.equal(saved.backend, backend);
       let worst = 0;
       saved.images.forEach((img, i) => {
@@ -377,7 +407,10 @@ for (const [backend, count, tolerance] of [['cpu', 5, 1e-5], ['webgpu', 2, 1e-4]
       });
       console.log(`  ${backend}: osnet_x0_25 in the page vs torchreid: max abs diff ${worst.toExponential(2)} over ${files.length} crops (normalised features)`);
       assert.ok(worst <= tolerance, `max abs diff ${worst} > ${tolerance}`);
-      assert.ok(net.seen.some((u) => u.endsWith('.bpk')), 'the model was not fetched from the origin');
+      if (backend === 'cpu') {
+        await page.screenshot({ path: path.join(OUT, 'app-own-model.png'), fullPage: true });
+      }
+      assert.deepEqual(pageErrors, []);
     });
   });
 }

@@ -44,6 +44,17 @@ impl BackboneKind {
         }
     }
 
+    /// The network's name for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MobileNetV2 => "MobileNetV2",
+            Self::OsNetX1_0 => "OSNet x1.0",
+            Self::OsNetX0_75 => "OSNet x0.75",
+            Self::OsNetX0_5 => "OSNet x0.5",
+            Self::OsNetX0_25 => "OSNet x0.25",
+        }
+    }
+
     /// The OSNet kind of a width.
     pub fn osnet(width: OsNetWidth) -> Self {
         match width {

@@ -13,6 +13,7 @@ pub mod search;
 pub mod tracking;
 
 pub use backend::{device, Backend, BackendError};
+pub use burn::tensor::Device;
 pub use embedder::{EmbedError, Embedder};
 pub use reid_model::weights::{card_provenance, provenance, read_card};
 pub use reid_model::RgbImage;

@@ -3,6 +3,30 @@
 use reid_core::Backend;
 use serde::{Deserialize, Serialize};
 
+/// Where the worker gets a model file from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum ModelSource {
+    /// Fetched from the page's own origin (the model shipped with the app).
+    Url { url: String },
+    /// A file the user picked on this device, already read.
+    File {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+impl ModelSource {
+    /// The URL or file name, for messages.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Url { url } => url,
+            Self::File { name, .. } => name,
+        }
+    }
+}
+
 /// UI -> worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -10,8 +34,11 @@ pub enum ToWorker {
     /// Choose a backend (forced, or the fastest available when `None`) and load the model.
     Start {
         requested: Option<Backend>,
-        model_url: String,
+        model: ModelSource,
     },
+    /// Replace the running model by another on the same backend; answered by `Ready` (the new
+    /// model runs) or `ModelRefused` (the old one still does).
+    SwitchModel { model: ModelSource },
     /// Decode and embed one image file.
     Embed {
         id: u32,
@@ -56,6 +83,8 @@ pub struct ReadyInfo {
     /// Why this backend was chosen, in plain words.
     pub reason: String,
     pub adapter: Option<AdapterInfo>,
+    /// The loaded model's network, for people ("MobileNetV2", "OSNet x0.25").
+    pub architecture: String,
     /// Embedding width of the loaded model.
     pub dim: usize,
     /// Input height and width of the loaded model.
@@ -107,6 +136,11 @@ pub enum FromWorker {
     },
     /// The benchmark could not run (no model loaded, or the device failed).
     BenchmarkFailed {
+        message: String,
+    },
+    /// The model offered by `SwitchModel` cannot run; the previous one still does.
+    ModelRefused {
+        name: String,
         message: String,
     },
     /// The worker cannot go on (model unusable, backend lost).

@@ -7,15 +7,15 @@ use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use reid_core::FeatureMatrix;
-use reid_pipeline::{device, Backend, Embedder, GallerySearch, RgbImage};
+use reid_pipeline::{device, Backend, Device, Embedder, GallerySearch, RgbImage};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
-    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, RankedHit, ReadyInfo,
-    ToWorker,
+    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, ModelSource, RankedHit,
+    ReadyInfo, ToWorker,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -72,6 +72,8 @@ pub fn start() {
 
 async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
     let mut embedder: Option<Embedder> = None;
+    // What the last `Ready` said: a switched model keeps its backend, reason and adapter.
+    let mut ready: Option<ReadyInfo> = None;
     let mut backend = Backend::Cpu;
     let mut deferred: Option<ToWorker> = None;
     loop {
@@ -83,19 +85,47 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             },
         };
         match message {
-            ToWorker::Start {
-                requested,
-                model_url,
-            } => match start_backend(requested, &model_url).await {
-                Ok((loaded, ready)) => {
+            ToWorker::Start { requested, model } => match start_backend(requested, &model).await {
+                Ok((loaded, info)) => {
                     embedder = Some(loaded);
-                    if let FromWorker::Ready(info) = &ready {
-                        backend = info.backend;
-                    }
-                    post(&ready);
+                    backend = info.backend;
+                    post(&FromWorker::Ready(info.clone()));
+                    ready = Some(info);
                 }
                 Err(message) => post(&FromWorker::Fatal { message }),
             },
+            ToWorker::SwitchModel { model } => {
+                let name = model.name().to_string();
+                let switched = match (&embedder, &ready) {
+                    (Some(old), Some(info)) => {
+                        let start = now_ms();
+                        load_model(&model, old.device().clone()).await.map(
+                            |(loaded, bytes, provenance)| {
+                                let config = loaded.config().clone();
+                                let info = ReadyInfo {
+                                    architecture: config.backbone.label().to_string(),
+                                    dim: loaded.embedding_dim(),
+                                    input: [config.input.height, config.input.width],
+                                    model_bytes: bytes,
+                                    provenance,
+                                    load_ms: now_ms() - start,
+                                    ..info.clone()
+                                };
+                                (loaded, info)
+                            },
+                        )
+                    }
+                    _ => Err("no model is running yet; try again in a moment".into()),
+                };
+                match switched {
+                    Ok((loaded, info)) => {
+                        embedder = Some(loaded);
+                        post(&FromWorker::Ready(info.clone()));
+                        ready = Some(info);
+                    }
+                    Err(message) => post(&FromWorker::ModelRefused { name, message }),
+                }
+            }
             ToWorker::Search {
                 query_id,
                 query,
@@ -247,8 +277,8 @@ async fn search(
 
 async fn start_backend(
     requested: Option<Backend>,
-    model_url: &str,
-) -> Result<(Embedder, FromWorker), String> {
+    model: &ModelSource,
+) -> Result<(Embedder, ReadyInfo), String> {
     let start = now_ms();
     let probe = probe_webgpu().await;
     let (mut backend, mut reason) = choose_backend(requested, &probe);
@@ -260,23 +290,41 @@ async fn start_backend(
             device(Backend::Cpu).await.map_err(|e| e.to_string())?
         }
     };
-    let bytes = fetch_bytes(model_url).await?;
-    let card = reid_pipeline::read_card(&bytes)
-        .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
-    let embedder = Embedder::from_burnpack(&bytes, device, MAX_BATCH)
-        .map_err(|e| format!("the model {model_url} cannot be loaded: {e}"))?;
+    let (embedder, model_bytes, provenance) = load_model(model, device).await?;
     let config = embedder.config().clone();
-    let ready = FromWorker::Ready(ReadyInfo {
+    let info = ReadyInfo {
         backend,
         reason,
         adapter: probe.ok(),
+        architecture: config.backbone.label().to_string(),
         dim: embedder.embedding_dim(),
         input: [config.input.height, config.input.width],
-        model_bytes: bytes.len(),
-        provenance: reid_pipeline::card_provenance(&card),
+        model_bytes,
+        provenance,
         load_ms: now_ms() - start,
-    });
-    Ok((embedder, ready))
+    };
+    Ok((embedder, info))
+}
+
+/// Loads `model` onto `device`: the embedder, the file's size and what its card says. A file
+/// without a model card, or one that does not load, is refused with the reason.
+async fn load_model(
+    model: &ModelSource,
+    device: Device,
+) -> Result<(Embedder, usize, String), String> {
+    let fetched;
+    let (name, bytes) = match model {
+        ModelSource::Url { url } => {
+            fetched = fetch_bytes(url).await?;
+            (url.as_str(), fetched.as_slice())
+        }
+        ModelSource::File { name, bytes } => (name.as_str(), bytes.as_slice()),
+    };
+    let card = reid_pipeline::read_card(bytes)
+        .map_err(|e| format!("the model {name} cannot be loaded: {e}"))?;
+    let embedder = Embedder::from_burnpack(bytes, device, MAX_BATCH)
+        .map_err(|e| format!("the model {name} cannot be loaded: {e}"))?;
+    Ok((embedder, bytes.len(), reid_pipeline::card_provenance(&card)))
 }
 
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {

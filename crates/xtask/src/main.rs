@@ -10,8 +10,9 @@
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
 //! - `fixtures`: regenerates the test fixtures: parity, torchreid and evaluation with the peers' environment,
 //!   tracking metrics with py-motmetrics' own.
-//! - `bench [train]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu, fast-reid,
-//!   torchreid) on the same data, in one run; `train` runs only the training comparison.
+//! - `bench [train|osnet]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu,
+//!   fast-reid, torchreid) on the same data, in one run; `train` runs only the training
+//!   comparison, `osnet` only torchreid's OSNet x1.0 embedding beside torchreid's own code.
 
 mod serve;
 mod setup;
@@ -53,10 +54,11 @@ fn run() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             None => setup::bench(),
             Some("train") => setup::bench_training(),
-            Some(other) => bail!("unknown benchmark `{other}`: cargo xtask bench [train]"),
+            Some("osnet") => setup::bench_osnet(),
+            Some(other) => bail!("unknown benchmark `{other}`: cargo xtask bench [train|osnet]"),
         },
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train]>")
+            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|osnet]>")
         }
     }
 }

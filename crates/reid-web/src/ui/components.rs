@@ -38,8 +38,8 @@ pub fn backend_status(props: &BackendStatusProps) -> Html {
                 </p>
                 <p class="model">
                     { format!(
-                        "Model: MobileNetV2 ({}), {}-d embeddings from {}x{} crops, {:.1} MB, ready in {:.0} ms.",
-                        info.provenance, info.dim, info.input[0], info.input[1], info.model_bytes as f64 / 1e6, info.load_ms
+                        "Model: {} ({}), {}-d embeddings from {}x{} crops, {:.1} MB, ready in {:.0} ms.",
+                        info.architecture, info.provenance, info.dim, info.input[0], info.input[1], info.model_bytes as f64 / 1e6, info.load_ms
                     ) }
                     if let Some(adapter) = &info.adapter {
                         { format!(" WebGPU adapter: {}.", adapter.description) }
@@ -57,6 +57,48 @@ pub fn backend_status(props: &BackendStatusProps) -> Html {
                 </p>
             }
             { for props.notices.iter().map(|n| html! { <p class="notice">{ n }</p> }) }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ModelPickerProps {
+    pub switching: Option<String>,
+    pub refused: Option<String>,
+    pub on_model: Callback<File>,
+}
+
+/// Where the user picks their own model file (written by `reid import` or `reid export`); it
+/// is read here, on this device, like the pictures.
+#[function_component(ModelPicker)]
+pub fn model_picker(props: &ModelPickerProps) -> Html {
+    let onchange = {
+        let on_model = props.on_model.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            if let Some(file) = files_of(input.files()).into_iter().next() {
+                on_model.emit(file);
+            }
+            input.set_value("");
+        })
+    };
+    html! {
+        <section class="model-picker">
+            <label>
+                { "Use your own model: " }
+                <input id="model-input" type="file" accept=".bpk" onchange={onchange}
+                    disabled={props.switching.is_some()} />
+            </label>
+            <span class="hint">
+                { " a .bpk file from " }<code>{ "reid import" }</code>{ " (torchreid OSNet checkpoints) or " }
+                <code>{ "reid export" }</code>{ "; it stays on this device, and every picture is embedded again with it." }
+            </span>
+            if let Some(name) = &props.switching {
+                <p id="model-switching">{ format!("Loading {name}…") }</p>
+            }
+            if let Some(message) = &props.refused {
+                <p id="model-refused" class="error">{ message }</p>
+            }
         </section>
     }
 }
@@ -176,7 +218,11 @@ fn cell_colour(s: f32) -> String {
 /// The cosine-similarity matrix of all embedded images.
 #[function_component(SimilarityMatrix)]
 pub fn similarity_matrix(props: &ItemsProps) -> Html {
-    let done = done(&props.items);
+    let mut done = done(&props.items);
+    // Embeddings of one model only: while a new model re-embeds, the last one's width wins.
+    if let Some(dim) = done.last().map(|(_, e)| e.len()) {
+        done.retain(|(_, e)| e.len() == dim);
+    }
     if done.len() < 2 {
         return html! { <p class="hint">{ "Add at least two pictures to compare them." }</p> };
     }

@@ -1,6 +1,7 @@
 //! Owns the inference worker: starts it, sends it images, turns its answers into [`Action`]s,
 //! and restarts it on the CPU when WebGPU fails, re-sending every image still waiting so none
-//! is lost.
+//! is lost. When the user switches to their own model file, every image read so far is embedded
+//! again by the new model once it runs (embeddings of two models cannot be compared).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use web_sys::{ErrorEvent, File, MessageEvent, Response, Url, Worker};
 use yew::UseReducerDispatcher;
 
 use super::state::{Action, AppState, Item, ItemStatus};
-use crate::protocol::{FromWorker, ToWorker};
+use crate::protocol::{FromWorker, ModelSource, ToWorker};
 
 /// Files larger than this are refused before they are read (memory stays bounded).
 pub const MAX_FILE_BYTES: f64 = 200.0 * 1024.0 * 1024.0;
@@ -37,6 +38,11 @@ struct Inner {
     listening: bool,
     /// Images sent and not yet answered, kept to re-send after a restart.
     pending: BTreeMap<u32, Rc<Vec<u8>>>,
+    /// Every image read from the user's disk (the browser's handle, not a copy), to embed again
+    /// when the model changes.
+    files: BTreeMap<u32, File>,
+    /// The model being tried in place of the running one.
+    switching: Option<ModelSource>,
     next_id: u32,
     /// Why the model cannot run, once there is nothing left to try: pictures added after that
     /// are refused with this reason instead of waiting for ever.
@@ -46,7 +52,8 @@ struct Inner {
 /// The UI's handle on the worker.
 pub struct Controller {
     dispatch: UseReducerDispatcher<AppState>,
-    model_url: String,
+    /// The model the worker runs (and loads again after a restart).
+    model: RefCell<ModelSource>,
     inner: RefCell<Inner>,
 }
 
@@ -60,7 +67,9 @@ impl Controller {
     pub fn new(dispatch: UseReducerDispatcher<AppState>, model_url: &str) -> Rc<Self> {
         Rc::new(Self {
             dispatch,
-            model_url: model_url.to_string(),
+            model: RefCell::new(ModelSource::Url {
+                url: model_url.to_string(),
+            }),
             inner: RefCell::new(Inner::default()),
         })
     }
@@ -76,6 +85,7 @@ impl Controller {
         inner.running = None;
         inner.listening = false;
         inner.stopped = None;
+        inner.switching = None;
         let generation = inner.generation;
         let worker = match Worker::new("./worker_loader.js") {
             Ok(worker) => worker,
@@ -136,6 +146,7 @@ impl Controller {
                     ))
                 } else {
                     to_read.push((id, file.clone()));
+                    inner.files.insert(id, file.clone());
                     ItemStatus::Waiting
                 };
                 items.push(Item {
@@ -147,7 +158,12 @@ impl Controller {
             }
         }
         self.dispatch.dispatch(Action::Added(items));
-        for (id, file) in to_read {
+        self.read_and_submit(to_read);
+    }
+
+    /// Reads each file and sends it to the worker.
+    fn read_and_submit(self: &Rc<Self>, files: Vec<(u32, File)>) {
+        for (id, file) in files {
             let this = self.clone();
             spawn_local(async move {
                 match JsFuture::from(file.array_buffer()).await {
@@ -159,6 +175,61 @@ impl Controller {
                 }
             });
         }
+    }
+
+    /// Offers the user's model file to the worker in place of the running model. If it runs,
+    /// every image is embedded again with it; if not, the running model stays and a notice says
+    /// why.
+    pub fn use_model(self: &Rc<Self>, file: File) {
+        let name = file.name();
+        if file.size() > MAX_FILE_BYTES {
+            self.dispatch.dispatch(Action::ModelRefused(format!(
+                "the model {name} is {:.0} MB, more than the {:.0} MB this page reads",
+                file.size() / 1048576.0,
+                MAX_FILE_BYTES / 1048576.0
+            )));
+            return;
+        }
+        let this = self.clone();
+        spawn_local(async move {
+            let bytes = match JsFuture::from(file.array_buffer()).await {
+                Ok(buffer) => Uint8Array::new(&buffer).to_vec(),
+                Err(e) => {
+                    this.dispatch.dispatch(Action::ModelRefused(format!(
+                        "the model {name} could not be read: {e:?}"
+                    )));
+                    return;
+                }
+            };
+            let model = ModelSource::File {
+                name: name.clone(),
+                bytes,
+            };
+            let mut inner = this.inner.borrow_mut();
+            let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) else {
+                drop(inner);
+                this.dispatch.dispatch(Action::ModelRefused(
+                    "the app is still starting; pick the model again in a moment".into(),
+                ));
+                return;
+            };
+            post(
+                &handle.worker,
+                &ToWorker::SwitchModel {
+                    model: model.clone(),
+                },
+            );
+            inner.switching = Some(model);
+            drop(inner);
+            this.dispatch.dispatch(Action::ModelSwitching(name));
+        });
+    }
+
+    /// Forgets every image (their files included).
+    pub fn forget_images(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.files.clear();
+        inner.pending.clear();
     }
 
     /// Adds the demo pictures shipped with the app (`demo/index.json` lists them), fetched from
@@ -260,7 +331,39 @@ impl Controller {
                 FromWorker::Embedded { id, .. } | FromWorker::Failed { id, .. } => {
                     inner.pending.remove(id);
                 }
-                FromWorker::Ready(info) => inner.running = Some(info.backend),
+                FromWorker::Ready(info) => {
+                    inner.running = Some(info.backend);
+                    if let Some(model) = inner.switching.take() {
+                        // The new model runs: it is the one to load after a restart, and every
+                        // image read so far (not waiting for an answer) is embedded again.
+                        *self.model.borrow_mut() = model;
+                        let again: Vec<(u32, File)> = inner
+                            .files
+                            .iter()
+                            .filter(|(id, _)| !inner.pending.contains_key(id))
+                            .map(|(&id, file)| (id, file.clone()))
+                            .collect();
+                        drop(inner);
+                        self.dispatch.dispatch(Action::Worker {
+                            message,
+                            at_ms: now_ms(),
+                        });
+                        self.dispatch.dispatch(Action::Reembedding(
+                            again.iter().map(|(id, _)| *id).collect(),
+                        ));
+                        self.read_and_submit(again);
+                        return;
+                    }
+                }
+                FromWorker::ModelRefused { name, message } => {
+                    inner.switching = None;
+                    let notice = format!(
+                        "Your model {name} cannot be used ({message}); the previous model still runs."
+                    );
+                    drop(inner);
+                    self.dispatch.dispatch(Action::ModelRefused(notice));
+                    return;
+                }
                 FromWorker::Ranked { .. }
                 | FromWorker::SearchFailed { .. }
                 | FromWorker::Benchmarked { .. }
@@ -273,7 +376,7 @@ impl Controller {
                             &handle.worker,
                             &ToWorker::Start {
                                 requested: inner.requested,
-                                model_url: self.model_url.clone(),
+                                model: self.model.borrow().clone(),
                             },
                         );
                         for (&id, bytes) in &inner.pending {

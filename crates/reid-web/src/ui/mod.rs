@@ -13,7 +13,8 @@ use web_sys::File;
 use yew::prelude::*;
 
 use components::{
-    BackendStatus, DropZone, ExportButton, ImageList, RankedList, SimilarityMatrix, Speed,
+    BackendStatus, DropZone, ExportButton, ImageList, ModelPicker, RankedList, SimilarityMatrix,
+    Speed,
 };
 use controller::Controller;
 use state::{Action, AppState};
@@ -66,11 +67,20 @@ pub fn app() -> Html {
                     _ => None,
                 })
                 .collect();
-            let Some((_, query)) = gallery.iter().find(|(id, _)| *id == query_id) else {
+            let Some(query) = gallery
+                .iter()
+                .find(|(id, _)| *id == query_id)
+                .map(|(_, e)| e.clone())
+            else {
                 return;
             };
+            // Only embeddings of the query's model (a new model may still be re-embedding).
+            let gallery: Vec<_> = gallery
+                .into_iter()
+                .filter(|(_, e)| e.len() == query.len())
+                .collect();
             if let Some(c) = controller.borrow().as_ref() {
-                c.search(query_id, query, &gallery);
+                c.search(query_id, &query, &gallery);
             }
         })
     };
@@ -90,9 +100,23 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_model = {
+        let controller = controller.clone();
+        Callback::from(move |file: File| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.use_model(file);
+            }
+        })
+    };
     let on_clear = {
         let dispatcher = state.dispatcher();
-        Callback::from(move |_| dispatcher.dispatch(Action::Clear))
+        let controller = controller.clone();
+        Callback::from(move |_| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.forget_images();
+            }
+            dispatcher.dispatch(Action::Clear)
+        })
     };
 
     html! {
@@ -106,6 +130,8 @@ pub fn app() -> Html {
             <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
                 notices={state.notices.clone()} />
             <Speed engine={state.engine.clone()} benchmark={state.benchmark.clone()} on_measure={on_measure} />
+            <ModelPicker switching={state.switching_model.clone()} refused={state.model_refused.clone()}
+                on_model={on_model} />
             <DropZone on_files={on_files} />
             <p class="demo">
                 <button id="demo" onclick={on_demo}>{ "Try the demo pictures" }</button>

@@ -77,6 +77,10 @@ pub struct AppState {
     pub first_embedding_ms: Option<f64>,
     pub search: Option<Search>,
     pub benchmark: Option<Benchmark>,
+    /// The user's model file being loaded in place of the running model.
+    pub switching_model: Option<String>,
+    /// Why the last model the user picked was refused.
+    pub model_refused: Option<String>,
 }
 
 impl Default for AppState {
@@ -88,6 +92,8 @@ impl Default for AppState {
             first_embedding_ms: None,
             search: None,
             benchmark: None,
+            switching_model: None,
+            model_refused: None,
         }
     }
 }
@@ -111,6 +117,12 @@ pub enum Action {
     BenchmarkStarted,
     /// The user forgot all images.
     Clear,
+    /// The user's model file `name` was sent to the worker.
+    ModelSwitching(String),
+    /// The user's model file cannot be used (the reason, in words); the old model still runs.
+    ModelRefused(String),
+    /// A new model runs: these images are embedded again.
+    Reembedding(Vec<u32>),
 }
 
 impl AppState {
@@ -140,7 +152,15 @@ impl Reducible for AppState {
             }
             Action::Worker { message, at_ms } => match message {
                 FromWorker::Listening => {}
-                FromWorker::Ready(info) => next.engine = Engine::Ready(Rc::new(info)),
+                FromWorker::Ready(info) => {
+                    next.engine = Engine::Ready(Rc::new(info));
+                    next.switching_model = None;
+                }
+                // The controller turns a refusal into `Action::ModelRefused`.
+                FromWorker::ModelRefused { message, .. } => {
+                    next.switching_model = None;
+                    next.model_refused = Some(message);
+                }
                 FromWorker::Embedded { id, embedding, ms } => {
                     next.first_embedding_ms.get_or_insert(at_ms);
                     next.set_status(
@@ -227,6 +247,22 @@ impl Reducible for AppState {
                 Rc::make_mut(&mut next.notices).push(notice);
             }
             Action::Unreadable { id, message } => next.set_status(id, ItemStatus::Failed(message)),
+            Action::ModelSwitching(name) => {
+                next.switching_model = Some(name);
+                next.model_refused = None;
+            }
+            Action::ModelRefused(message) => {
+                next.switching_model = None;
+                next.model_refused = Some(message);
+            }
+            Action::Reembedding(ids) => {
+                for id in ids {
+                    next.set_status(id, ItemStatus::Waiting);
+                }
+                // Scores of the old model mean nothing next to the new one's.
+                next.search = None;
+                next.benchmark = None;
+            }
             Action::Clear => {
                 for item in next.items.iter() {
                     let _ = web_sys::Url::revoke_object_url(&item.url);
@@ -236,5 +272,62 @@ impl Reducible for AppState {
             }
         }
         Rc::new(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: u32) -> Item {
+        Item {
+            id,
+            name: format!("{id}.jpg"),
+            url: String::new(),
+            status: ItemStatus::Waiting,
+        }
+    }
+
+    fn embedded(state: Rc<AppState>, id: u32, dim: usize) -> Rc<AppState> {
+        state.reduce(Action::Worker {
+            message: FromWorker::Embedded {
+                id,
+                embedding: vec![1.0; dim],
+                ms: 1.0,
+            },
+            at_ms: 0.0,
+        })
+    }
+
+    #[test]
+    fn a_new_model_sends_its_pictures_back_to_waiting_and_drops_the_old_search() {
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0), item(1)]));
+        let state = embedded(embedded(state, 0, 1280), 1, 1280);
+        let state = state.reduce(Action::SearchStarted { query_id: 0 });
+        let state = state.reduce(Action::ModelSwitching("osnet.bpk".into()));
+        assert_eq!(state.switching_model.as_deref(), Some("osnet.bpk"));
+        let state = state.reduce(Action::Reembedding(vec![0, 1]));
+        assert!(state.items.iter().all(|i| i.status == ItemStatus::Waiting));
+        assert_eq!(state.search, None);
+        let state = embedded(state, 0, 512);
+        assert!(
+            matches!(&state.items[0].status, ItemStatus::Done { embedding, .. } if embedding.len() == 512)
+        );
+    }
+
+    #[test]
+    fn a_refused_model_leaves_every_picture_as_it_was() {
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0)]));
+        let state = embedded(state, 0, 1280);
+        let before = state.items.clone();
+        let state = state
+            .reduce(Action::ModelSwitching("damaged.bpk".into()))
+            .reduce(Action::ModelRefused("damaged.bpk cannot be used".into()));
+        assert_eq!(state.items, before);
+        assert_eq!(state.switching_model, None);
+        assert_eq!(
+            state.model_refused.as_deref(),
+            Some("damaged.bpk cannot be used")
+        );
     }
 }
