@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{MobileNetV2, MobileNetV2Config, OsNet, OsNetWidth};
+use crate::backbone::{MobileNetV2, MobileNetV2Config, OsNet, OsNetWidth, ResNet, ResNetConfig};
 use crate::head::{BnNeck, BnNeckConfig, FcEmbed, Gem};
 use crate::InputSpec;
 
@@ -30,13 +30,16 @@ pub enum BackboneKind {
     /// OSNet x0.25, 128-d output.
     #[serde(rename = "osnet_x0_25")]
     OsNetX0_25,
+    /// A bottleneck ResNet (ResNet-50: 3, 4, 6, 3 blocks), torchvision layout, 2048-d output.
+    #[serde(rename = "resnet")]
+    ResNet(ResNetConfig),
 }
 
 impl BackboneKind {
     /// The OSNet width, for the OSNet kinds.
     pub fn osnet_width(self) -> Option<OsNetWidth> {
         match self {
-            Self::MobileNetV2 => None,
+            Self::MobileNetV2 | Self::ResNet(_) => None,
             Self::OsNetX1_0 => Some(OsNetWidth::X1_0),
             Self::OsNetX0_75 => Some(OsNetWidth::X0_75),
             Self::OsNetX0_5 => Some(OsNetWidth::X0_5),
@@ -45,13 +48,23 @@ impl BackboneKind {
     }
 
     /// The network's name for people.
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Self::MobileNetV2 => "MobileNetV2",
-            Self::OsNetX1_0 => "OSNet x1.0",
-            Self::OsNetX0_75 => "OSNet x0.75",
-            Self::OsNetX0_5 => "OSNet x0.5",
-            Self::OsNetX0_25 => "OSNet x0.25",
+            Self::MobileNetV2 => "MobileNetV2".into(),
+            Self::OsNetX1_0 => "OSNet x1.0".into(),
+            Self::OsNetX0_75 => "OSNet x0.75".into(),
+            Self::OsNetX0_5 => "OSNet x0.5".into(),
+            Self::OsNetX0_25 => "OSNet x0.25".into(),
+            Self::ResNet(c) => {
+                let depth = 3 * c.layers.iter().sum::<usize>() + 2;
+                let ibn = if c.ibn_a { "-IBN-a" } else { "" };
+                let stride = if c.last_stride == 1 {
+                    ", last stride 1"
+                } else {
+                    ""
+                };
+                format!("ResNet-{depth}{ibn}{stride}")
+            }
         }
     }
 
@@ -77,6 +90,8 @@ pub enum Backbone {
     MobileNetV2(MobileNetV2),
     /// OSNet (output stride 16).
     OsNet(OsNet),
+    /// A bottleneck ResNet (output stride 32, or 16 with a last stride of 1).
+    ResNet(ResNet),
 }
 
 impl Backbone {
@@ -85,6 +100,7 @@ impl Backbone {
         match self {
             Self::MobileNetV2(net) => net.forward(x),
             Self::OsNet(net) => net.forward(x),
+            Self::ResNet(net) => net.forward(x),
         }
     }
 
@@ -93,6 +109,7 @@ impl Backbone {
         match self {
             Self::MobileNetV2(net) => net.out_channels(),
             Self::OsNet(net) => net.out_channels(),
+            Self::ResNet(net) => net.out_channels(),
         }
     }
 }
@@ -164,6 +181,7 @@ impl ReidNetConfig {
             BackboneKind::MobileNetV2 => {
                 Backbone::MobileNetV2(MobileNetV2Config::new().init(device))
             }
+            BackboneKind::ResNet(config) => Backbone::ResNet(config.init(device)),
             kind => Backbone::OsNet(OsNet::new(
                 kind.osnet_width().expect("every other kind is an OSNet"),
                 device,

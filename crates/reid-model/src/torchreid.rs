@@ -8,17 +8,19 @@
 //! table per architecture, and says what it left out: the training classifier, BatchNorm's
 //! step counters, anything else outside the network.
 //!
-//! The feature is the one torchreid evaluates with: for OSNet, the output of its `fc` embedding
-//! layer (Linear, BatchNorm1d, ReLU). Our BNNeck after it keeps identity statistics, so the
-//! embedding is that feature, L2-normalised.
+//! The feature is the one torchreid evaluates with: for OSNet and `resnet50_fc512`, the output
+//! of the `fc` embedding layer (Linear, BatchNorm1d, ReLU); for `resnet50` and
+//! `resnet50_ibn_a`, the pooled 2048-d map. Our BNNeck after it keeps identity statistics, so
+//! the embedding is that feature, L2-normalised.
 
 use std::path::Path;
 
-use burn::tensor::Device;
+use burn::tensor::{Bytes, DType, Device};
+use burn_store::burn_pack::Tensor as PackTensor;
 use burn_store::pytorch_reader::{PickleValue, PytorchReader};
-use burn_store::{KeyRemapper, ModuleSnapshot, PytorchStore};
+use burn_store::{bridge, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter};
 
-use crate::backbone::osnet;
+use crate::backbone::{osnet, resnet, ResNetConfig};
 use crate::head::FcEmbed;
 use crate::network::BackboneKind;
 use crate::{ModelError, ReidNet, ReidNetConfig};
@@ -41,10 +43,29 @@ pub struct Imported {
 }
 
 /// The torchreid architectures we read, by torchreid's name.
-pub const ARCHITECTURES: [&str; 4] = ["osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25"];
+pub const ARCHITECTURES: [&str; 7] = [
+    "osnet_x1_0",
+    "osnet_x0_75",
+    "osnet_x0_5",
+    "osnet_x0_25",
+    "resnet50",
+    "resnet50_fc512",
+    "resnet50_ibn_a",
+];
 
 /// Our configuration of torchreid's architecture `name`, or `None` if we do not have it.
 pub fn config_of(name: &str) -> Option<ReidNetConfig> {
+    let resnet = |last_stride, ibn_a, fc| ReidNetConfig {
+        backbone: BackboneKind::ResNet(ResNetConfig::resnet50(last_stride, ibn_a)),
+        fc,
+        ..ReidNetConfig::default()
+    };
+    match name {
+        "resnet50" => return Some(resnet(2, false, None)),
+        "resnet50_fc512" => return Some(resnet(1, false, Some(512))),
+        "resnet50_ibn_a" => return Some(resnet(2, true, None)),
+        _ => {}
+    }
     let width = [
         osnet::OsNetWidth::X1_0,
         osnet::OsNetWidth::X0_75,
@@ -64,13 +85,25 @@ pub fn config_of(name: &str) -> Option<ReidNetConfig> {
 /// `path`. Every tensor of the network must be in the file with its shape; otherwise the error
 /// names the first one that is not.
 pub fn import_torchreid(path: &Path, arch: &str, device: &Device) -> Result<Imported, ModelError> {
-    let at = |e: &dyn std::fmt::Display| ModelError::Weights(format!("{}: {e}", path.display()));
     let config = config_of(arch).ok_or_else(|| {
         ModelError::Weights(format!(
             "torchreid architecture `{arch}` is not supported; supported: {}",
             ARCHITECTURES.join(", ")
         ))
     })?;
+    import_torchreid_as(path, arch, config, device)
+}
+
+/// [`import_torchreid`] into the network `config` describes (`arch` names it in messages):
+/// for a torchreid network of another depth than its named ones, such as a ResNet with fewer
+/// blocks.
+pub fn import_torchreid_as(
+    path: &Path,
+    arch: &str,
+    config: ReidNetConfig,
+    device: &Device,
+) -> Result<Imported, ModelError> {
+    let at = |e: &dyn std::fmt::Display| ModelError::Weights(format!("{}: {e}", path.display()));
     let reader = PytorchReader::new(path).map_err(|e| {
         at(&format!(
             "not a readable PyTorch checkpoint ({e}); a file saved with torch.save(model.state_dict()) or torchreid's save_checkpoint is expected"
@@ -117,27 +150,97 @@ pub fn import_torchreid(path: &Path, arch: &str, device: &Device) -> Result<Impo
         },
         None => None,
     };
-    drop(reader);
+    // The tensors under the wrapper, named as the state dict names them (read lazily: only
+    // those the network takes are ever read from the file).
+    let tensors: Vec<PackTensor> = reader
+        .into_tensors()
+        .into_iter()
+        .filter_map(|(key, tensor)| {
+            let inner = match top {
+                Some(top) => key.strip_prefix(top)?.strip_prefix('.')?.to_string(),
+                None => key,
+            };
+            let mut tensor = bridge::from_pytorch(tensor);
+            tensor.name = inner;
+            Some(tensor)
+        })
+        .collect();
+    let (net, ignored) = load(tensors, data_parallel, arch, &config, device).map_err(|e| at(&e))?;
+    Ok(Imported {
+        net,
+        config,
+        wrapper,
+        ignored,
+        classes,
+        epoch,
+    })
+}
 
+/// [`import_torchreid_as`] from named f32 tensors as a torchreid state dict holds them
+/// (`(key, shape, values)`, no wrapper, no `module.` prefix) instead of a file: weights made by a
+/// formula on both sides of a parity test go through the same key table and checks as a
+/// checkpoint's.
+pub fn import_torchreid_tensors(
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    arch: &str,
+    config: ReidNetConfig,
+    device: &Device,
+) -> Result<Imported, ModelError> {
+    let classes = tensors
+        .iter()
+        .find(|(key, _, _)| key == "classifier.weight")
+        .map(|(_, shape, _)| shape[0]);
+    let tensors = tensors
+        .into_iter()
+        .map(|(key, shape, values)| {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            PackTensor::new(key, DType::F32, shape, None, Bytes::from_bytes_vec(bytes))
+        })
+        .collect();
+    let (net, ignored) =
+        load(tensors, false, arch, &config, device).map_err(ModelError::Weights)?;
+    Ok(Imported {
+        net,
+        config,
+        wrapper: "tensors in memory".to_string(),
+        ignored,
+        classes,
+        epoch: None,
+    })
+}
+
+/// Maps torchreid's keys onto the network of `config` and loads them: the network and the
+/// tensors it did not use. Every tensor of the network (but the BNNeck) must be there with its
+/// shape.
+fn load(
+    tensors: Vec<PackTensor>,
+    data_parallel: bool,
+    arch: &str,
+    config: &ReidNetConfig,
+    device: &Device,
+) -> Result<(ReidNet, Vec<String>), String> {
+    let backbone_map = match config.backbone {
+        BackboneKind::ResNet(_) => resnet::torchreid_key_map("backbone."),
+        BackboneKind::MobileNetV2 => {
+            return Err("torchreid's MobileNetV2 layout is not supported".into());
+        }
+        _ => osnet::torchreid_key_map("backbone."),
+    };
     let mut patterns: Vec<(String, String)> = Vec::new();
     if data_parallel {
         patterns.push((r"^module\.".into(), String::new()));
     }
-    patterns.extend(osnet::torchreid_key_map("backbone."));
+    patterns.extend(backbone_map);
     patterns.extend(FcEmbed::torchreid_key_map("fc."));
-    let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| at(&e))?;
-    let mut store = PytorchStore::from_file(path);
-    if let Some(top) = top {
-        store = store.with_top_level_key(top);
-    }
-    let mut store = store.remap(remapper).allow_partial(true).validate(false);
+    let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| e.to_string())?;
+    let (tensors, _) = remapper.remap(tensors);
     let mut net = config.init(device);
-    let result = net.load_from(&mut store).map_err(|e| at(&e))?;
+    let result = net.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
     if let Some(error) = result.errors.first() {
-        return Err(at(&format!(
+        return Err(format!(
             "not a torchreid {arch} checkpoint: {error}{}",
             more(result.errors.len())
-        )));
+        ));
     }
     let missing: Vec<&str> = result
         .missing
@@ -146,20 +249,18 @@ pub fn import_torchreid(path: &Path, arch: &str, device: &Device) -> Result<Impo
         .filter(|p| !p.starts_with("neck."))
         .collect();
     if let Some(first) = missing.first() {
-        let unused: Vec<&String> = result.unused.iter().take(3).collect();
-        return Err(at(&format!(
+        let unused: Vec<&String> = result
+            .unused
+            .iter()
+            .filter(|k| !k.ends_with("num_batches_tracked"))
+            .take(3)
+            .collect();
+        return Err(format!(
             "not a torchreid {arch} checkpoint: {} of the network's tensors are missing, the first is `{first}`; the file's unused tensors include {unused:?}",
             missing.len()
-        )));
+        ));
     }
-    Ok(Imported {
-        net,
-        config,
-        wrapper,
-        ignored: result.unused,
-        classes,
-        epoch,
-    })
+    Ok((net, result.unused))
 }
 
 fn full_key(top: Option<&str>, data_parallel: bool, key: &str) -> String {

@@ -1,13 +1,17 @@
-//! Parity with torchreid's own OSNet code, against the fixtures made by
-//! `tests/fixtures/make_torchreid_fixtures.py`: each checkpoint is read the way `reid import`
-//! reads it, written to our model file (f32) and loaded back, and its features on the parity
-//! images match torchreid's eval-mode output within 1e-4. Bad checkpoints are refused with a
-//! message that says what is wrong.
+//! Parity with torchreid's own OSNet and ResNet code, against the fixtures made by
+//! `tests/fixtures/make_torchreid_fixtures.py`: each OSNet checkpoint is read the way
+//! `reid import` reads it, written to our model file (f32) and loaded back, and its features on
+//! the parity images match torchreid's eval-mode output within 1e-4. The ResNet-50s (plain,
+//! `fc512` with last stride 1, IBN-a) are too large to commit, so both sides compute their
+//! weights from one formula over torchreid's key names and shapes, and the same key table and
+//! checks load them. Bad checkpoints are refused with a message that says what is wrong.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use reid_model::torchreid::{describe_ignored, import_torchreid};
+use reid_model::torchreid::{
+    config_of, describe_ignored, import_torchreid, import_torchreid_tensors, Imported,
+};
 use reid_model::weights::{from_burnpack_bytes, to_burnpack_bytes, Precision};
 use reid_model::{ReidNet, ReidNetConfig};
 
@@ -52,6 +56,12 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 fn parity(dir: &Path, arch: &str, file: &str) -> f32 {
     let device = Device::flex();
     let imported = import_torchreid(&dir.join(file), arch, &device).unwrap();
+    println!("{arch} read from {file}");
+    round_trip_parity(dir, arch, imported, &device)
+}
+
+fn round_trip_parity(dir: &Path, arch: &str, imported: Imported, device: &Device) -> f32 {
+    let device = device.clone();
     let bytes =
         to_burnpack_bytes(&imported.net, &imported.config, &vec![], Precision::F32).unwrap();
     let (net, config): (ReidNet, _) = from_burnpack_bytes(&bytes, &device).unwrap();
@@ -59,13 +69,91 @@ fn parity(dir: &Path, arch: &str, file: &str) -> f32 {
     let out = net.forward(inputs(&config, &device));
     let got: Vec<f32> = out.pooled.into_data().try_to_vec::<f32>().unwrap();
     let (want, rows) = reference(&dir.join(format!("{arch}.features.npy")));
-    assert_eq!(out.embedding.dims(), [rows, 512]);
+    assert_eq!(out.embedding.dims(), [rows, want.len() / rows]);
     let diff = max_abs_diff(&got, &want);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     println!(
-        "{arch} ({file}): max abs feature diff {diff:.2e} ({})",
+        "{arch}: max abs feature diff {diff:.2e} (features up to {scale:.2}; {})",
         imported.wrapper
     );
     diff
+}
+
+fn fnv1a(name: &str) -> u64 {
+    name.bytes().fold(0x811C_9DC5u64, |h, b| {
+        ((h ^ u64::from(b)) * 0x0100_0193) & 0xFFFF_FFFF
+    })
+}
+
+/// The weights of tensor `name`, exactly as `formula` in make_torchreid_fixtures.py computes
+/// them (integer hashing, then f64 arithmetic, then one rounding to f32).
+fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let seed = fnv1a(name);
+    let last = name.rsplit('.').next().unwrap();
+    (0..n as u64)
+        .map(|i| {
+            let h = (i.wrapping_mul(2_654_435_761) + seed) % (1 << 32);
+            let h = ((h ^ (h >> 15)) * 2_246_822_519) % (1 << 32);
+            let u = h as f64 / 4_294_967_296.0;
+            let v = match last {
+                "weight" if shape.len() >= 2 => {
+                    let fan_in: usize = shape[1..].iter().product();
+                    (u - 0.5) * 2.0 * (6.0 / fan_in as f64).sqrt()
+                }
+                "weight" if name.contains(".bn3.") || name.contains("downsample.1.") => {
+                    0.1 + 0.1 * u
+                }
+                "weight" => 0.5 + 0.5 * u,
+                "bias" | "running_mean" => (u - 0.5) * 0.2,
+                "running_var" => 0.5 + u,
+                other => panic!("no formula for {other}"),
+            };
+            v as f32
+        })
+        .collect()
+}
+
+/// torchreid's `arch` with the formula's weights, through the import's key table and checks.
+fn formula_parity(arch: &str) -> f32 {
+    let dir = fixtures();
+    let keys: Vec<(String, Vec<usize>)> =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{arch}.keys.json"))).unwrap())
+            .unwrap();
+    let tensors = keys
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = formula(&name, &shape);
+            (name, shape, values)
+        })
+        .collect();
+    let device = Device::flex();
+    let imported =
+        import_torchreid_tensors(tensors, arch, config_of(arch).unwrap(), &device).unwrap();
+    assert_eq!(imported.classes, Some(7));
+    assert_eq!(
+        describe_ignored(&imported.ignored),
+        "classifier.bias, classifier.weight"
+    );
+    round_trip_parity(&dir, arch, imported, &device)
+}
+
+#[test]
+fn resnet50_matches_torchreid() {
+    let diff = formula_parity("resnet50");
+    assert!(diff <= 1e-4, "max abs diff {diff}");
+}
+
+#[test]
+fn resnet50_fc512_with_last_stride_1_matches_torchreid() {
+    let diff = formula_parity("resnet50_fc512");
+    assert!(diff <= 1e-4, "max abs diff {diff}");
+}
+
+#[test]
+fn resnet50_ibn_a_matches_torchreid() {
+    let diff = formula_parity("resnet50_ibn_a");
+    assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
 #[test]
@@ -80,13 +168,13 @@ fn osnet_x0_5_from_a_plain_state_dict_matches_torchreid() {
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
-/// The full widths, generated (not committed) by
+/// The full OSNet widths and a ResNet-50 state dict file, generated (not committed) by
 /// `make_torchreid_fixtures.py --full target/torchreid-full`.
 #[test]
 #[ignore = "needs target/torchreid-full from make_torchreid_fixtures.py --full"]
-fn full_size_osnet_parity() {
+fn full_size_parity() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/torchreid-full");
-    for arch in ["osnet_x1_0", "osnet_x0_75"] {
+    for arch in ["osnet_x1_0", "osnet_x0_75", "resnet50"] {
         let diff = parity(&dir, arch, &format!("{arch}.pth"));
         assert!(diff <= 1e-4, "{arch}: max abs diff {diff}");
     }
@@ -152,7 +240,7 @@ fn bad_checkpoints_are_refused_with_the_reason() {
         width.contains("Shape mismatch") && width.contains("conv1.conv.weight"),
         "{width}"
     );
-    let unknown = refusal("osnet_x0_5.pth", "resnet50");
+    let unknown = refusal("osnet_x0_5.pth", "osnet_ain_x1_0");
     assert!(
         unknown.contains("not supported") && unknown.contains("osnet_x0_25"),
         "{unknown}"

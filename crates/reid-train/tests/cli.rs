@@ -938,6 +938,52 @@ fn import_from_torchreid_gives_torchreids_features() {
         assert!(diff <= 1e-5, "{}: {diff}", files[i]);
     }
 
+    // The imported network trains further (its fc layer kept); a recipe for another network
+    // is refused before anything runs.
+    let world = tiny_world(
+        dir.path(),
+        &["--scenes-per-camera", "0", "--tracklet-frames", "0"],
+    );
+    let fine_tune = |backbone: &str, run: &str| {
+        reid(
+            &[
+                "train",
+                "--data",
+                world.to_str().unwrap(),
+                "--init",
+                model.to_str().unwrap(),
+                "--backbone",
+                backbone,
+                "--size",
+                "64x32",
+                "--epochs",
+                "1",
+                "--p",
+                "4",
+                "--k",
+                "2",
+                "--quiet",
+                "--out",
+                run,
+            ],
+            dir.path(),
+        )
+    };
+    let out = fine_tune("osnet_x0_25", "tuned");
+    assert!(out.status.success(), "{}", text(&out));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tuned/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(card["architecture"]["backbone"], "osnet_x0_25", "{card}");
+    assert_eq!(card["architecture"]["fc"], 512, "{card}");
+    let out = fine_tune("resnet50", "refused");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("are OSNet x0.25 weights, the recipe trains ResNet-50, last stride 1"),
+        "{}",
+        text(&out)
+    );
+
     for (from, arch, file, want) in [
         (
             "torchvision",

@@ -7,12 +7,12 @@
 //! beside the app, and images are read from the user's disk.
 
 pub mod protocol;
-#[cfg(target_arch = "wasm32")]
-pub mod ui;
 /// The page's state is pure data: natively it is compiled on its own, so that `cargo test`
 /// runs its tests.
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "ui/state.rs"]
 pub mod state;
+#[cfg(target_arch = "wasm32")]
+pub mod ui;
 #[cfg(all(target_arch = "wasm32", feature = "worker"))]
 pub mod worker;

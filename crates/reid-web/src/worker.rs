@@ -103,7 +103,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                             |(loaded, bytes, provenance)| {
                                 let config = loaded.config().clone();
                                 let info = ReadyInfo {
-                                    architecture: config.backbone.label().to_string(),
+                                    architecture: config.backbone.label(),
                                     dim: loaded.embedding_dim(),
                                     input: [config.input.height, config.input.width],
                                     model_bytes: bytes,
@@ -296,7 +296,7 @@ async fn start_backend(
         backend,
         reason,
         adapter: probe.ok(),
-        architecture: config.backbone.label().to_string(),
+        architecture: config.backbone.label(),
         dim: embedder.embedding_dim(),
         input: [config.input.height, config.input.width],
         model_bytes,

@@ -10,9 +10,10 @@
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
 //! - `fixtures`: regenerates the test fixtures: parity, torchreid and evaluation with the peers' environment,
 //!   tracking metrics with py-motmetrics' own.
-//! - `bench [train|osnet]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu,
+//! - `bench [train|torchreid]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu,
 //!   fast-reid, torchreid) on the same data, in one run; `train` runs only the training
-//!   comparison, `osnet` only torchreid's OSNet x1.0 embedding beside torchreid's own code.
+//!   comparison, `torchreid` only torchreid's OSNet x1.0 and ResNet-50 embedding beside
+//!   torchreid's own code.
 
 mod serve;
 mod setup;
@@ -54,11 +55,13 @@ fn run() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             None => setup::bench(),
             Some("train") => setup::bench_training(),
-            Some("osnet") => setup::bench_osnet(),
-            Some(other) => bail!("unknown benchmark `{other}`: cargo xtask bench [train|osnet]"),
+            Some("torchreid") => setup::bench_torchreid(),
+            Some(other) => {
+                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid]")
+            }
         },
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|osnet]>")
+            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|torchreid]>")
         }
     }
 }

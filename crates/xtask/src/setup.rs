@@ -420,66 +420,62 @@ fn train_bench(py: &Path) -> Result<()> {
     }
 }
 
-/// `cargo xtask bench osnet`: torchreid's OSNet x1.0 embedding crops natively, ours (burn
-/// flex; the folded CPU path is MobileNetV2's only) beside torchreid's own code in PyTorch (one
-/// thread and all cores) and onnxruntime, on the same weights (made by
+/// `cargo xtask bench torchreid`: torchreid's OSNet x1.0 and ResNet-50 embedding crops
+/// natively, ours (burn flex; the folded CPU path is MobileNetV2's only) beside torchreid's own
+/// code in PyTorch (one thread and all cores) and onnxruntime, on the same weights (made by
 /// `make_torchreid_fixtures.py --full`, imported with `reid import`).
-pub fn bench_osnet() -> Result<()> {
+pub fn bench_torchreid() -> Result<()> {
     let py = peers()?;
     let full = Path::new("target/torchreid-full");
-    let weights = full.join("osnet_x1_0.pth");
-    if !weights.exists() {
+    if !full.join("resnet50.pth").exists() || !full.join("osnet_x1_0.pth").exists() {
         run(Command::new(&py)
             .arg("tests/fixtures/make_torchreid_fixtures.py")
             .arg("--full")
             .arg(full))?;
     }
-    let model = full.join("osnet_x1_0.bpk");
-    run(Command::new(reid_bin())
-        .args(["import", "--from", "torchreid", "--arch", "osnet_x1_0"])
-        .arg(&weights)
-        .arg("-o")
-        .arg(&model))?;
-    let pass = ["--batch", "16", "--iters", "3"];
-    let ours = echoed(
-        Command::new(reid_bin())
-            .args(["bench", "embed", "--path", "burn", "--model"])
-            .arg(&model)
-            .args(pass),
-    )?;
-    let mut peers = String::new();
-    for threads in ["1", "0"] {
-        peers += &echoed(
-            Command::new(&py)
-                .args([
-                    "tests/fixtures/bench_pytorch.py",
-                    "--arch",
-                    "osnet_x1_0",
-                    "--threads",
-                    threads,
-                    "--weights",
-                ])
-                .arg(&weights)
+    for arch in ["osnet_x1_0", "resnet50"] {
+        let weights = full.join(format!("{arch}.pth"));
+        let model = full.join(format!("{arch}.bpk"));
+        run(Command::new(reid_bin())
+            .args(["import", "--from", "torchreid", "--arch", arch])
+            .arg(&weights)
+            .arg("-o")
+            .arg(&model))?;
+        let pass = ["--batch", "16", "--iters", "3"];
+        let ours = echoed(
+            Command::new(reid_bin())
+                .args(["bench", "embed", "--path", "burn", "--model"])
+                .arg(&model)
                 .args(pass),
         )?;
+        let mut peers = String::new();
+        for threads in ["1", "0"] {
+            peers += &echoed(
+                Command::new(&py)
+                    .args(["tests/fixtures/bench_pytorch.py", "--arch", arch])
+                    .args(["--threads", threads, "--weights"])
+                    .arg(&weights)
+                    .args(pass),
+            )?;
+        }
+        let rates: Vec<f64> = ours
+            .lines()
+            .chain(peers.lines())
+            .filter_map(|l| l.rsplit_once("crops/s=")?.1.trim().parse().ok())
+            .collect();
+        // Ours; PyTorch 1 thread, onnxruntime; PyTorch all cores, onnxruntime again.
+        if let [burn, torch_one, ort, torch_all, _] = rates[..] {
+            println!(
+                "{arch} embedding ratios (crops/s, higher is faster): burn flex / PyTorch 1 thread = {:.2}, burn flex / PyTorch all cores = {:.2}, burn flex / onnxruntime = {:.2}",
+                burn / torch_one,
+                burn / torch_all,
+                burn / ort
+            );
+        } else {
+            bail!("{arch}: expected five embedding rates, got {rates:?}")
+        }
     }
-    let rates: Vec<f64> = ours
-        .lines()
-        .chain(peers.lines())
-        .filter_map(|l| l.rsplit_once("crops/s=")?.1.trim().parse().ok())
-        .collect();
-    // PyTorch 1 thread, onnxruntime, PyTorch all cores, onnxruntime (again).
-    if let [burn, torch_one, ort, torch_all, _] = rates[..] {
-        println!(
-            "osnet_x1_0 embedding ratios (crops/s, higher is faster): burn flex / PyTorch 1 thread = {:.2}, burn flex / PyTorch all cores = {:.2}, burn flex / onnxruntime = {:.2}",
-            burn / torch_one,
-            burn / torch_all,
-            burn / ort
-        );
-        Ok(())
-    } else {
-        bail!("expected five embedding rates, got {rates:?}")
-    }
+    Ok(())
 }
 
 /// The peers' pinned virtual environment (outside the repository). Returns its python.

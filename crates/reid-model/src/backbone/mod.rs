@@ -2,6 +2,8 @@
 
 pub mod mobilenet_v2;
 pub mod osnet;
+pub mod resnet;
 
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config, TorchLayout};
 pub use osnet::{OsNet, OsNetWidth};
+pub use resnet::{ResNet, ResNetConfig};

@@ -25,46 +25,28 @@ pub enum Source {
     Torchreid,
 }
 
-/// Which network the checkpoint holds.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Arch {
-    /// MobileNetV2 1.0 (`features.*` keys; a classifier, if present, is ignored).
-    #[value(name = "mobilenet_v2")]
-    MobileNetV2,
-    /// torchreid's OSNet x1.0.
-    #[value(name = "osnet_x1_0")]
-    OsNetX1_0,
-    /// torchreid's OSNet x0.75.
-    #[value(name = "osnet_x0_75")]
-    OsNetX0_75,
-    /// torchreid's OSNet x0.5.
-    #[value(name = "osnet_x0_5")]
-    OsNetX0_5,
-    /// torchreid's OSNet x0.25.
-    #[value(name = "osnet_x0_25")]
-    OsNetX0_25,
-}
-
-impl Arch {
-    fn name(self) -> &'static str {
-        match self {
-            Arch::MobileNetV2 => "mobilenet_v2",
-            Arch::OsNetX1_0 => "osnet_x1_0",
-            Arch::OsNetX0_75 => "osnet_x0_75",
-            Arch::OsNetX0_5 => "osnet_x0_5",
-            Arch::OsNetX0_25 => "osnet_x0_25",
-        }
-    }
-}
+/// The networks `--arch` names: torchvision's MobileNetV2 and torchreid's architectures.
+const ARCHITECTURES: [&str; 8] = [
+    "mobilenet_v2",
+    "osnet_x1_0",
+    "osnet_x0_75",
+    "osnet_x0_5",
+    "osnet_x0_25",
+    "resnet50",
+    "resnet50_fc512",
+    "resnet50_ibn_a",
+];
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The checkpoint's origin.
     #[arg(long = "from", value_enum)]
     from: Source,
-    /// The network in the checkpoint.
-    #[arg(long, value_enum)]
-    arch: Arch,
+    /// The network in the checkpoint: torchvision's mobilenet_v2, or torchreid's OSNets
+    /// (osnet_x1_0 .. osnet_x0_25) and ResNet-50s (resnet50, resnet50_fc512 with last stride 1
+    /// and a 512-d fc layer, resnet50_ibn_a).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ARCHITECTURES))]
+    arch: String,
     /// The PyTorch checkpoint (.pt / .pth).
     file: PathBuf,
     /// Where to write the model file.
@@ -81,8 +63,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .file
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let (net, config, card, precision) = match (args.from, args.arch) {
-        (Source::Torchvision, Arch::MobileNetV2) => {
+    let (net, config, card, precision) = match (args.from, args.arch.as_str()) {
+        (Source::Torchvision, "mobilenet_v2") => {
             let (net, config) = import_torchvision_mobilenet_v2(&args.file, &device)?;
             let card = serde_json::json!({
                 "architecture": config,
@@ -99,32 +81,36 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             });
             (net, config, card, Precision::F16)
         }
-        (Source::Torchreid, Arch::MobileNetV2) | (Source::Torchvision, _) => {
+        (Source::Torchreid, "mobilenet_v2") | (Source::Torchvision, _) => {
             anyhow::bail!(
                 "--from {} --arch {} is not supported; torchvision: mobilenet_v2; torchreid: {}",
                 match args.from {
                     Source::Torchvision => "torchvision",
                     Source::Torchreid => "torchreid",
                 },
-                args.arch.name(),
+                args.arch,
                 reid_model::torchreid::ARCHITECTURES.join(", ")
             )
         }
         (Source::Torchreid, arch) => {
-            let imported = import_torchreid(&args.file, arch.name(), &device)?;
+            let imported = import_torchreid(&args.file, arch, &device)?;
             let ignored = describe_ignored(&imported.ignored);
             eprintln!("read a {}; left out: {ignored}", imported.wrapper);
             let card = serde_json::json!({
                 "architecture": imported.config,
                 "source": {
                     "framework": "torchreid",
-                    "arch": arch.name(),
+                    "arch": arch,
                     "file": file_name,
                     "sha256": source_sha,
                     "format": imported.wrapper,
                     "left_out": ignored,
                 },
-                "feature": "torchreid's test-time feature (the output of its fc layer), L2-normalised; the BNNeck after it has identity statistics",
+                "feature": if imported.config.fc.is_some() {
+                    "torchreid's test-time feature (the output of its fc layer), L2-normalised; the BNNeck after it has identity statistics"
+                } else {
+                    "torchreid's test-time feature (the globally average-pooled map), L2-normalised; the BNNeck after it has identity statistics"
+                },
                 "weights": "f32, as in the checkpoint",
                 "training": {
                     "data": "not recorded in the checkpoint",

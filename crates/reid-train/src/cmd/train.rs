@@ -23,9 +23,17 @@ pub struct TrainArgs {
     /// Training data: a Market-1501-layout root (bounding_box_train/; also DukeMTMC-reID, CUHK03-NP), an MSMT17 root, or a folder identity/[camera/]*.jpg.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Starting weights (a reid model file); `none` starts from random weights.
+    /// Starting weights (a reid model file, e.g. from `reid import`); `none` starts from random
+    /// weights.
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
+    /// The network: mobilenet_v2, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, resnet50,
+    /// resnet50_ibn_a (the starting weights must be this network).
+    #[arg(long, value_name = "NAME")]
+    backbone: Option<String>,
+    /// Stride of a ResNet's last stage (1 or 2).
+    #[arg(long, value_name = "N")]
+    last_stride: Option<usize>,
     /// Epochs (each shows every identity once).
     #[arg(long)]
     epochs: Option<usize>,
@@ -128,7 +136,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         TrainConfig::default()
     };
     if args.resume
-        && (args.data.is_some() || args.init.is_some() || args.lr.is_some() || args.size.is_some())
+        && (args.data.is_some()
+            || args.init.is_some()
+            || args.lr.is_some()
+            || args.size.is_some()
+            || args.backbone.is_some()
+            || args.last_stride.is_some())
     {
         anyhow::bail!("--resume keeps the run's recipe: only --epochs may change it");
     }
@@ -172,6 +185,12 @@ fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
         } else {
             v.clone()
         };
+    }
+    if let Some(v) = &args.backbone {
+        config.model.backbone = v.clone();
+    }
+    if let Some(v) = args.last_stride {
+        config.model.last_stride = v;
     }
     if let Some(v) = args.epochs {
         config.epochs = v;

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use reid_model::backbone::ResNetConfig;
+use reid_model::network::BackboneKind;
 use serde::{Deserialize, Serialize};
 
 /// The whole recipe.
@@ -41,8 +43,11 @@ pub struct DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// `mobilenet_v2` (the only backbone so far).
+    /// `mobilenet_v2`, `osnet_x1_0`, `osnet_x0_75`, `osnet_x0_5`, `osnet_x0_25`, `resnet50` or
+    /// `resnet50_ibn_a`. With starting weights (`init`), it must be their network.
     pub backbone: String,
+    /// Stride of a ResNet's last stage: 1 (the ReID default: a 16x8 map from 256x128) or 2.
+    pub last_stride: usize,
     /// A reid model file (burnpack) whose backbone starts the training; empty for a random start.
     pub init: PathBuf,
     /// `bnneck` (the ID loss acts after a BatchNorm, the triplet loss before it) or `none` (both
@@ -183,6 +188,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             backbone: "mobilenet_v2".into(),
+            last_stride: 1,
             init: PathBuf::from(crate::cmd::IMAGENET_MODEL),
             neck: Neck::Bnneck,
             pooling: reid_model::Pooling::Avg,
@@ -262,14 +268,32 @@ impl TrainConfig {
         toml::to_string(self).expect("a training config always serialises")
     }
 
+    /// The network `model.backbone` (and `model.last_stride`) names.
+    pub fn backbone_kind(&self) -> anyhow::Result<BackboneKind> {
+        let m = &self.model;
+        if m.last_stride != 1 && m.last_stride != 2 {
+            anyhow::bail!("training config: model.last_stride must be 1 or 2");
+        }
+        Ok(match m.backbone.as_str() {
+            "mobilenet_v2" => BackboneKind::MobileNetV2,
+            "osnet_x1_0" => BackboneKind::OsNetX1_0,
+            "osnet_x0_75" => BackboneKind::OsNetX0_75,
+            "osnet_x0_5" => BackboneKind::OsNetX0_5,
+            "osnet_x0_25" => BackboneKind::OsNetX0_25,
+            "resnet50" => BackboneKind::ResNet(ResNetConfig::resnet50(m.last_stride, false)),
+            "resnet50_ibn_a" => BackboneKind::ResNet(ResNetConfig::resnet50(m.last_stride, true)),
+            other => anyhow::bail!(
+                "training config: unknown backbone `{other}` (built: mobilenet_v2, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, resnet50, resnet50_ibn_a)"
+            ),
+        })
+    }
+
     /// Refuses recipes that cannot train, saying which value is wrong.
     pub fn validate(&self) -> anyhow::Result<()> {
         let fail = |what: &str| Err(anyhow::anyhow!("training config: {what}"));
-        if self.model.backbone != "mobilenet_v2" {
-            return fail(&format!(
-                "unknown backbone `{}` (built so far: mobilenet_v2)",
-                self.model.backbone
-            ));
+        self.backbone_kind()?;
+        if self.model.freeze > 0 && self.model.backbone != "mobilenet_v2" {
+            return fail("model.freeze works with mobilenet_v2 only");
         }
         if self.data.root.as_os_str().is_empty() {
             return fail("no training data: set data.root or pass --data DIR");
@@ -356,11 +380,23 @@ mod tests {
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("k >= 2"), "{err}");
         config.k = 4;
-        config.model.backbone = "resnet50".into();
+        config.model.backbone = "resnet101".into();
         assert!(config
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("resnet50"));
+            .contains("resnet101"));
+        config.model.backbone = "resnet50_ibn_a".into();
+        config.validate().unwrap();
+        assert_eq!(
+            config.backbone_kind().unwrap().label(),
+            "ResNet-50-IBN-a, last stride 1"
+        );
+        config.model.freeze = 2;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("mobilenet_v2 only"));
     }
 }

@@ -99,7 +99,8 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
     let sampler = PkSampler::new(&data.labels, config.p, config.k, config.seed)?;
     let steps = sampler.batches_per_epoch();
 
-    let net_config = ReidNetConfig {
+    let mut net_config = ReidNetConfig {
+        backbone: config.backbone_kind()?,
         input: spec.clone(),
         pooling: config.model.pooling,
         ..ReidNetConfig::default()
@@ -108,8 +109,17 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> anyhow::Result<Outco
         net_config.init(device)
     } else {
         let bytes = crate::cmd::read_model(&config.model.init)?;
-        let (mut net, _) = reid_model::weights::from_burnpack_bytes(&bytes, device)
+        let (mut net, init_config) = reid_model::weights::from_burnpack_bytes(&bytes, device)
             .with_context(|| format!("starting weights {}", config.model.init.display()))?;
+        anyhow::ensure!(
+            init_config.backbone == net_config.backbone,
+            "the starting weights {} are {} weights, the recipe trains {}: set model.backbone (and model.last_stride) to match, or start from random weights with --init none",
+            config.model.init.display(),
+            init_config.backbone.label(),
+            net_config.backbone.label()
+        );
+        // An embedding layer the starting network has (torchreid's OSNet fc) is kept.
+        net_config.fc = init_config.fc;
         // The recipe's pooling, whatever the starting file used (GeM starts afresh at p = 3).
         net.gem = match (config.model.pooling, net.gem) {
             (reid_model::Pooling::Gem, Some(gem)) => Some(gem),
