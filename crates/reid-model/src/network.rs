@@ -18,6 +18,10 @@ pub enum BackboneKind {
     /// MobileNetV2 1.0, torchvision layout, 1280-d output.
     #[serde(alias = "mobilenet_v2")]
     MobileNetV2,
+    /// torchreid's `mobilenetv2_x1_0`: MobileNetV2 1.0 whose first block keeps a 1x1
+    /// expansion, 1280-d output.
+    #[serde(rename = "mobilenetv2_x1_0")]
+    MobileNetV2Torchreid,
     /// OSNet x1.0, torchreid layout, 512-d output.
     #[serde(rename = "osnet_x1_0")]
     OsNetX1_0,
@@ -39,7 +43,7 @@ impl BackboneKind {
     /// The OSNet width, for the OSNet kinds.
     pub fn osnet_width(self) -> Option<OsNetWidth> {
         match self {
-            Self::MobileNetV2 | Self::ResNet(_) => None,
+            Self::MobileNetV2 | Self::MobileNetV2Torchreid | Self::ResNet(_) => None,
             Self::OsNetX1_0 => Some(OsNetWidth::X1_0),
             Self::OsNetX0_75 => Some(OsNetWidth::X0_75),
             Self::OsNetX0_5 => Some(OsNetWidth::X0_5),
@@ -51,6 +55,7 @@ impl BackboneKind {
     pub fn label(self) -> String {
         match self {
             Self::MobileNetV2 => "MobileNetV2".into(),
+            Self::MobileNetV2Torchreid => "MobileNetV2 (torchreid's)".into(),
             Self::OsNetX1_0 => "OSNet x1.0".into(),
             Self::OsNetX0_75 => "OSNet x0.75".into(),
             Self::OsNetX0_5 => "OSNet x0.5".into(),
@@ -181,6 +186,11 @@ impl ReidNetConfig {
             BackboneKind::MobileNetV2 => {
                 Backbone::MobileNetV2(MobileNetV2Config::new().init(device))
             }
+            BackboneKind::MobileNetV2Torchreid => Backbone::MobileNetV2(
+                MobileNetV2Config::new()
+                    .with_expand_first(true)
+                    .init(device),
+            ),
             BackboneKind::ResNet(config) => Backbone::ResNet(config.init(device)),
             kind => Backbone::OsNet(OsNet::new(
                 kind.osnet_width().expect("every other kind is an OSNet"),

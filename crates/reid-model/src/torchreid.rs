@@ -9,8 +9,8 @@
 //! step counters, anything else outside the network.
 //!
 //! The feature is the one torchreid evaluates with: for OSNet and `resnet50_fc512`, the output
-//! of the `fc` embedding layer (Linear, BatchNorm1d, ReLU); for `resnet50` and
-//! `resnet50_ibn_a`, the pooled 2048-d map. Our BNNeck after it keeps identity statistics, so
+//! of the `fc` embedding layer (Linear, BatchNorm1d, ReLU); for `resnet50`, `resnet50_ibn_a` and
+//! `mobilenetv2_x1_0`, the pooled map. Our BNNeck after it keeps identity statistics, so
 //! the embedding is that feature, L2-normalised.
 
 use std::path::Path;
@@ -20,7 +20,7 @@ use burn_store::burn_pack::Tensor as PackTensor;
 use burn_store::pytorch_reader::{PickleValue, PytorchReader};
 use burn_store::{bridge, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter};
 
-use crate::backbone::{osnet, resnet, ResNetConfig};
+use crate::backbone::{mobilenet_v2, osnet, resnet, ResNetConfig};
 use crate::head::FcEmbed;
 use crate::network::BackboneKind;
 use crate::{ModelError, ReidNet, ReidNetConfig};
@@ -43,7 +43,7 @@ pub struct Imported {
 }
 
 /// The torchreid architectures we read, by torchreid's name.
-pub const ARCHITECTURES: [&str; 7] = [
+pub const ARCHITECTURES: [&str; 8] = [
     "osnet_x1_0",
     "osnet_x0_75",
     "osnet_x0_5",
@@ -51,6 +51,7 @@ pub const ARCHITECTURES: [&str; 7] = [
     "resnet50",
     "resnet50_fc512",
     "resnet50_ibn_a",
+    "mobilenetv2_x1_0",
 ];
 
 /// Our configuration of torchreid's architecture `name`, or `None` if we do not have it.
@@ -64,6 +65,12 @@ pub fn config_of(name: &str) -> Option<ReidNetConfig> {
         "resnet50" => return Some(resnet(2, false, None)),
         "resnet50_fc512" => return Some(resnet(1, false, Some(512))),
         "resnet50_ibn_a" => return Some(resnet(2, true, None)),
+        "mobilenetv2_x1_0" => {
+            return Some(ReidNetConfig {
+                backbone: BackboneKind::MobileNetV2Torchreid,
+                ..ReidNetConfig::default()
+            })
+        }
         _ => {}
     }
     let width = [
@@ -221,8 +228,12 @@ fn load(
 ) -> Result<(ReidNet, Vec<String>), String> {
     let backbone_map = match config.backbone {
         BackboneKind::ResNet(_) => resnet::torchreid_key_map("backbone."),
+        BackboneKind::MobileNetV2Torchreid => mobilenet_v2::torchreid_key_map("backbone."),
         BackboneKind::MobileNetV2 => {
-            return Err("torchreid's MobileNetV2 layout is not supported".into());
+            return Err(
+                "torchvision's MobileNetV2 is not a torchreid network: import it with --from torchvision"
+                    .into(),
+            );
         }
         _ => osnet::torchreid_key_map("backbone."),
     };

@@ -151,6 +151,36 @@ fn resnet50_fc512_with_last_stride_1_matches_torchreid() {
 }
 
 #[test]
+fn mobilenetv2_x1_0_matches_torchreid_and_folds_for_the_cpu() {
+    let diff = formula_parity("mobilenetv2_x1_0");
+    assert!(diff <= 1e-4, "max abs diff {diff}");
+    // Its first block keeps an expansion torchvision's lacks; the folded CPU path runs it too.
+    let keys: Vec<(String, Vec<usize>)> = serde_json::from_slice(
+        &std::fs::read(fixtures().join("mobilenetv2_x1_0.keys.json")).unwrap(),
+    )
+    .unwrap();
+    let tensors = keys
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = formula(&name, &shape);
+            (name, shape, values)
+        })
+        .collect();
+    let device = Device::flex();
+    let config = config_of("mobilenetv2_x1_0").unwrap();
+    let imported = import_torchreid_tensors(tensors, "mobilenetv2_x1_0", config, &device).unwrap();
+    let cpu = reid_model::cpu::CpuNet::new(&imported.net, imported.config.input.clone()).unwrap();
+    let input = inputs(&imported.config, &device);
+    let [n, _, h, w] = input.dims();
+    let values: Vec<f32> = input.into_data().try_to_vec::<f32>().unwrap();
+    let folded = cpu.forward_nchw(&values, n, [h, w]);
+    let (want, _) = reference(&fixtures().join("mobilenetv2_x1_0.features.npy"));
+    let diff = max_abs_diff(&folded.pooled, &want);
+    println!("mobilenetv2_x1_0 folded for the CPU: max abs feature diff {diff:.2e}");
+    assert!(diff <= 1e-4, "folded: max abs diff {diff}");
+}
+
+#[test]
 fn resnet50_ibn_a_matches_torchreid() {
     let diff = formula_parity("resnet50_ibn_a");
     assert!(diff <= 1e-4, "max abs diff {diff}");

@@ -403,11 +403,7 @@ fn train_bench(py: &Path) -> Result<()> {
                 .args(step),
         )?;
     }
-    let rates: Vec<f64> = ours
-        .lines()
-        .chain(peers.lines())
-        .filter_map(|l| l.rsplit_once("img/s=")?.1.trim().parse().ok())
-        .collect();
+    let rates = rates(&format!("{ours}\n{peers}"), "img/s=");
     if let [burn, one, all] = rates[..] {
         println!(
             "training ratios (img/s, higher is faster): burn flex / PyTorch 1 thread = {:.2}, burn flex / PyTorch all cores = {:.2}",
@@ -458,11 +454,7 @@ pub fn bench_torchreid() -> Result<()> {
                     .args(pass),
             )?;
         }
-        let rates: Vec<f64> = ours
-            .lines()
-            .chain(peers.lines())
-            .filter_map(|l| l.rsplit_once("crops/s=")?.1.trim().parse().ok())
-            .collect();
+        let rates = rates(&format!("{ours}\n{peers}"), "crops/s=");
         // Ours; PyTorch 1 thread, onnxruntime; PyTorch all cores, onnxruntime again.
         if let [burn, torch_one, ort, torch_all, _] = rates[..] {
             println!(
@@ -476,6 +468,14 @@ pub fn bench_torchreid() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The numbers after `key` (such as `crops/s=`) at the ends of the benchmark lines in `text`,
+/// in order.
+fn rates(text: &str, key: &str) -> Vec<f64> {
+    text.lines()
+        .filter_map(|l| l.rsplit_once(key)?.1.trim().parse().ok())
+        .collect()
 }
 
 /// The peers' pinned virtual environment (outside the repository). Returns its python.
@@ -570,11 +570,7 @@ pub fn bench() -> Result<()> {
             ])
             .arg(&onnx),
     )?;
-    let rates: Vec<f64> = ours
-        .lines()
-        .chain(peers.lines())
-        .filter_map(|l| l.rsplit_once("crops/s=")?.1.trim().parse().ok())
-        .collect();
+    let rates = rates(&format!("{ours}\n{peers}"), "crops/s=");
     if let [burn, folded, pytorch, onnxruntime] = rates[..] {
         println!(
             "embedding ratios (crops/s, higher is faster): folded CPU path / onnxruntime = {:.2}, folded / PyTorch = {:.2}, burn flex / PyTorch = {:.2}",

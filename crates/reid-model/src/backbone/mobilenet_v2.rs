@@ -99,6 +99,10 @@ pub struct MobileNetV2Config {
     /// Channels of the last 1x1 convolution (torchvision: 1280).
     #[config(default = 1280)]
     pub last_channels: usize,
+    /// Whether the first block (expansion ratio 1) still has its 1x1 expansion convolution, as
+    /// torchreid's `mobilenetv2_x1_0` has (torchvision's has none).
+    #[config(default = false)]
+    pub expand_first: bool,
 }
 
 /// The inverted residual settings of the paper's Table 2: (expansion t, channels c, repeats n,
@@ -131,13 +135,12 @@ impl MobileNetV2Config {
         let mut inp = 32;
         for (t, c, n, s) in SETTINGS {
             for i in 0..n {
-                blocks.push(InvertedResidual::new(
-                    inp,
-                    c,
-                    if i == 0 { s } else { 1 },
-                    t,
-                    device,
-                ));
+                let mut block =
+                    InvertedResidual::new(inp, c, if i == 0 { s } else { 1 }, t, device);
+                if self.expand_first && block.expand.is_none() {
+                    block.expand = Some(ConvBnAct::new([inp, inp], 1, 1, 1, true, device));
+                }
+                blocks.push(block);
                 inp = c;
             }
         }
@@ -213,6 +216,35 @@ impl MobileNetV2 {
         ));
         map
     }
+}
+
+/// Key remapping from torchreid's `mobilenetv2_x1_0` state dict (`conv1`, `conv2` .. `conv8`
+/// holding the blocks of each setting, `conv9`) to our parameter names under `prefix`. The
+/// network must be built with `expand_first`.
+pub fn torchreid_key_map(prefix: &str) -> Vec<(String, String)> {
+    let mut map = vec![
+        (r"^conv1\.".to_string(), format!("{prefix}stem.")),
+        (r"^conv9\.".to_string(), format!("{prefix}last.")),
+    ];
+    let mut first = 0;
+    for (stage, (_, _, n, _)) in SETTINGS.iter().enumerate() {
+        for j in 0..*n {
+            let ours = format!("{prefix}blocks.{}", first + j);
+            let theirs = format!(r"^conv{}\.{j}\.", stage + 2);
+            map.push((format!("{theirs}conv1\\."), format!("{ours}.expand.")));
+            map.push((format!("{theirs}dwconv2\\."), format!("{ours}.depthwise.")));
+            map.push((
+                format!("{theirs}conv3\\.0\\."),
+                format!("{ours}.project.conv."),
+            ));
+            map.push((
+                format!("{theirs}conv3\\.1\\."),
+                format!("{ours}.project.bn."),
+            ));
+        }
+        first += n;
+    }
+    map
 }
 
 /// How a PyTorch MobileNetV2 state dict names the layers inside an inverted residual block.

@@ -25,27 +25,17 @@ pub enum Source {
     Torchreid,
 }
 
-/// The networks `--arch` names: torchvision's MobileNetV2 and torchreid's architectures.
-const ARCHITECTURES: [&str; 8] = [
-    "mobilenet_v2",
-    "osnet_x1_0",
-    "osnet_x0_75",
-    "osnet_x0_5",
-    "osnet_x0_25",
-    "resnet50",
-    "resnet50_fc512",
-    "resnet50_ibn_a",
-];
-
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The checkpoint's origin.
     #[arg(long = "from", value_enum)]
     from: Source,
     /// The network in the checkpoint: torchvision's mobilenet_v2, or torchreid's OSNets
-    /// (osnet_x1_0 .. osnet_x0_25) and ResNet-50s (resnet50, resnet50_fc512 with last stride 1
-    /// and a 512-d fc layer, resnet50_ibn_a).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ARCHITECTURES))]
+    /// (osnet_x1_0 .. osnet_x0_25), ResNet-50s (resnet50, resnet50_fc512 with last stride 1
+    /// and a 512-d fc layer, resnet50_ibn_a) and mobilenetv2_x1_0.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+        std::iter::once("mobilenet_v2").chain(reid_model::torchreid::ARCHITECTURES)
+    ))]
     arch: String,
     /// The PyTorch checkpoint (.pt / .pth).
     file: PathBuf,

@@ -27,8 +27,9 @@ pub struct TrainArgs {
     /// weights.
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
-    /// The network: mobilenet_v2, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, resnet50,
-    /// resnet50_ibn_a (the starting weights must be this network).
+    /// The network: mobilenet_v2, mobilenetv2_x1_0 (torchreid's), osnet_x1_0, osnet_x0_75,
+    /// osnet_x0_5, osnet_x0_25, resnet50, resnet50_ibn_a (the starting weights must be this
+    /// network).
     #[arg(long, value_name = "NAME")]
     backbone: Option<String>,
     /// Stride of a ResNet's last stage (1 or 2).

@@ -43,8 +43,9 @@ pub struct DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// `mobilenet_v2`, `osnet_x1_0`, `osnet_x0_75`, `osnet_x0_5`, `osnet_x0_25`, `resnet50` or
-    /// `resnet50_ibn_a`. With starting weights (`init`), it must be their network.
+    /// `mobilenet_v2` (torchvision's), `mobilenetv2_x1_0` (torchreid's), `osnet_x1_0`,
+    /// `osnet_x0_75`, `osnet_x0_5`, `osnet_x0_25`, `resnet50` or `resnet50_ibn_a`. With starting
+    /// weights (`init`), it must be their network.
     pub backbone: String,
     /// Stride of a ResNet's last stage: 1 (the ReID default: a 16x8 map from 256x128) or 2.
     pub last_stride: usize,
@@ -276,6 +277,7 @@ impl TrainConfig {
         }
         Ok(match m.backbone.as_str() {
             "mobilenet_v2" => BackboneKind::MobileNetV2,
+            "mobilenetv2_x1_0" => BackboneKind::MobileNetV2Torchreid,
             "osnet_x1_0" => BackboneKind::OsNetX1_0,
             "osnet_x0_75" => BackboneKind::OsNetX0_75,
             "osnet_x0_5" => BackboneKind::OsNetX0_5,
@@ -283,7 +285,7 @@ impl TrainConfig {
             "resnet50" => BackboneKind::ResNet(ResNetConfig::resnet50(m.last_stride, false)),
             "resnet50_ibn_a" => BackboneKind::ResNet(ResNetConfig::resnet50(m.last_stride, true)),
             other => anyhow::bail!(
-                "training config: unknown backbone `{other}` (built: mobilenet_v2, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, resnet50, resnet50_ibn_a)"
+                "training config: unknown backbone `{other}` (built: mobilenet_v2, mobilenetv2_x1_0, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, resnet50, resnet50_ibn_a)"
             ),
         })
     }
@@ -292,8 +294,8 @@ impl TrainConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         let fail = |what: &str| Err(anyhow::anyhow!("training config: {what}"));
         self.backbone_kind()?;
-        if self.model.freeze > 0 && self.model.backbone != "mobilenet_v2" {
-            return fail("model.freeze works with mobilenet_v2 only");
+        if self.model.freeze > 0 && !self.model.backbone.starts_with("mobilenet") {
+            return fail("model.freeze works with mobilenet_v2 and mobilenetv2_x1_0 only");
         }
         if self.data.root.as_os_str().is_empty() {
             return fail("no training data: set data.root or pass --data DIR");
@@ -397,6 +399,6 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("mobilenet_v2 only"));
+            .contains("mobilenetv2_x1_0 only"));
     }
 }
