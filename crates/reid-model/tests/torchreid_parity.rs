@@ -114,12 +114,13 @@ fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// torchreid's `arch` with the formula's weights, through the import's key table and checks.
-fn formula_parity(arch: &str) -> f32 {
-    let dir = fixtures();
-    let keys: Vec<(String, Vec<usize>)> =
-        serde_json::from_slice(&std::fs::read(dir.join(format!("{arch}.keys.json"))).unwrap())
-            .unwrap();
+/// torchreid's `arch` with the formula's weights on every tensor its keys list names, through
+/// the import's key table and checks.
+fn formula_import(arch: &str, device: &Device) -> Imported {
+    let keys: Vec<(String, Vec<usize>)> = serde_json::from_slice(
+        &std::fs::read(fixtures().join(format!("{arch}.keys.json"))).unwrap(),
+    )
+    .unwrap();
     let tensors = keys
         .into_iter()
         .map(|(name, shape)| {
@@ -127,9 +128,14 @@ fn formula_parity(arch: &str) -> f32 {
             (name, shape, values)
         })
         .collect();
+    import_torchreid_tensors(tensors, arch, config_of(arch).unwrap(), device).unwrap()
+}
+
+/// [`formula_import`], round-tripped through our model file, against torchreid's features.
+fn formula_parity(arch: &str) -> f32 {
+    let dir = fixtures();
     let device = Device::flex();
-    let imported =
-        import_torchreid_tensors(tensors, arch, config_of(arch).unwrap(), &device).unwrap();
+    let imported = formula_import(arch, &device);
     assert_eq!(imported.classes, Some(7));
     assert_eq!(
         describe_ignored(&imported.ignored),
@@ -155,20 +161,8 @@ fn mobilenetv2_x1_0_matches_torchreid_and_folds_for_the_cpu() {
     let diff = formula_parity("mobilenetv2_x1_0");
     assert!(diff <= 1e-4, "max abs diff {diff}");
     // Its first block keeps an expansion torchvision's lacks; the folded CPU path runs it too.
-    let keys: Vec<(String, Vec<usize>)> = serde_json::from_slice(
-        &std::fs::read(fixtures().join("mobilenetv2_x1_0.keys.json")).unwrap(),
-    )
-    .unwrap();
-    let tensors = keys
-        .into_iter()
-        .map(|(name, shape)| {
-            let values = formula(&name, &shape);
-            (name, shape, values)
-        })
-        .collect();
     let device = Device::flex();
-    let config = config_of("mobilenetv2_x1_0").unwrap();
-    let imported = import_torchreid_tensors(tensors, "mobilenetv2_x1_0", config, &device).unwrap();
+    let imported = formula_import("mobilenetv2_x1_0", &device);
     let cpu = reid_model::cpu::CpuNet::new(&imported.net, imported.config.input.clone()).unwrap();
     let input = inputs(&imported.config, &device);
     let [n, _, h, w] = input.dims();
