@@ -23,8 +23,11 @@ const DIST = path.join(ROOT, 'dist');
 
 // Gzip size (level 9) of all wasm plus the default model. Measured 2026-11-25: 9.21 MB
 // (worker wasm 4.73, model 4.31, UI wasm 0.17) after opt-level 3, fat LTO, f16 weights and
-// keeping burn out of the UI's wasm. Lower it as the bundle shrinks.
-const BUDGET_BYTES = 9.5e6;
+// keeping burn out of the UI's wasm. 2026-11-26: 9.56 MB (worker 5.04, model 4.32, UI 0.20)
+// once the worker runs the networks users bring (OSNet, ResNet-50, IBN-a: pooling, sigmoid and
+// instance-norm kernels on both backends) and loads their files; a key remapping by regular
+// expression had cost another 0.4 MB and was replaced. Lower it as the bundle shrinks.
+const BUDGET_BYTES = 9.65e6;
 
 const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifest.json'), 'utf8'));
 const GOOD = manifest.images.map((n) => path.join(FIXTURES, 'images', n));

@@ -101,10 +101,8 @@ pub fn import_torchreid(path: &Path, arch: &str, device: &Device) -> Result<Impo
     import_torchreid_as(path, arch, config, device)
 }
 
-/// [`import_torchreid`] into the network `config` describes (`arch` names it in messages):
-/// for a torchreid network of another depth than its named ones, such as a ResNet with fewer
-/// blocks.
-pub fn import_torchreid_as(
+/// [`import_torchreid`] into the network `config` describes (`arch` names it in messages).
+fn import_torchreid_as(
     path: &Path,
     arch: &str,
     config: ReidNetConfig,
@@ -183,7 +181,7 @@ pub fn import_torchreid_as(
     })
 }
 
-/// [`import_torchreid_as`] from named f32 tensors as a torchreid state dict holds them
+/// [`import_torchreid`] from named f32 tensors as a torchreid state dict holds them
 /// (`(key, shape, values)`, no wrapper, no `module.` prefix) instead of a file: weights made by a
 /// formula on both sides of a parity test go through the same key table and checks as a
 /// checkpoint's.

@@ -10,8 +10,12 @@
 //!   checkpoints ([`import_torchreid`]).
 
 use burn::tensor::{DType, Device};
+use burn_store::burn_pack::Tensor as PackTensor;
 use burn_store::burn_pack::{Bytes, Reader};
-use burn_store::{BurnpackStore, FloatCastAdapter, HalfPrecisionAdapter, ModuleSnapshot};
+use burn_store::{
+    BurnpackStore, HalfPrecisionAdapter, IdentityAdapter, ModuleAdapter, ModuleSnapshot,
+    ModuleStore,
+};
 
 use crate::{ModelError, ReidNet, ReidNetConfig};
 
@@ -145,17 +149,37 @@ pub fn from_burnpack_bytes(
 ) -> Result<(ReidNet, ReidNetConfig), ModelError> {
     let (config, _) = read_burnpack_metadata(bytes)?;
     let mut net = config.init(device);
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    let tensors: Vec<PackTensor> = store
+        .get_all_tensors()
+        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?
+        .values()
+        .cloned()
+        .collect();
+    // Our own models store convolutions in f16 ([`Precision::F16`]); imported ones are f32
+    // throughout. (Chosen by looking, not by a general cast, which would cost the browser's
+    // download several hundred kilobytes of conversion code.)
+    let adapter: Box<dyn ModuleAdapter> = if tensors.iter().any(|t| t.dtype == DType::F16) {
+        Box::new(HalfPrecisionAdapter::new())
+    } else {
+        Box::new(IdentityAdapter)
+    };
     // Files written before the backbone was an enum name MobileNetV2's tensors without the
-    // variant (`backbone.stem...`).
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
-        .with_from_adapter(FloatCastAdapter::to(DType::F32))
-        .with_remap_pattern(
-            r"^backbone\.(stem|blocks|last)\.",
-            "backbone.MobileNetV2.$1.",
-        );
-    let result = net
-        .load_from(&mut store)
-        .map_err(|e| ModelError::Weights(e.to_string()))?;
+    // variant (`backbone.stem...`): matching paths without variant names reads them (plain
+    // prefixes, so the browser's bundle carries no regular expressions).
+    let legacy = tensors.iter().any(|t| t.name.starts_with("backbone.stem."));
+    let result = net.apply(tensors, None, Some(adapter), legacy);
+    if let Some(error) = result.errors.first() {
+        return Err(ModelError::Weights(format!(
+            "the file does not fit its own network: {error}"
+        )));
+    }
+    if !result.missing.is_empty() {
+        let missing: Vec<&String> = result.missing.iter().map(|(p, _)| p).take(5).collect();
+        return Err(ModelError::Weights(format!(
+            "the file lacks tensors its network needs: {missing:?}"
+        )));
+    }
     if !result.unused.is_empty() {
         return Err(ModelError::Weights(format!(
             "the file holds tensors this network does not have: {:?}",
@@ -278,5 +302,36 @@ mod tests {
             card_provenance(&torchreid),
             "imported from torchreid (model.pth.tar-60), trained for ReID on data it does not name (751 identities)"
         );
+    }
+
+    #[test]
+    fn model_files_written_before_the_backbone_enum_still_load() {
+        // The shipped model names its tensors `backbone.stem...` (no variant): every one of
+        // them must land, none may be left over (both are errors in from_burnpack_bytes).
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/mobilenetv2-synth-bot.bpk"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let (net, config) = from_burnpack_bytes(&bytes, &Device::flex()).unwrap();
+        assert_eq!(config.backbone, crate::network::BackboneKind::MobileNetV2);
+        assert_eq!(net.embedding_dim(), 1280);
+        // Written again, it has the variant in its keys and loads the same.
+        let again = to_burnpack_bytes(&net, &config, &Vec::new(), Precision::F16).unwrap();
+        let (reloaded, _) = from_burnpack_bytes(&again, &Device::flex()).unwrap();
+        let x = burn::tensor::Tensor::<4>::ones([1, 3, 64, 32], &Device::flex());
+        let a: Vec<f32> = net
+            .forward(x.clone())
+            .embedding
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let b: Vec<f32> = reloaded
+            .forward(x)
+            .embedding
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(a, b);
     }
 }
