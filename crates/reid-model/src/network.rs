@@ -85,8 +85,8 @@ impl BackboneKind {
 }
 
 /// A backbone network. Stored files name the variant in their keys
-/// (`backbone.MobileNetV2.stem...`); files written before OSNet existed lack it and are read
-/// with a remapping ([`crate::weights::from_burnpack_bytes`]).
+/// (`backbone.MobileNetV2.stem...`); files written before OSNet existed lack it and are read by
+/// matching paths without variant names ([`crate::weights::from_burnpack_bytes`]).
 // One per network, never in a collection: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]

@@ -72,9 +72,9 @@ pub fn start() {
 
 async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
     let mut embedder: Option<Embedder> = None;
-    // What the last `Ready` said: a switched model keeps its backend, reason and adapter.
+    // What the last `Ready` said: the backend in use; a switched model keeps its backend,
+    // reason and adapter.
     let mut ready: Option<ReadyInfo> = None;
-    let mut backend = Backend::Cpu;
     let mut deferred: Option<ToWorker> = None;
     loop {
         let message = match deferred.take() {
@@ -88,7 +88,6 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             ToWorker::Start { requested, model } => match start_backend(requested, &model).await {
                 Ok((loaded, info)) => {
                     embedder = Some(loaded);
-                    backend = info.backend;
                     post(&FromWorker::Ready(info.clone()));
                     ready = Some(info);
                 }
@@ -101,16 +100,13 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                         let start = now_ms();
                         load_model(&model, old.device().clone()).await.map(
                             |(loaded, bytes, provenance)| {
-                                let config = loaded.config().clone();
-                                let info = ReadyInfo {
-                                    architecture: config.backbone.label(),
-                                    dim: loaded.embedding_dim(),
-                                    input: [config.input.height, config.input.width],
-                                    model_bytes: bytes,
+                                let info = ready_info(
+                                    &loaded,
+                                    bytes,
                                     provenance,
-                                    load_ms: now_ms() - start,
-                                    ..info.clone()
-                                };
+                                    start,
+                                    (info.backend, info.reason.clone(), info.adapter.clone()),
+                                );
                                 (loaded, info)
                             },
                         )
@@ -142,7 +138,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     Ok(hits) => FromWorker::Ranked {
                         query_id,
                         hits,
-                        backend,
+                        backend: in_use(&ready),
                         ms: now_ms() - start,
                     },
                     Err(message) => FromWorker::SearchFailed { query_id, message },
@@ -154,7 +150,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 post(&match &embedder {
                     Some(e) => match benchmark(e, batch, iters).await {
                         Ok(crops_per_s) => FromWorker::Benchmarked {
-                            backend,
+                            backend: in_use(&ready),
                             batch,
                             iters,
                             crops_per_s,
@@ -291,19 +287,37 @@ async fn start_backend(
         }
     };
     let (embedder, model_bytes, provenance) = load_model(model, device).await?;
-    let config = embedder.config().clone();
-    let info = ReadyInfo {
+    let running = (backend, reason, probe.ok());
+    let info = ready_info(&embedder, model_bytes, provenance, start, running);
+    Ok((embedder, info))
+}
+
+/// The backend the last `Ready` named (the CPU before any).
+fn in_use(ready: &Option<ReadyInfo>) -> Backend {
+    ready.as_ref().map_or(Backend::Cpu, |r| r.backend)
+}
+
+/// What `Ready` says about `embedder`, loaded from a file of `model_bytes` since `start`, on
+/// `running`: the backend, why it was chosen, and the WebGPU adapter.
+fn ready_info(
+    embedder: &Embedder,
+    model_bytes: usize,
+    provenance: String,
+    start: f64,
+    (backend, reason, adapter): (Backend, String, Option<AdapterInfo>),
+) -> ReadyInfo {
+    let config = embedder.config();
+    ReadyInfo {
         backend,
         reason,
-        adapter: probe.ok(),
+        adapter,
         architecture: config.backbone.label(),
         dim: embedder.embedding_dim(),
         input: [config.input.height, config.input.width],
         model_bytes,
         provenance,
         load_ms: now_ms() - start,
-    };
-    Ok((embedder, info))
+    }
 }
 
 /// Loads `model` onto `device`: the embedder, the file's size and what its card says. A file
