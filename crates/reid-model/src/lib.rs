@@ -8,8 +8,12 @@
 
 pub mod backbone;
 pub mod baseline;
+#[cfg(feature = "pytorch")]
+pub mod checkpoint;
 pub mod cpu;
 pub mod error;
+#[cfg(feature = "pytorch")]
+pub mod fastreid;
 pub mod head;
 pub mod loss;
 pub mod network;

@@ -68,7 +68,12 @@ impl BackboneKind {
                 } else {
                     ""
                 };
-                format!("ResNet-{depth}{ibn}{stride}")
+                let non_local = if c.non_local.iter().any(|&n| n > 0) {
+                    ", non-local"
+                } else {
+                    ""
+                };
+                format!("ResNet-{depth}{ibn}{stride}{non_local}")
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Image preprocessing shared by both homes: decode the bytes, resize to the network's input
 //! size with Pillow's bilinear filter (what torchvision's `Resize` does on a PIL image), and
-//! normalise with the ImageNet mean and standard deviation into a `[batch, 3, height, width]`
-//! tensor.
+//! normalise as the model card says (channel order, pixel range, mean and standard deviation:
+//! [`InputSpec`]) into a `[batch, 3, height, width]` tensor.
 //!
 //! Decoding and resizing are done here, in Rust, in the browser as well as natively, so that the
 //! same bytes give the same tensor everywhere (the browser's own decoders differ between
@@ -24,33 +24,79 @@ pub const MAX_MEGAPIXELS: u32 = 50;
 /// Smallest side of an image that can hold a person.
 pub const MIN_SIDE: u32 = 8;
 
-/// The network's input: size and normalisation. Part of the model card, so that a model brings
-/// its own preprocessing and nobody normalises twice.
+/// The network's input: size, channel order, pixel range and normalisation. Part of the model
+/// card, so that a model brings its own preprocessing and nobody normalises twice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
     /// Input height in pixels.
     pub height: usize,
     /// Input width in pixels.
     pub width: usize,
-    /// Per-channel mean (RGB) subtracted from pixels scaled to `[0, 1]`.
+    /// Order of the colour channels the network reads (files written before it existed: RGB).
+    #[serde(default)]
+    pub channels: ChannelOrder,
+    /// Range of a pixel before normalisation (files written before it existed: 0-1).
+    #[serde(default)]
+    pub range: PixelRange,
+    /// Per-channel mean, in the network's channel order and pixel range, subtracted first.
     pub mean: [f32; 3],
-    /// Per-channel standard deviation (RGB) the centred pixels are divided by.
+    /// Per-channel standard deviation the centred pixels are divided by.
     pub std: [f32; 3],
 }
 
+/// Order of the colour channels a network reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelOrder {
+    /// Red, green, blue (PIL, torchvision, torchreid, fast-reid).
+    #[default]
+    Rgb,
+    /// Blue, green, red (OpenCV's `imread` order).
+    Bgr,
+}
+
+/// The range pixels are scaled to before the mean is subtracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PixelRange {
+    /// `[0, 1]`: torchvision's `ToTensor` (torchreid).
+    #[default]
+    #[serde(rename = "0-1")]
+    Unit,
+    /// `[0, 255]`: the 8-bit values unchanged (fast-reid, whose mean and std are 255 times
+    /// ImageNet's).
+    #[serde(rename = "0-255")]
+    Byte,
+}
+
 impl InputSpec {
-    /// One 8-bit value of channel `c` scaled to [0, 1] and normalised: `(p / 255 - mean) / std`.
-    pub fn normalise(&self, p: u8, c: usize) -> f32 {
-        (f32::from(p) / 255.0 - self.mean[c]) / self.std[c]
+    /// The network's channel `c` for a pixel whose red, green and blue values lie in 0..=255:
+    /// the channel the order puts there, scaled to the range, minus the mean, over the std.
+    pub fn normalise(&self, rgb: [f32; 3], c: usize) -> f32 {
+        let v = match self.channels {
+            ChannelOrder::Rgb => rgb[c],
+            ChannelOrder::Bgr => rgb[2 - c],
+        };
+        let v = match self.range {
+            PixelRange::Unit => v / 255.0,
+            PixelRange::Byte => v,
+        };
+        (v - self.mean[c]) / self.std[c]
+    }
+
+    /// [`Self::normalise`] for an 8-bit pixel.
+    pub fn normalise_pixel(&self, rgb: &[u8], c: usize) -> f32 {
+        self.normalise([f32::from(rgb[0]), f32::from(rgb[1]), f32::from(rgb[2])], c)
     }
 }
 
 impl Default for InputSpec {
-    /// 256x128 (the usual person-crop shape) with ImageNet statistics.
+    /// 256x128 (the usual person-crop shape), RGB in 0-1 with ImageNet statistics.
     fn default() -> Self {
         Self {
             height: 256,
             width: 128,
+            channels: ChannelOrder::Rgb,
+            range: PixelRange::Unit,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
         }
@@ -228,7 +274,7 @@ pub fn resize_bilinear_pil(src: &RgbImage, width: u32, height: u32) -> RgbImage 
     RgbImage::from_raw(width, height, vertical).expect("buffer has width*height*3 bytes")
 }
 
-/// Resizes each image to the spec's size and normalises it: `(pixel / 255 - mean) / std`,
+/// Resizes each image to the spec's size and normalises it ([`InputSpec::normalise`]),
 /// channel-first. Returns a `[batch, 3, height, width]` tensor on `device`.
 pub fn preprocess(images: &[RgbImage], spec: &InputSpec, device: &Device) -> Tensor<4> {
     let (h, w) = (spec.height, spec.width);
@@ -237,7 +283,7 @@ pub fn preprocess(images: &[RgbImage], spec: &InputSpec, device: &Device) -> Ten
         let resized = resize_bilinear_pil(image, w as u32, h as u32);
         let raw = resized.as_raw();
         for c in 0..3 {
-            values.extend(raw[c..].iter().step_by(3).map(|&p| spec.normalise(p, c)));
+            values.extend(raw.chunks_exact(3).map(|px| spec.normalise_pixel(px, c)));
         }
     }
     Tensor::from_data(TensorData::new(values, [images.len(), 3, h, w]), device)
@@ -254,6 +300,36 @@ mod tests {
             .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
             .unwrap();
         bytes
+    }
+
+    #[test]
+    fn channel_order_and_range_follow_the_card() {
+        let torchreid = InputSpec::default();
+        let fastreid = InputSpec {
+            range: PixelRange::Byte,
+            mean: torchreid.mean.map(|m| m * 255.0),
+            std: torchreid.std.map(|s| s * 255.0),
+            ..InputSpec::default()
+        };
+        let px = [200u8, 100, 30];
+        for c in 0..3 {
+            let (a, b) = (
+                torchreid.normalise_pixel(&px, c),
+                fastreid.normalise_pixel(&px, c),
+            );
+            assert!((a - b).abs() < 1e-5, "channel {c}: {a} vs {b}");
+        }
+        let bgr = InputSpec {
+            channels: ChannelOrder::Bgr,
+            ..InputSpec::default()
+        };
+        assert_eq!(bgr.normalise_pixel(&px, 0), (30.0 / 255.0 - 0.485) / 0.229);
+        // Cards written before the fields existed read as RGB in 0-1.
+        let old: InputSpec = serde_json::from_str(
+            r#"{"height": 256, "width": 128, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}"#,
+        )
+        .unwrap();
+        assert_eq!(old, torchreid);
     }
 
     #[test]

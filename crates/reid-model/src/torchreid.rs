@@ -4,9 +4,9 @@
 //! engine, `{'state_dict': ..., 'epoch': ..., 'rank1': ..., 'optimizer': ...}`
 //! (`torchreid.utils.save_checkpoint`, file names `model.pth.tar-N`); a model trained under
 //! `nn.DataParallel` prefixes every key with `module.`. [`import_torchreid`] accepts all of
-//! these (and fast-reid's `{'model': ...}` wrapper), maps the keys onto our network with one
-//! table per architecture, and says what it left out: the training classifier, BatchNorm's
-//! step counters, anything else outside the network.
+//! these ([`crate::checkpoint`]), maps the keys onto our network with one table per
+//! architecture, and says what it left out: the training classifier and BatchNorm's step
+//! counters. Any other tensor the network does not have is refused (another architecture).
 //!
 //! The feature is the one torchreid evaluates with: for OSNet and `resnet50_fc512`, the output
 //! of the `fc` embedding layer (Linear, BatchNorm1d, ReLU); for `resnet50`, `resnet50_ibn_a` and
@@ -15,32 +15,13 @@
 
 use std::path::Path;
 
-use burn::tensor::{Bytes, DType, Device};
-use burn_store::burn_pack::Tensor as PackTensor;
-use burn_store::pytorch_reader::{PickleValue, PytorchReader};
-use burn_store::{bridge, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter};
+use burn::tensor::Device;
 
 use crate::backbone::{mobilenet_v2, osnet, resnet, ResNetConfig};
+use crate::checkpoint::{at, load_mapped, read_state_dict, Imported, Mapping, StateDict};
 use crate::head::FcEmbed;
 use crate::network::BackboneKind;
-use crate::{ModelError, ReidNet, ReidNetConfig};
-
-/// A network read from a torchreid checkpoint, and what the reading found.
-#[derive(Debug)]
-pub struct Imported {
-    /// The network, BNNeck with identity statistics.
-    pub net: ReidNet,
-    /// Its configuration (torchreid's preprocessing: 256x128, RGB, 0-1, ImageNet mean and std).
-    pub config: ReidNetConfig,
-    /// How the file wraps the state dict, in words.
-    pub wrapper: String,
-    /// Tensors of the file the network does not use, by our name for them.
-    pub ignored: Vec<String>,
-    /// Identities of the training classifier, when the file has one.
-    pub classes: Option<usize>,
-    /// The checkpoint's `epoch` entry, when it has one.
-    pub epoch: Option<i64>,
-}
+use crate::{ModelError, ReidNetConfig};
 
 /// The torchreid architectures we read, by torchreid's name.
 pub const ARCHITECTURES: [&str; 8] = [
@@ -98,87 +79,11 @@ pub fn import_torchreid(path: &Path, arch: &str, device: &Device) -> Result<Impo
             ARCHITECTURES.join(", ")
         ))
     })?;
-    import_torchreid_as(path, arch, config, device)
-}
-
-/// [`import_torchreid`] into the network `config` describes (`arch` names it in messages).
-fn import_torchreid_as(
-    path: &Path,
-    arch: &str,
-    config: ReidNetConfig,
-    device: &Device,
-) -> Result<Imported, ModelError> {
-    let at = |e: &dyn std::fmt::Display| ModelError::Weights(format!("{}: {e}", path.display()));
-    let reader = PytorchReader::new(path).map_err(|e| {
-        at(&format!(
-            "not a readable PyTorch checkpoint ({e}); a file saved with torch.save(model.state_dict()) or torchreid's save_checkpoint is expected"
-        ))
-    })?;
-    let keys = reader.keys();
-    if keys.is_empty() {
-        return Err(at(&"the checkpoint holds no tensors"));
-    }
-    let (top, mut wrapper) = if keys.iter().any(|k| k.starts_with("state_dict.")) {
-        (
-            Some("state_dict"),
-            "torchreid checkpoint ({'state_dict': ...})".to_string(),
-        )
-    } else if keys.iter().any(|k| k.starts_with("model.")) {
-        (
-            Some("model"),
-            "checkpoint with a {'model': ...} wrapper".to_string(),
-        )
-    } else {
-        (None, "plain state dict".to_string())
-    };
-    let inner: Vec<&str> = keys
-        .iter()
-        .filter_map(|k| match top {
-            Some(top) => k.strip_prefix(top).and_then(|k| k.strip_prefix('.')),
-            None => Some(k.as_str()),
-        })
-        .collect();
-    let data_parallel = inner.iter().all(|k| k.starts_with("module."));
-    if data_parallel {
-        wrapper.push_str(", `module.` prefixes (DataParallel)");
-    }
-    let classes = reader
-        .get(&full_key(top, data_parallel, "classifier.weight"))
-        .map(|t| t.shape()[0]);
-    let epoch = match top {
-        Some(_) => match PytorchReader::read_pickle_data(path, None) {
-            Ok(PickleValue::Dict(root)) => match root.get("epoch") {
-                Some(PickleValue::Int(epoch)) => Some(*epoch),
-                _ => None,
-            },
-            _ => None,
-        },
-        None => None,
-    };
-    // The tensors under the wrapper, named as the state dict names them (read lazily: only
-    // those the network takes are ever read from the file).
-    let tensors: Vec<PackTensor> = reader
-        .into_tensors()
-        .into_iter()
-        .filter_map(|(key, tensor)| {
-            let inner = match top {
-                Some(top) => key.strip_prefix(top)?.strip_prefix('.')?.to_string(),
-                None => key,
-            };
-            let mut tensor = bridge::from_pytorch(tensor);
-            tensor.name = inner;
-            Some(tensor)
-        })
-        .collect();
-    let (net, ignored) = load(tensors, data_parallel, arch, &config, device).map_err(|e| at(&e))?;
-    Ok(Imported {
-        net,
-        config,
-        wrapper,
-        ignored,
-        classes,
-        epoch,
-    })
+    let dict = read_state_dict(
+        path,
+        "torch.save(model.state_dict()) or torchreid's save_checkpoint",
+    )?;
+    import(dict, arch, config, device).map_err(|e| at(path, &e))
 }
 
 /// [`import_torchreid`] from named f32 tensors as a torchreid state dict holds them
@@ -191,40 +96,18 @@ pub fn import_torchreid_tensors(
     config: ReidNetConfig,
     device: &Device,
 ) -> Result<Imported, ModelError> {
-    let classes = tensors
-        .iter()
-        .find(|(key, _, _)| key == "classifier.weight")
-        .map(|(_, shape, _)| shape[0]);
-    let tensors = tensors
-        .into_iter()
-        .map(|(key, shape, values)| {
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            PackTensor::new(key, DType::F32, shape, None, Bytes::from_bytes_vec(bytes))
-        })
-        .collect();
-    let (net, ignored) =
-        load(tensors, false, arch, &config, device).map_err(ModelError::Weights)?;
-    Ok(Imported {
-        net,
-        config,
-        wrapper: "tensors in memory".to_string(),
-        ignored,
-        classes,
-        epoch: None,
-    })
+    import(StateDict::from_memory(tensors), arch, config, device).map_err(ModelError::Weights)
 }
 
-/// Maps torchreid's keys onto the network of `config` and loads them: the network and the
-/// tensors it did not use. Every tensor of the network (but the BNNeck) must be there with its
-/// shape.
-fn load(
-    tensors: Vec<PackTensor>,
-    data_parallel: bool,
+/// Maps torchreid's keys onto the network of `config` and loads them. Every tensor of the
+/// network but the BNNeck (which keeps identity statistics) must be there with its shape.
+fn import(
+    dict: StateDict,
     arch: &str,
-    config: &ReidNetConfig,
+    config: ReidNetConfig,
     device: &Device,
-) -> Result<(ReidNet, Vec<String>), String> {
-    let backbone_map = match config.backbone {
+) -> Result<Imported, String> {
+    let mut patterns = match config.backbone {
         BackboneKind::ResNet(_) => resnet::torchreid_key_map("backbone."),
         BackboneKind::MobileNetV2Torchreid => mobilenet_v2::torchreid_key_map("backbone."),
         BackboneKind::MobileNetV2 => {
@@ -235,81 +118,29 @@ fn load(
         }
         _ => osnet::torchreid_key_map("backbone."),
     };
-    let mut patterns: Vec<(String, String)> = Vec::new();
-    if data_parallel {
-        patterns.push((r"^module\.".into(), String::new()));
-    }
-    patterns.extend(backbone_map);
     patterns.extend(FcEmbed::torchreid_key_map("fc."));
-    let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| e.to_string())?;
-    let (tensors, _) = remapper.remap(tensors);
-    let mut net = config.init(device);
-    let result = net.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-    if let Some(error) = result.errors.first() {
-        return Err(format!(
-            "not a torchreid {arch} checkpoint: {error}{}",
-            more(result.errors.len())
-        ));
-    }
-    let missing: Vec<&str> = result
-        .missing
-        .iter()
-        .map(|(path, _)| path.as_str())
-        .filter(|p| !p.starts_with("neck."))
-        .collect();
-    if let Some(first) = missing.first() {
-        let unused: Vec<&String> = result
-            .unused
-            .iter()
-            .filter(|k| !k.ends_with("num_batches_tracked"))
-            .take(3)
-            .collect();
-        return Err(format!(
-            "not a torchreid {arch} checkpoint: {} of the network's tensors are missing, the first is `{first}`; the file's unused tensors include {unused:?}",
-            missing.len()
-        ));
-    }
-    Ok((net, result.unused))
-}
-
-fn full_key(top: Option<&str>, data_parallel: bool, key: &str) -> String {
-    let module = if data_parallel { "module." } else { "" };
-    match top {
-        Some(top) => format!("{top}.{module}{key}"),
-        None => format!("{module}{key}"),
-    }
-}
-
-fn more(count: usize) -> String {
-    if count > 1 {
-        format!(" (and {} more)", count - 1)
-    } else {
-        String::new()
-    }
-}
-
-/// A short account of the tensors an import left out, for people.
-pub fn describe_ignored(ignored: &[String]) -> String {
-    let counters = ignored
-        .iter()
-        .filter(|k| k.ends_with("num_batches_tracked"))
-        .count();
-    let mut parts: Vec<String> = ignored
-        .iter()
-        .filter(|k| !k.ends_with("num_batches_tracked"))
-        .take(6)
-        .cloned()
-        .collect();
-    let others = ignored.len() - counters - parts.len();
-    if others > 0 {
-        parts.push(format!("{others} more"));
-    }
-    if counters > 0 {
-        parts.push(format!("{counters} BatchNorm step counters"));
-    }
-    if parts.is_empty() {
-        "nothing".to_string()
-    } else {
-        parts.join(", ")
-    }
+    let classes = dict.shape("classifier.weight").map(|shape| shape[0]);
+    let wrapper = dict.wrapper.clone();
+    let epoch = dict.epoch;
+    let (net, ignored) = load_mapped(
+        dict,
+        &config,
+        Mapping {
+            what: &format!("torchreid {arch}"),
+            patterns,
+            optional: &|path| path.starts_with("neck."),
+            ignorable: &|key| {
+                key.starts_with("classifier.") || key.ends_with("num_batches_tracked")
+            },
+        },
+        device,
+    )?;
+    Ok(Imported {
+        net,
+        config,
+        wrapper,
+        ignored,
+        classes,
+        epoch,
+    })
 }

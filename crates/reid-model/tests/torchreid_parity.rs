@@ -6,12 +6,14 @@
 //! weights from one formula over torchreid's key names and shapes, and the same key table and
 //! checks load them. Bad checkpoints are refused with a message that says what is wrong.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use reid_model::torchreid::{
-    config_of, describe_ignored, import_torchreid, import_torchreid_tensors, Imported,
-};
+use common::{formula_tensors, max_abs_diff, reference};
+use reid_model::checkpoint::{describe_ignored, Imported};
+use reid_model::torchreid::{config_of, import_torchreid, import_torchreid_tensors};
 use reid_model::weights::{from_burnpack_bytes, to_burnpack_bytes, Precision};
 use reid_model::{ReidNet, ReidNetConfig};
 
@@ -35,20 +37,6 @@ fn inputs(config: &ReidNetConfig, device: &Device) -> Tensor<4> {
         })
         .collect();
     reid_model::preprocess(&images, &config.input, device)
-}
-
-fn reference(path: &Path) -> (Vec<f32>, usize) {
-    let m = reid_core::FeatureMatrix::from_npy(&std::fs::read(path).unwrap()).unwrap();
-    let rows: Vec<f32> = (0..m.rows()).flat_map(|i| m.row(i).to_vec()).collect();
-    (rows, m.rows())
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Imports `file` as `arch`, round-trips it through our model file, and returns the worst
@@ -79,55 +67,10 @@ fn round_trip_parity(dir: &Path, arch: &str, imported: Imported, device: &Device
     diff
 }
 
-fn fnv1a(name: &str) -> u64 {
-    name.bytes().fold(0x811C_9DC5u64, |h, b| {
-        ((h ^ u64::from(b)) * 0x0100_0193) & 0xFFFF_FFFF
-    })
-}
-
-/// The weights of tensor `name`, exactly as `formula` in make_torchreid_fixtures.py computes
-/// them (integer hashing, then f64 arithmetic, then one rounding to f32).
-fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
-    let n: usize = shape.iter().product();
-    let seed = fnv1a(name);
-    let last = name.rsplit('.').next().unwrap();
-    (0..n as u64)
-        .map(|i| {
-            let h = (i.wrapping_mul(2_654_435_761) + seed) % (1 << 32);
-            let h = ((h ^ (h >> 15)) * 2_246_822_519) % (1 << 32);
-            let u = h as f64 / 4_294_967_296.0;
-            let v = match last {
-                "weight" if shape.len() >= 2 => {
-                    let fan_in: usize = shape[1..].iter().product();
-                    (u - 0.5) * 2.0 * (6.0 / fan_in as f64).sqrt()
-                }
-                "weight" if name.contains(".bn3.") || name.contains("downsample.1.") => {
-                    0.1 + 0.1 * u
-                }
-                "weight" => 0.5 + 0.5 * u,
-                "bias" | "running_mean" => (u - 0.5) * 0.2,
-                "running_var" => 0.5 + u,
-                other => panic!("no formula for {other}"),
-            };
-            v as f32
-        })
-        .collect()
-}
-
 /// torchreid's `arch` with the formula's weights on every tensor its keys list names, through
 /// the import's key table and checks.
 fn formula_import(arch: &str, device: &Device) -> Imported {
-    let keys: Vec<(String, Vec<usize>)> = serde_json::from_slice(
-        &std::fs::read(fixtures().join(format!("{arch}.keys.json"))).unwrap(),
-    )
-    .unwrap();
-    let tensors = keys
-        .into_iter()
-        .map(|(name, shape)| {
-            let values = formula(&name, &shape);
-            (name, shape, values)
-        })
-        .collect();
+    let tensors = formula_tensors(&fixtures().join(format!("{arch}.keys.json")));
     import_torchreid_tensors(tensors, arch, config_of(arch).unwrap(), device).unwrap()
 }
 

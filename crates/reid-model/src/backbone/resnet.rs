@@ -8,10 +8,15 @@
 //! three stages, the first BatchNorm of each block normalises half its channels per instance
 //! (InstanceNorm, affine) and the other half by batch.
 //!
+//! fast-reid's ResNet (`fastreid/modeling/backbones/resnet.py`) differs in two ways: its stem's
+//! max pool has no padding and rounds its output size up (ceil mode), and its AGW and SBS
+//! configurations insert non-local blocks (Wang et al. 2018) after the last blocks of stages 2
+//! and 3 ([`NonLocal`]).
+//!
 //! Field names are torchvision's, so state dicts load with a short key table
-//! ([`torchreid_key_map`]).
+//! ([`torchreid_key_map`], [`fastreid_key_map`]).
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, PaddingConfig2d};
@@ -28,6 +33,28 @@ pub struct ResNetConfig {
     pub last_stride: usize,
     /// IBN-a blocks in the first three stages.
     pub ibn_a: bool,
+    /// The stem's max pool (files written before it existed: torchvision's).
+    #[serde(default)]
+    pub stem_pool: StemPool,
+    /// Non-local blocks after the last blocks of each stage (fast-reid's ResNet-50 with
+    /// non-local: 0, 2, 3, 0).
+    #[serde(default, skip_serializing_if = "no_non_local")]
+    pub non_local: [usize; 4],
+}
+
+fn no_non_local(counts: &[usize; 4]) -> bool {
+    counts.iter().all(|&n| n == 0)
+}
+
+/// The stem's 3x3, stride-2 max pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StemPool {
+    /// Padding 1, output size rounded down (torchvision, torchreid).
+    #[default]
+    Padded,
+    /// No padding, output size rounded up (fast-reid's `ceil_mode=True`).
+    Ceil,
 }
 
 impl ResNetConfig {
@@ -37,6 +64,18 @@ impl ResNetConfig {
             layers: [3, 4, 6, 3],
             last_stride,
             ibn_a,
+            stem_pool: StemPool::Padded,
+            non_local: [0; 4],
+        }
+    }
+
+    /// fast-reid's ResNet-50 (its stem pool; last stride 1 in every ReID configuration), with
+    /// non-local blocks after stages 2 and 3 when `non_local` (AGW, SBS).
+    pub fn fastreid_resnet50(ibn_a: bool, non_local: bool) -> Self {
+        Self {
+            stem_pool: StemPool::Ceil,
+            non_local: if non_local { [0, 2, 3, 0] } else { [0; 4] },
+            ..Self::resnet50(1, ibn_a)
         }
     }
 
@@ -64,18 +103,78 @@ impl ResNetConfig {
         let layer2 = stage(1, 128, 2);
         let layer3 = stage(2, 256, 2);
         let layer4 = stage(3, 512, self.last_stride);
+        let pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]);
+        let maxpool = match self.stem_pool {
+            StemPool::Padded => pool.with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+            StemPool::Ceil => pool.with_ceil_mode(true),
+        }
+        .init();
+        let non_local = (0..4)
+            .map(|i| {
+                (0..self.non_local[i])
+                    .map(|_| NonLocal::new(256 << i, device))
+                    .collect()
+            })
+            .collect();
         ResNet {
             conv1: conv([3, 64], 7, 2, device),
             bn1: BatchNormConfig::new(64).init(device),
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            maxpool,
             layer1,
             layer2,
             layer3,
             layer4,
+            non_local,
         }
+    }
+}
+
+/// fast-reid's non-local block (`fastreid/layers/non_local.py`, the dot-product form): `x + BN(W(f(x) g(x)))` with `f = theta(x)^T phi(x) / N` over the `N`
+/// positions. fast-reid's reduction computes `reduc_ratio // reduc_ratio`, so its inner width
+/// is 1 channel; ours is whatever the weights say.
+#[derive(Module, Debug)]
+pub struct NonLocal {
+    /// 1x1 to the inner width (with bias).
+    pub g: Conv2d,
+    /// 1x1 to the inner width (with bias).
+    pub theta: Conv2d,
+    /// 1x1 to the inner width (with bias).
+    pub phi: Conv2d,
+    /// 1x1 back to the block's width (fast-reid: `W.0`).
+    pub w_conv: Conv2d,
+    /// Its BatchNorm (`W.1`, initialised to zero so a new block is the identity).
+    pub w_bn: BatchNorm,
+}
+
+impl NonLocal {
+    fn new(channels: usize, device: &Device) -> Self {
+        let inner = 1;
+        let one = |from, to| Conv2dConfig::new([from, to], [1, 1]).init(device);
+        let mut w_bn = BatchNormConfig::new(channels).init(device);
+        w_bn.gamma = Param::from_tensor(Tensor::zeros([channels], device));
+        Self {
+            g: one(channels, inner),
+            theta: one(channels, inner),
+            phi: one(channels, inner),
+            w_conv: one(inner, channels),
+            w_bn,
+        }
+    }
+
+    /// `[batch, channels, h, w]` to the same shape. The product is taken as
+    /// `theta (phi^T g) / N`, the same value as fast-reid's `(theta phi^T / N) g` without the
+    /// `N x N` matrix.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [batch, _, h, w] = x.dims();
+        let n = h * w;
+        let inner = self.g.weight.dims()[0];
+        let flat = |conv: &Conv2d| conv.forward(x.clone()).reshape([batch, inner, n]);
+        let g = flat(&self.g).swap_dims(1, 2); // [batch, n, inner]
+        let theta = flat(&self.theta).swap_dims(1, 2); // [batch, n, inner]
+        let phi = flat(&self.phi); // [batch, inner, n]
+        let y = theta.matmul(phi.matmul(g)) / n as f32; // [batch, n, inner]
+        let y = y.swap_dims(1, 2).reshape([batch, inner, h, w]);
+        self.w_bn.forward(self.w_conv.forward(y)) + x
     }
 }
 
@@ -203,6 +302,8 @@ pub struct ResNet {
     pub layer3: Vec<Bottleneck>,
     /// Stage 4 (2048, the last stride).
     pub layer4: Vec<Bottleneck>,
+    /// Per stage, the non-local blocks after its last blocks (fast-reid: `NL_1` .. `NL_4`).
+    pub non_local: Vec<Vec<NonLocal>>,
 }
 
 impl ResNet {
@@ -210,14 +311,17 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = relu(self.bn1.forward(self.conv1.forward(x)));
         let mut x = self.maxpool.forward(x);
-        for block in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
-            x = block.forward(x);
+        let stages = [&self.layer1, &self.layer2, &self.layer3, &self.layer4];
+        for (i, blocks) in stages.into_iter().enumerate() {
+            // fast-reid puts stage i's k non-local blocks after its last k blocks, in order.
+            let non_local = self.non_local.get(i).map_or(&[][..], Vec::as_slice);
+            let first_nl = blocks.len().saturating_sub(non_local.len());
+            for (b, block) in blocks.iter().enumerate() {
+                x = block.forward(x);
+                if let Some(nl) = b.checked_sub(first_nl).and_then(|k| non_local.get(k)) {
+                    x = nl.forward(x);
+                }
+            }
         }
         x
     }
@@ -260,6 +364,27 @@ pub fn torchreid_key_map(prefix: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// Key remapping from fast-reid's Baseline state dict (`backbone.` + its ResNet's names) to
+/// our parameter names under `prefix`, as regex pairs applied in order.
+pub fn fastreid_key_map(prefix: &str) -> Vec<(String, String)> {
+    let mut map = vec![
+        (r"^backbone\.".to_string(), String::new()),
+        (
+            r"^(NL_\d\.\d+)\.W\.0\.".to_string(),
+            "$1.w_conv.".to_string(),
+        ),
+        (r"^(NL_\d\.\d+)\.W\.1\.".to_string(), "$1.w_bn.".to_string()),
+    ];
+    map.extend((1..=4).map(|stage| {
+        (
+            format!(r"^NL_{stage}\."),
+            format!("{prefix}non_local.{}.", stage - 1),
+        )
+    }));
+    map.extend(torchreid_key_map(prefix));
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,8 +394,7 @@ mod tests {
         let device = Device::flex();
         let small = ResNetConfig {
             layers: [1, 1, 1, 1],
-            last_stride: 1,
-            ibn_a: true,
+            ..ResNetConfig::resnet50(1, true)
         };
         let net = small.init(&device);
         let out = net.forward(Tensor::zeros([1, 3, 256, 128], &device));
@@ -282,6 +406,30 @@ mod tests {
         .init(&device);
         let out = net.forward(Tensor::zeros([1, 3, 256, 128], &device));
         assert_eq!(out.dims(), [1, 2048, 8, 4]);
+    }
+
+    #[test]
+    fn fastreids_stem_pool_rounds_up_and_a_new_non_local_block_is_the_identity() {
+        let device = Device::flex();
+        let net = ResNetConfig {
+            layers: [1, 1, 1, 1],
+            ..ResNetConfig::fastreid_resnet50(false, false)
+        }
+        .init(&device);
+        // No padding, rounded up: ceil((131 - 3) / 2) + 1 = 65 rows (torchvision's padded pool
+        // gives 66) and ceil((64 - 3) / 2) + 1 = 32 columns.
+        let pooled = net
+            .maxpool
+            .forward(Tensor::zeros([1, 64, 131, 64], &device));
+        assert_eq!(pooled.dims(), [1, 64, 65, 32]);
+        let block = NonLocal::new(8, &device);
+        let x = Tensor::<4>::random(
+            [2, 8, 5, 3],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let y: Vec<f32> = block.forward(x.clone()).into_data().try_to_vec().unwrap();
+        assert_eq!(y, x.into_data().try_to_vec::<f32>().unwrap());
     }
 
     #[test]

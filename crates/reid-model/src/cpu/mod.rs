@@ -335,9 +335,8 @@ impl CpuNet {
             scratch.image.extend(
                 resized
                     .as_raw()
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &p)| spec.normalise(p, k % 3)),
+                    .chunks_exact(3)
+                    .flat_map(|px| (0..3).map(|c| spec.normalise_pixel(px, c))),
             );
             [spec.height, spec.width]
         })

@@ -73,7 +73,7 @@ pub fn augment_into(
                 rgb = rgb.map(|v| (mean_grey + (v - mean_grey) * contrast).clamp(0.0, 255.0));
             }
             for c in 0..3 {
-                out[c * plane + y * w + x] = (rgb[c] / 255.0 - spec.mean[c]) / spec.std[c];
+                out[c * plane + y * w + x] = spec.normalise(rgb, c);
             }
         }
     }
@@ -159,7 +159,7 @@ mod tests {
         let mut out = vec![0.0; 36];
         augment_into(&ramp(), &s, &none(), &mut slot_rng(1, 0, 0, 0), &mut out);
         assert_eq!(red(&out, &s, 2, 1), 12);
-        assert!((out[12] - s.normalise(7, 1)).abs() < 1e-6);
+        assert!((out[12] - s.normalise([0.0, 7.0, 0.0], 1)).abs() < 1e-6);
     }
 
     #[test]
