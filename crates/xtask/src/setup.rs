@@ -336,6 +336,15 @@ pub fn build_web() -> Result<()> {
 
 /// Serves `dist/` on a free port and runs the end-to-end tests against it.
 pub fn browser_tests() -> Result<()> {
+    // Writes the model files of networks too large to commit from the parity formula.
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "reid-model",
+        "--example",
+        "formula_model",
+    ])?;
     let server = crate::serve::Server::start(Path::new("dist"), 0)?;
     let base = format!("http://127.0.0.1:{}", server.port());
     eprintln!("xtask: serving dist/ at {base} for the browser tests");
@@ -344,6 +353,7 @@ pub fn browser_tests() -> Result<()> {
         .arg("tests/e2e/")
         .env("REID_BASE_URL", &base)
         .env("REID_BIN", reid_bin())
+        .env("REID_FORMULA_BIN", "target/release/examples/formula_model")
         .env("REID_MODEL", SHIPPED_MODEL))
 }
 

@@ -90,7 +90,7 @@ pub fn model_picker(props: &ModelPickerProps) -> Html {
                     disabled={props.switching.is_some()} />
             </label>
             <span class="hint">
-                { " a .bpk file from " }<code>{ "reid import" }</code>{ " (torchreid OSNet checkpoints) or " }
+                { " a .bpk file from " }<code>{ "reid import" }</code>{ " (torchreid or fast-reid checkpoints) or " }
                 <code>{ "reid export" }</code>{ "; it stays on this device, and every picture is embedded again with it." }
             </span>
             if let Some(name) = &props.switching {
