@@ -34,21 +34,41 @@ pub enum BackboneKind {
     /// OSNet x0.25, 128-d output.
     #[serde(rename = "osnet_x0_25")]
     OsNetX0_25,
+    /// OSNet-AIN x1.0 (instance normalisation in the stem and in five blocks), 512-d output.
+    #[serde(rename = "osnet_ain_x1_0")]
+    OsNetAinX1_0,
+    /// OSNet-AIN x0.75, 384-d output.
+    #[serde(rename = "osnet_ain_x0_75")]
+    OsNetAinX0_75,
+    /// OSNet-AIN x0.5, 256-d output.
+    #[serde(rename = "osnet_ain_x0_5")]
+    OsNetAinX0_5,
+    /// OSNet-AIN x0.25, 128-d output.
+    #[serde(rename = "osnet_ain_x0_25")]
+    OsNetAinX0_25,
     /// A bottleneck ResNet (ResNet-50: 3, 4, 6, 3 blocks), torchvision layout, 2048-d output.
     #[serde(rename = "resnet")]
     ResNet(ResNetConfig),
 }
 
 impl BackboneKind {
-    /// The OSNet width, for the OSNet kinds.
+    /// The OSNet width, for the OSNet and OSNet-AIN kinds.
     pub fn osnet_width(self) -> Option<OsNetWidth> {
         match self {
             Self::MobileNetV2 | Self::MobileNetV2Torchreid | Self::ResNet(_) => None,
-            Self::OsNetX1_0 => Some(OsNetWidth::X1_0),
-            Self::OsNetX0_75 => Some(OsNetWidth::X0_75),
-            Self::OsNetX0_5 => Some(OsNetWidth::X0_5),
-            Self::OsNetX0_25 => Some(OsNetWidth::X0_25),
+            Self::OsNetX1_0 | Self::OsNetAinX1_0 => Some(OsNetWidth::X1_0),
+            Self::OsNetX0_75 | Self::OsNetAinX0_75 => Some(OsNetWidth::X0_75),
+            Self::OsNetX0_5 | Self::OsNetAinX0_5 => Some(OsNetWidth::X0_5),
+            Self::OsNetX0_25 | Self::OsNetAinX0_25 => Some(OsNetWidth::X0_25),
         }
+    }
+
+    /// Whether the kind is an OSNet-AIN.
+    pub fn is_osnet_ain(self) -> bool {
+        matches!(
+            self,
+            Self::OsNetAinX1_0 | Self::OsNetAinX0_75 | Self::OsNetAinX0_5 | Self::OsNetAinX0_25
+        )
     }
 
     /// The network's name for people.
@@ -60,6 +80,10 @@ impl BackboneKind {
             Self::OsNetX0_75 => "OSNet x0.75".into(),
             Self::OsNetX0_5 => "OSNet x0.5".into(),
             Self::OsNetX0_25 => "OSNet x0.25".into(),
+            Self::OsNetAinX1_0 => "OSNet-AIN x1.0".into(),
+            Self::OsNetAinX0_75 => "OSNet-AIN x0.75".into(),
+            Self::OsNetAinX0_5 => "OSNet-AIN x0.5".into(),
+            Self::OsNetAinX0_25 => "OSNet-AIN x0.25".into(),
             Self::ResNet(c) => {
                 let depth = 3 * c.layers.iter().sum::<usize>() + 2;
                 let ibn = if c.ibn_a { "-IBN-a" } else { "" };
@@ -85,6 +109,16 @@ impl BackboneKind {
             OsNetWidth::X0_75 => Self::OsNetX0_75,
             OsNetWidth::X0_5 => Self::OsNetX0_5,
             OsNetWidth::X0_25 => Self::OsNetX0_25,
+        }
+    }
+
+    /// The OSNet-AIN kind of a width.
+    pub fn osnet_ain(width: OsNetWidth) -> Self {
+        match width {
+            OsNetWidth::X1_0 => Self::OsNetAinX1_0,
+            OsNetWidth::X0_75 => Self::OsNetAinX0_75,
+            OsNetWidth::X0_5 => Self::OsNetAinX0_5,
+            OsNetWidth::X0_25 => Self::OsNetAinX0_25,
         }
     }
 }
@@ -197,10 +231,14 @@ impl ReidNetConfig {
                     .init(device),
             ),
             BackboneKind::ResNet(config) => Backbone::ResNet(config.init(device)),
-            kind => Backbone::OsNet(OsNet::new(
-                kind.osnet_width().expect("every other kind is an OSNet"),
-                device,
-            )),
+            kind => {
+                let width = kind.osnet_width().expect("every other kind is an OSNet");
+                Backbone::OsNet(if kind.is_osnet_ain() {
+                    OsNet::ain(width, device)
+                } else {
+                    OsNet::new(width, device)
+                })
+            }
         };
         let gem = (self.pooling == Pooling::Gem).then(|| Gem::new(3.0, device));
         let fc = self

@@ -8,7 +8,7 @@
 //! architecture, and says what it left out: the training classifier and BatchNorm's step
 //! counters. Any other tensor the network does not have is refused (another architecture).
 //!
-//! The feature is the one torchreid evaluates with: for OSNet and `resnet50_fc512`, the output
+//! The feature is the one torchreid evaluates with: for OSNet, OSNet-AIN and `resnet50_fc512`, the output
 //! of the `fc` embedding layer (Linear, BatchNorm1d, ReLU); for `resnet50`, `resnet50_ibn_a` and
 //! `mobilenetv2_x1_0`, the pooled map. Our BNNeck after it keeps identity statistics, so
 //! the embedding is that feature, L2-normalised.
@@ -24,11 +24,15 @@ use crate::network::BackboneKind;
 use crate::{ModelError, ReidNetConfig};
 
 /// The torchreid architectures we read, by torchreid's name.
-pub const ARCHITECTURES: [&str; 8] = [
+pub const ARCHITECTURES: [&str; 12] = [
     "osnet_x1_0",
     "osnet_x0_75",
     "osnet_x0_5",
     "osnet_x0_25",
+    "osnet_ain_x1_0",
+    "osnet_ain_x0_75",
+    "osnet_ain_x0_5",
+    "osnet_ain_x0_25",
     "resnet50",
     "resnet50_fc512",
     "resnet50_ibn_a",
@@ -54,6 +58,10 @@ pub fn config_of(name: &str) -> Option<ReidNetConfig> {
         }
         _ => {}
     }
+    let (plain, ain) = match name.strip_prefix("osnet_ain_") {
+        Some(width) => (format!("osnet_{width}"), true),
+        None => (name.to_string(), false),
+    };
     let width = [
         osnet::OsNetWidth::X1_0,
         osnet::OsNetWidth::X0_75,
@@ -61,9 +69,13 @@ pub fn config_of(name: &str) -> Option<ReidNetConfig> {
         osnet::OsNetWidth::X0_25,
     ]
     .into_iter()
-    .find(|w| w.torchreid_name() == name)?;
+    .find(|w| w.torchreid_name() == plain)?;
     Some(ReidNetConfig {
-        backbone: BackboneKind::osnet(width),
+        backbone: if ain {
+            BackboneKind::osnet_ain(width)
+        } else {
+            BackboneKind::osnet(width)
+        },
         fc: Some(512),
         ..ReidNetConfig::default()
     })
@@ -116,6 +128,7 @@ fn import(
                     .into(),
             );
         }
+        kind if kind.is_osnet_ain() => osnet::torchreid_ain_key_map("backbone."),
         _ => osnet::torchreid_key_map("backbone."),
     };
     patterns.extend(FcEmbed::torchreid_key_map("fc."));

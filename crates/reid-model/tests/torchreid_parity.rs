@@ -1,7 +1,8 @@
-//! Parity with torchreid's own OSNet and ResNet code, against the fixtures made by
+//! Parity with torchreid's own OSNet, OSNet-AIN and ResNet code, against the fixtures made by
 //! `tests/fixtures/make_torchreid_fixtures.py`: each OSNet checkpoint is read the way
 //! `reid import` reads it, written to our model file (f32) and loaded back, and its features on
-//! the parity images match torchreid's eval-mode output within 1e-4. The ResNet-50s (plain,
+//! the parity images match torchreid's eval-mode output within 1e-4 (OSNet-AIN: within three
+//! times torchreid's own float32 rounding, see [`tolerance`]). The ResNet-50s (plain,
 //! `fc512` with last stride 1, IBN-a) are too large to commit, so both sides compute their
 //! weights from one formula over torchreid's key names and shapes, and the same key table and
 //! checks load them. Bad checkpoints are refused with a message that says what is wrong.
@@ -11,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{formula_tensors, max_abs_diff, reference};
+use common::{formula_tensors, l2_rows, max_abs_diff, reference};
 use reid_model::checkpoint::{describe_ignored, Imported};
 use reid_model::torchreid::{config_of, import_torchreid, import_torchreid_tensors};
 use reid_model::weights::{from_burnpack_bytes, to_burnpack_bytes, Precision};
@@ -39,16 +40,25 @@ fn inputs(config: &ReidNetConfig, device: &Device) -> Tensor<4> {
     reid_model::preprocess(&images, &config.input, device)
 }
 
+/// The worst differences of our features from torchreid's.
+#[derive(Debug, Clone, Copy)]
+struct Diff {
+    /// Of the features themselves.
+    raw: f32,
+    /// Of the L2-normalised features (what retrieval by cosine similarity compares).
+    normalised: f32,
+}
+
 /// Imports `file` as `arch`, round-trips it through our model file, and returns the worst
 /// feature difference against torchreid's.
-fn parity(dir: &Path, arch: &str, file: &str) -> f32 {
+fn parity(dir: &Path, arch: &str, file: &str) -> Diff {
     let device = Device::flex();
     let imported = import_torchreid(&dir.join(file), arch, &device).unwrap();
     println!("{arch} read from {file}");
     round_trip_parity(dir, arch, imported, &device)
 }
 
-fn round_trip_parity(dir: &Path, arch: &str, imported: Imported, device: &Device) -> f32 {
+fn round_trip_parity(dir: &Path, arch: &str, imported: Imported, device: &Device) -> Diff {
     let device = device.clone();
     let bytes =
         to_burnpack_bytes(&imported.net, &imported.config, &vec![], Precision::F32).unwrap();
@@ -58,13 +68,30 @@ fn round_trip_parity(dir: &Path, arch: &str, imported: Imported, device: &Device
     let got: Vec<f32> = out.pooled.into_data().try_to_vec::<f32>().unwrap();
     let (want, rows) = reference(&dir.join(format!("{arch}.features.npy")));
     assert_eq!(out.embedding.dims(), [rows, want.len() / rows]);
-    let diff = max_abs_diff(&got, &want);
+    let diff = Diff {
+        raw: max_abs_diff(&got, &want),
+        normalised: max_abs_diff(&l2_rows(&got, rows), &l2_rows(&want, rows)),
+    };
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     println!(
-        "{arch}: max abs feature diff {diff:.2e} (features up to {scale:.2}; {})",
-        imported.wrapper
+        "{arch}: max abs feature diff {:.2e} (features up to {scale:.2}; normalised {:.2e}; {})",
+        diff.raw, diff.normalised, imported.wrapper
     );
     diff
+}
+
+/// The tolerance on raw features of the model file fixture `arch` in `dir`: 1e-4, or three
+/// times torchreid's own float32 error (its output against the same network run in float64,
+/// recorded by the fixture script) where that is larger. OSNet-AIN's instance norms divide by
+/// the spread of nearly flat channels of the synthetic parity images, which magnifies rounding:
+/// torchreid's own float32 output is 1.2e-4 to 1.6e-4 from exact there.
+fn tolerance(dir: &Path, arch: &str) -> f32 {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let float32_error = manifest["models"][arch]["float32_error"]
+        .as_f64()
+        .unwrap_or(0.0) as f32;
+    (3.0 * float32_error).max(1e-4)
 }
 
 /// torchreid's `arch` with the formula's weights on every tensor its keys list names, through
@@ -75,7 +102,7 @@ fn formula_import(arch: &str, device: &Device) -> Imported {
 }
 
 /// [`formula_import`], round-tripped through our model file, against torchreid's features.
-fn formula_parity(arch: &str) -> f32 {
+fn formula_parity(arch: &str) -> Diff {
     let dir = fixtures();
     let device = Device::flex();
     let imported = formula_import(arch, &device);
@@ -89,19 +116,19 @@ fn formula_parity(arch: &str) -> f32 {
 
 #[test]
 fn resnet50_matches_torchreid() {
-    let diff = formula_parity("resnet50");
+    let diff = formula_parity("resnet50").raw;
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
 #[test]
 fn resnet50_fc512_with_last_stride_1_matches_torchreid() {
-    let diff = formula_parity("resnet50_fc512");
+    let diff = formula_parity("resnet50_fc512").raw;
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
 #[test]
 fn mobilenetv2_x1_0_matches_torchreid_and_folds_for_the_cpu() {
-    let diff = formula_parity("mobilenetv2_x1_0");
+    let diff = formula_parity("mobilenetv2_x1_0").raw;
     assert!(diff <= 1e-4, "max abs diff {diff}");
     // Its first block keeps an expansion torchvision's lacks; the folded CPU path runs it too.
     let device = Device::flex();
@@ -119,31 +146,54 @@ fn mobilenetv2_x1_0_matches_torchreid_and_folds_for_the_cpu() {
 
 #[test]
 fn resnet50_ibn_a_matches_torchreid() {
-    let diff = formula_parity("resnet50_ibn_a");
+    let diff = formula_parity("resnet50_ibn_a").raw;
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
 #[test]
 fn osnet_x0_25_from_a_torchreid_engine_checkpoint_matches_torchreid() {
-    let diff = parity(&fixtures(), "osnet_x0_25", "osnet_x0_25.pth.tar");
+    let diff = parity(&fixtures(), "osnet_x0_25", "osnet_x0_25.pth.tar").raw;
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
 #[test]
 fn osnet_x0_5_from_a_plain_state_dict_matches_torchreid() {
-    let diff = parity(&fixtures(), "osnet_x0_5", "osnet_x0_5.pth");
+    let diff = parity(&fixtures(), "osnet_x0_5", "osnet_x0_5.pth").raw;
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
-/// The full OSNet widths and a ResNet-50 state dict file, generated (not committed) by
-/// `make_torchreid_fixtures.py --full target/torchreid-full`.
+#[test]
+fn osnet_ain_matches_torchreid_from_a_file_and_at_full_width() {
+    let diff = parity(&fixtures(), "osnet_ain_x0_25", "osnet_ain_x0_25.pth");
+    let tolerance = tolerance(&fixtures(), "osnet_ain_x0_25");
+    assert!(
+        diff.raw <= tolerance,
+        "x0.25 from a file: max abs diff {} > {tolerance}",
+        diff.raw
+    );
+    assert!(diff.normalised <= 1e-4, "x0.25, normalised: {diff:?}");
+    let diff = formula_parity("osnet_ain_x1_0").raw;
+    assert!(diff <= 1e-4, "x1.0, formula weights: max abs diff {diff}");
+    // OSNet's plain blocks cannot read OSNet-AIN's file: the stem's InstanceNorm has no
+    // running statistics, which torchreid's plain OSNet needs.
+    let plain = refusal("osnet_ain_x0_25.pth", "osnet_x0_25");
+    assert!(
+        plain.contains("missing") && plain.contains("running"),
+        "{plain}"
+    );
+}
+
+/// The full OSNet widths, OSNet-AIN x1.0 and a ResNet-50 state dict file, generated (not
+/// committed) by `make_torchreid_fixtures.py --full target/torchreid-full`.
 #[test]
 #[ignore = "needs target/torchreid-full from make_torchreid_fixtures.py --full"]
 fn full_size_parity() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/torchreid-full");
-    for arch in ["osnet_x1_0", "osnet_x0_75", "resnet50"] {
+    for arch in ["osnet_x1_0", "osnet_x0_75", "osnet_ain_x1_0", "resnet50"] {
         let diff = parity(&dir, arch, &format!("{arch}.pth"));
-        assert!(diff <= 1e-4, "{arch}: max abs diff {diff}");
+        let tolerance = tolerance(&dir, arch);
+        assert!(diff.raw <= tolerance, "{arch}: {diff:?} > {tolerance}");
+        assert!(diff.normalised <= 1e-4, "{arch}: {diff:?}");
     }
 }
 
@@ -207,7 +257,7 @@ fn bad_checkpoints_are_refused_with_the_reason() {
         width.contains("Shape mismatch") && width.contains("conv1.conv.weight"),
         "{width}"
     );
-    let unknown = refusal("osnet_x0_5.pth", "osnet_ain_x1_0");
+    let unknown = refusal("osnet_x0_5.pth", "osnet_ibn_x1_0");
     assert!(
         unknown.contains("not supported") && unknown.contains("osnet_x0_25"),
         "{unknown}"

@@ -1,6 +1,9 @@
 //! OSNet, the omni-scale network (Zhou et al. ICCV 2019), in torchreid's layout
-//! (`torchreid/reid/models/osnet.py`, widths x1.0, x0.75, x0.5, x0.25; BatchNorm everywhere,
-//! no instance normalisation).
+//! (`torchreid/reid/models/osnet.py`, widths x1.0, x0.75, x0.5, x0.25; BatchNorm everywhere),
+//! and OSNet-AIN (Zhou et al. TPAMI 2021, `osnet_ain.py`), the same network with instance
+//! normalisation where its architecture search put it: in the stem, and inside the residual
+//! branch of the first two blocks of stage 1, the second of stage 2 and the first of stage 3
+//! (whose last 1x1 projection then has no BatchNorm). It generalises better to unseen domains.
 //!
 //! A 7x7 stem (stride 2) and a 3x3 max pool, three stages of two omni-scale blocks (the first two
 //! stages end in a 1x1 conv and a 2x2 average pool), and a 1x1 conv: output stride 16, so a
@@ -15,7 +18,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -75,16 +78,26 @@ fn conv(
         .init(device)
 }
 
-/// A convolution without bias and a BatchNorm, with or without ReLU (torchreid's `ConvLayer`,
-/// `Conv1x1` and `Conv1x1Linear`).
+/// A convolution without bias, a BatchNorm or an affine InstanceNorm (or neither), with or
+/// without ReLU (torchreid's `ConvLayer`, `Conv1x1` and `Conv1x1Linear`).
 #[derive(Module, Debug)]
 pub struct ConvBn {
     /// The convolution.
     pub conv: Conv2d,
     /// Its BatchNorm.
-    pub bn: BatchNorm,
+    pub bn: Option<BatchNorm>,
+    /// Its InstanceNorm, in OSNet-AIN's stem.
+    pub inorm: Option<InstanceNorm>,
     /// Whether ReLU follows.
     pub relu: bool,
+}
+
+/// The normalisation after a [`ConvBn`]'s convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Norm {
+    Batch,
+    Instance,
+    None,
 }
 
 impl ConvBn {
@@ -95,16 +108,35 @@ impl ConvBn {
         relu: bool,
         device: &Device,
     ) -> Self {
+        Self::with_norm(channels, kernel, stride, relu, Norm::Batch, device)
+    }
+
+    fn with_norm(
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        relu: bool,
+        norm: Norm,
+        device: &Device,
+    ) -> Self {
         Self {
             conv: conv(channels, kernel, stride, 1, device),
-            bn: BatchNormConfig::new(channels[1]).init(device),
+            bn: (norm == Norm::Batch).then(|| BatchNormConfig::new(channels[1]).init(device)),
+            inorm: (norm == Norm::Instance)
+                .then(|| InstanceNormConfig::new(channels[1]).init(device)),
             relu,
         }
     }
 
     /// `[batch, in, h, w] -> [batch, out, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
+        let mut x = self.conv.forward(x);
+        if let Some(bn) = &self.bn {
+            x = bn.forward(x);
+        }
+        if let Some(inorm) = &self.inorm {
+            x = inorm.forward(x);
+        }
         if self.relu {
             relu(x)
         } else {
@@ -181,15 +213,24 @@ pub struct OsBlock {
     pub conv2d: Vec<LightConv3x3>,
     /// The gate shared by the four streams.
     pub gate: ChannelGate,
-    /// Linear 1x1 projection to the output channels.
+    /// Linear 1x1 projection to the output channels (without BatchNorm in OSNet-AIN's
+    /// instance-normalised blocks).
     pub conv3: ConvBn,
+    /// OSNet-AIN's affine InstanceNorm of the projection, before the input is added
+    /// (torchreid's `OSBlockINin.IN`).
+    pub inorm: Option<InstanceNorm>,
     /// Linear 1x1 projection of the input when the widths differ.
     pub downsample: Option<ConvBn>,
 }
 
 impl OsBlock {
-    fn new(inp: usize, out: usize, device: &Device) -> Self {
+    fn new(inp: usize, out: usize, instance_norm: bool, device: &Device) -> Self {
         let mid = out / 4;
+        let conv3_norm = if instance_norm {
+            Norm::None
+        } else {
+            Norm::Batch
+        };
         let stream = |n: usize| (0..n).map(|_| LightConv3x3::new(mid, device)).collect();
         Self {
             conv1: ConvBn::new([inp, mid], 1, 1, true, device),
@@ -198,7 +239,8 @@ impl OsBlock {
             conv2c: stream(3),
             conv2d: stream(4),
             gate: ChannelGate::new(mid, device),
-            conv3: ConvBn::new([mid, out], 1, 1, false, device),
+            conv3: ConvBn::with_norm([mid, out], 1, 1, false, conv3_norm, device),
+            inorm: instance_norm.then(|| InstanceNormConfig::new(out).init(device)),
             downsample: (inp != out).then(|| ConvBn::new([inp, out], 1, 1, false, device)),
         }
     }
@@ -211,7 +253,10 @@ impl OsBlock {
             + self.gate.forward(chain(&self.conv2b))
             + self.gate.forward(chain(&self.conv2c))
             + self.gate.forward(chain(&self.conv2d));
-        let x3 = self.conv3.forward(x2);
+        let mut x3 = self.conv3.forward(x2);
+        if let Some(inorm) = &self.inorm {
+            x3 = inorm.forward(x3);
+        }
         let identity = match &self.downsample {
             Some(downsample) => downsample.forward(x),
             None => x,
@@ -232,11 +277,17 @@ pub struct OsStage {
 }
 
 impl OsStage {
-    fn new(inp: usize, out: usize, reduce: bool, device: &Device) -> Self {
+    fn new(
+        inp: usize,
+        out: usize,
+        reduce: bool,
+        instance_norm: [bool; 2],
+        device: &Device,
+    ) -> Self {
         Self {
             blocks: vec![
-                OsBlock::new(inp, out, device),
-                OsBlock::new(out, out, device),
+                OsBlock::new(inp, out, instance_norm[0], device),
+                OsBlock::new(out, out, instance_norm[1], device),
             ],
             transition: reduce.then(|| ConvBn::new([out, out], 1, 1, true, device)),
             pool: reduce.then(|| AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init()),
@@ -273,18 +324,30 @@ pub struct OsNet {
 }
 
 impl OsNet {
-    /// Builds the network at `width` with freshly initialised weights on `device`.
+    /// Builds OSNet at `width` with freshly initialised weights on `device`.
     pub fn new(width: OsNetWidth, device: &Device) -> Self {
+        Self::build(width, false, device)
+    }
+
+    /// Builds OSNet-AIN at `width` (torchreid's `osnet_ain_*`).
+    pub fn ain(width: OsNetWidth, device: &Device) -> Self {
+        Self::build(width, true, device)
+    }
+
+    fn build(width: OsNetWidth, ain: bool, device: &Device) -> Self {
         let c = width.channels();
+        // Which blocks of each stage normalise by instance (osnet_ain_x1_0's `blocks`).
+        let ins = |stage: [bool; 2]| if ain { stage } else { [false; 2] };
+        let stem_norm = if ain { Norm::Instance } else { Norm::Batch };
         Self {
-            conv1: ConvBn::new([3, c[0]], 7, 2, true, device),
+            conv1: ConvBn::with_norm([3, c[0]], 7, 2, true, stem_norm, device),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(),
-            conv2: OsStage::new(c[0], c[1], true, device),
-            conv3: OsStage::new(c[1], c[2], true, device),
-            conv4: OsStage::new(c[2], c[3], false, device),
+            conv2: OsStage::new(c[0], c[1], true, ins([true, true]), device),
+            conv3: OsStage::new(c[1], c[2], true, ins([false, true]), device),
+            conv4: OsStage::new(c[2], c[3], false, ins([true, false]), device),
             conv5: ConvBn::new([c[3], c[3]], 1, 1, true, device),
         }
     }
@@ -300,7 +363,7 @@ impl OsNet {
 
     /// Number of output channels.
     pub fn out_channels(&self) -> usize {
-        self.conv5.bn.gamma.dims()[0]
+        self.conv5.conv.weight.dims()[0]
     }
 }
 
@@ -319,6 +382,29 @@ pub fn torchreid_key_map(prefix: &str) -> Vec<(String, String)> {
         ),
         (r"^(conv[15])\.".to_string(), format!("{prefix}$1.")),
     ]
+}
+
+/// [`torchreid_key_map`] for OSNet-AIN, whose streams are lists (`conv2.T.layers.K`), whose
+/// transitions are `pool2.0` and `pool3.0`, and whose instance norms are named `IN` (and `bn` in
+/// the stem).
+pub fn torchreid_ain_key_map(prefix: &str) -> Vec<(String, String)> {
+    let mut map: Vec<(String, String)> = vec![
+        (
+            r"^pool([23])\.0\.".into(),
+            format!("{prefix}conv$1.transition."),
+        ),
+        (r"\.conv2\.0\.layers\.0\.".into(), ".conv2a.".into()),
+        (r"\.conv2\.1\.layers\.".into(), ".conv2b.".into()),
+        (r"\.conv2\.2\.layers\.".into(), ".conv2c.".into()),
+        (r"\.conv2\.3\.layers\.".into(), ".conv2d.".into()),
+        // burn-store's PyTorch adapter renames weight/bias of BatchNorm only.
+        (r"\.IN\.weight$".into(), ".inorm.gamma".into()),
+        (r"\.IN\.bias$".into(), ".inorm.beta".into()),
+        (r"^conv1\.bn\.weight$".into(), "conv1.inorm.gamma".into()),
+        (r"^conv1\.bn\.bias$".into(), "conv1.inorm.beta".into()),
+    ];
+    map.extend(torchreid_key_map(prefix));
+    map
 }
 
 #[cfg(test)]
@@ -347,5 +433,14 @@ mod tests {
             let net = OsNet::new(width, &device);
             assert_eq!(net.num_params(), params + running, "{width:?}");
         }
+        // OSNet-AIN x1.0: its InstanceNorms have no running statistics, and five projections
+        // lose their BatchNorm.
+        let ain = OsNet::ain(OsNetWidth::X1_0, &device);
+        assert_eq!(ain.num_params(), AIN_X1_0_PARAMS + AIN_X1_0_RUNNING);
     }
+
+    /// torchreid 0.2.5's osnet_ain_x1_0 without `fc` and `classifier`, and its BatchNorm
+    /// channels twice (a running mean and variance each).
+    const AIN_X1_0_PARAMS: usize = 1_905_828;
+    const AIN_X1_0_RUNNING: usize = 2 * 9_536;
 }

@@ -28,7 +28,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
     /// The network: mobilenet_v2, mobilenetv2_x1_0 (torchreid's), osnet_x1_0, osnet_x0_75,
-    /// osnet_x0_5, osnet_x0_25, resnet50, resnet50_ibn_a (the starting weights must be this
+    /// osnet_x0_5, osnet_x0_25, osnet_ain_x1_0 .. osnet_ain_x0_25, resnet50, resnet50_ibn_a
+    /// (the starting weights must be this
     /// network).
     #[arg(long, value_name = "NAME")]
     backbone: Option<String>,

@@ -44,7 +44,8 @@ pub struct DataConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// `mobilenet_v2` (torchvision's), `mobilenetv2_x1_0` (torchreid's), `osnet_x1_0`,
-    /// `osnet_x0_75`, `osnet_x0_5`, `osnet_x0_25`, `resnet50` or `resnet50_ibn_a`. With starting
+    /// `osnet_x0_75`, `osnet_x0_5`, `osnet_x0_25`, `osnet_ain_x1_0` .. `osnet_ain_x0_25`,
+    /// `resnet50` or `resnet50_ibn_a`. With starting
     /// weights (`init`), it must be their network.
     pub backbone: String,
     /// Stride of a ResNet's last stage: 1 (the ReID default: a 16x8 map from 256x128) or 2.
@@ -282,10 +283,14 @@ impl TrainConfig {
             "osnet_x0_75" => BackboneKind::OsNetX0_75,
             "osnet_x0_5" => BackboneKind::OsNetX0_5,
             "osnet_x0_25" => BackboneKind::OsNetX0_25,
+            "osnet_ain_x1_0" => BackboneKind::OsNetAinX1_0,
+            "osnet_ain_x0_75" => BackboneKind::OsNetAinX0_75,
+            "osnet_ain_x0_5" => BackboneKind::OsNetAinX0_5,
+            "osnet_ain_x0_25" => BackboneKind::OsNetAinX0_25,
             "resnet50" => BackboneKind::ResNet(ResNetConfig::resnet50(m.last_stride, false)),
             "resnet50_ibn_a" => BackboneKind::ResNet(ResNetConfig::resnet50(m.last_stride, true)),
             other => anyhow::bail!(
-                "training config: unknown backbone `{other}` (built: mobilenet_v2, mobilenetv2_x1_0, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, resnet50, resnet50_ibn_a)"
+                "training config: unknown backbone `{other}` (built: mobilenet_v2, mobilenetv2_x1_0, osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25, osnet_ain_x1_0, osnet_ain_x0_75, osnet_ain_x0_5, osnet_ain_x0_25, resnet50, resnet50_ibn_a)"
             ),
         })
     }
