@@ -392,8 +392,14 @@ for (const own of OWN_MODELS) for (const [backend, count, tolerance] of own.runs
     const damaged = path.join(OUT, 'damaged.bpk');
     fs.writeFileSync(damaged, fs.readFileSync(model).subarray(0, 5000));
     const manifest = JSON.parse(fs.readFileSync(path.join(fixtures, 'manifest.json'), 'utf8'));
-    const images = manifest.images ?? manifest.models[own.arch].images;
-    const files = images.slice(0, count).map((n) => path.join(FIXTURES, 'resized', n));
+    // torchreid's inputs are the photos resized by Pillow's bilinear filter; fast-reid's, by its
+    // bicubic one at the configuration's size (the page's resize leaves both alone).
+    const images = (manifest.images ?? manifest.models[own.arch].images)
+      .map((n) => (peer === 'fastreid' ? `${path.parse(n).name}.png` : n));
+    const inputs = peer === 'fastreid'
+      ? path.join(fixtures, 'bicubic', manifest.models[own.arch].config['INPUT.SIZE_TEST'].join('x'))
+      : path.join(FIXTURES, 'resized');
+    const files = images.slice(0, count).map((n) => path.join(inputs, n));
     const want = readNpyRows(path.join(fixtures, `${own.arch}.features.npy`));
     await onPage(async (page) => {
       const pageErrors = [];

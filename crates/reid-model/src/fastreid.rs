@@ -16,7 +16,8 @@
 //!
 //! The feature is fast-reid's at evaluation: the BNNeck's output (`EmbeddingHead.forward` when
 //! not training), here L2-normalised as fast-reid's evaluator does for cosine distances. The
-//! preprocessing is fast-reid's: RGB in 0-255 minus `MODEL.PIXEL_MEAN`, over `PIXEL_STD`
+//! preprocessing is fast-reid's: resized with Pillow's bicubic filter (its test transform,
+//! `T.Resize(SIZE_TEST, interpolation=3)`), RGB in 0-255 minus `MODEL.PIXEL_MEAN`, over `PIXEL_STD`
 //! (ImageNet's statistics times 255); a file that stores `pixel_mean` / `pixel_std` (older
 //! fast-reid kept them in the state dict) brings its own.
 
@@ -28,7 +29,7 @@ use burn_store::bridge;
 use crate::backbone::{resnet, ResNetConfig};
 use crate::checkpoint::{at, load_mapped, read_state_dict, Imported, Mapping, StateDict};
 use crate::network::BackboneKind;
-use crate::preprocess::{ChannelOrder, PixelRange};
+use crate::preprocess::{ChannelOrder, Interpolation, PixelRange};
 use crate::{InputSpec, ModelError, Pooling, ReidNetConfig};
 
 /// The fast-reid configurations we read, by the name of their file in `configs/Market1501/`.
@@ -76,6 +77,7 @@ fn preset(arch: &str) -> Option<(ReidNetConfig, Pool)> {
             width: 128,
             channels: ChannelOrder::Rgb,
             range: PixelRange::Byte,
+            interpolation: Interpolation::Bicubic,
             mean: [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0],
             std: [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0],
         },
@@ -141,7 +143,7 @@ fn import(dict: StateDict, arch: &str, device: &Device) -> Result<Imported, Stri
     let mut patterns = resnet::fastreid_key_map("backbone.");
     patterns.push((r"^heads\.pool_layer\.p$".into(), "gem.p".into()));
     patterns.push((r"^heads\.bottleneck\.0\.".into(), "neck.bn.".into()));
-    let (net, ignored) = load_mapped(
+    let (net, mut ignored) = load_mapped(
         dict,
         &config,
         Mapping {
@@ -159,6 +161,8 @@ fn import(dict: StateDict, arch: &str, device: &Device) -> Result<Imported, Stri
         },
         device,
     )?;
+    // The stored normalisation went into the model card, not out of the model.
+    ignored.retain(|key| key != "pixel_mean" && key != "pixel_std");
     Ok(Imported {
         net,
         config,

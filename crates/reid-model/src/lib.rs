@@ -24,4 +24,6 @@ pub mod weights;
 
 pub use error::ModelError;
 pub use network::{Pooling, ReidNet, ReidNetConfig, ReidOutput};
-pub use preprocess::{decode_image, preprocess, resize_bilinear_pil, InputSpec, RgbImage};
+pub use preprocess::{
+    decode_image, preprocess, resize_bilinear_pil, resize_pil, InputSpec, Interpolation, RgbImage,
+};

@@ -1,7 +1,7 @@
 //! Image preprocessing shared by both homes: decode the bytes, resize to the network's input
-//! size with Pillow's bilinear filter (what torchvision's `Resize` does on a PIL image), and
-//! normalise as the model card says (channel order, pixel range, mean and standard deviation:
-//! [`InputSpec`]) into a `[batch, 3, height, width]` tensor.
+//! size with Pillow's bilinear or bicubic filter (what torchvision's `Resize` does on a PIL
+//! image), and normalise as the model card says (channel order, pixel range, mean and standard
+//! deviation: [`InputSpec`]) into a `[batch, 3, height, width]` tensor.
 //!
 //! Decoding and resizing are done here, in Rust, in the browser as well as natively, so that the
 //! same bytes give the same tensor everywhere (the browser's own decoders differ between
@@ -38,6 +38,10 @@ pub struct InputSpec {
     /// Range of a pixel before normalisation (files written before it existed: 0-1).
     #[serde(default)]
     pub range: PixelRange,
+    /// The filter that resizes a crop to the input size (files written before it existed:
+    /// bilinear).
+    #[serde(default)]
+    pub interpolation: Interpolation,
     /// Per-channel mean, in the network's channel order and pixel range, subtracted first.
     pub mean: [f32; 3],
     /// Per-channel standard deviation the centred pixels are divided by.
@@ -55,6 +59,38 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+/// The resampling filter, as Pillow implements it (torchvision's `Resize` on a PIL image).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    /// Pillow's `BILINEAR` (torchvision's default; torchreid).
+    #[default]
+    Bilinear,
+    /// Pillow's `BICUBIC` (fast-reid's `Resize(size, interpolation=3)`).
+    Bicubic,
+}
+
+impl Interpolation {
+    /// The filter's support at scale 1 and its value at `x`.
+    fn support(self) -> f64 {
+        match self {
+            Self::Bilinear => 1.0,
+            Self::Bicubic => 2.0,
+        }
+    }
+
+    /// Pillow's `bilinear_filter` and `bicubic_filter` (a = -0.5).
+    fn weight(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Self::Bilinear if x < 1.0 => 1.0 - x,
+            Self::Bicubic if x < 1.0 => (1.5 * x - 2.5) * x * x + 1.0,
+            Self::Bicubic if x < 2.0 => (((x - 5.0) * x + 8.0) * x - 4.0) * -0.5,
+            _ => 0.0,
+        }
+    }
+}
+
 /// The range pixels are scaled to before the mean is subtracted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PixelRange {
@@ -69,6 +105,16 @@ pub enum PixelRange {
 }
 
 impl InputSpec {
+    /// `image` resized to the input size with the spec's filter.
+    pub fn resize(&self, image: &RgbImage) -> RgbImage {
+        resize_pil(
+            image,
+            self.width as u32,
+            self.height as u32,
+            self.interpolation,
+        )
+    }
+
     /// The network's channel `c` for a pixel whose red, green and blue values lie in 0..=255:
     /// the channel the order puts there, scaled to the range, minus the mean, over the std.
     pub fn normalise(&self, rgb: [f32; 3], c: usize) -> f32 {
@@ -97,6 +143,7 @@ impl Default for InputSpec {
             width: 128,
             channels: ChannelOrder::Rgb,
             range: PixelRange::Unit,
+            interpolation: Interpolation::Bilinear,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
         }
@@ -175,12 +222,12 @@ struct Taps {
     weights: Vec<Vec<i32>>,
 }
 
-/// Pillow's `precompute_coeffs` for the bilinear (triangle) filter, then
-/// `normalize_coeffs_8bpc`: the filter widens with the downscale factor (antialiasing).
-fn bilinear_taps(in_size: usize, out_size: usize) -> Taps {
+/// Pillow's `precompute_coeffs` for `filter`, then `normalize_coeffs_8bpc`: the filter widens
+/// with the downscale factor (antialiasing).
+fn filter_taps(in_size: usize, out_size: usize, filter: Interpolation) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
-    let support = filter_scale; // the bilinear filter's support is 1.0
+    let support = filter.support() * filter_scale;
     let inv = 1.0 / filter_scale;
     let mut first = Vec::with_capacity(out_size);
     let mut weights = Vec::with_capacity(out_size);
@@ -190,14 +237,7 @@ fn bilinear_taps(in_size: usize, out_size: usize) -> Taps {
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let raw: Vec<f64> = (xmin..xmax)
-            .map(|x| {
-                let t = ((x as f64 - center + 0.5) * inv).abs();
-                if t < 1.0 {
-                    1.0 - t
-                } else {
-                    0.0
-                }
-            })
+            .map(|x| filter.weight((x as f64 - center + 0.5) * inv))
             .collect();
         let total: f64 = raw.iter().sum();
         let fixed = raw
@@ -218,10 +258,15 @@ fn clip8(acc: i64) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resizes like Pillow's `Image.resize((width, height), Image.BILINEAR)` on an RGB image:
-/// a horizontal pass then a vertical pass, each rounded to 8 bits, with Pillow's fixed-point
-/// weights. A pass whose size does not change is skipped, as in Pillow.
+/// Resizes like Pillow's `Image.resize((width, height), Image.BILINEAR)` on an RGB image.
 pub fn resize_bilinear_pil(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize_pil(src, width, height, Interpolation::Bilinear)
+}
+
+/// Resizes like Pillow's `Image.resize((width, height), filter)` on an RGB image: a
+/// horizontal pass then a vertical pass, each rounded (and clipped) to 8 bits, with Pillow's
+/// fixed-point weights. A pass whose size does not change is skipped, as in Pillow.
+pub fn resize_pil(src: &RgbImage, width: u32, height: u32, filter: Interpolation) -> RgbImage {
     let (sw, sh) = (src.width() as usize, src.height() as usize);
     let (dw, dh) = (width as usize, height as usize);
     let round = 1i64 << (PRECISION_BITS - 1);
@@ -229,7 +274,7 @@ pub fn resize_bilinear_pil(src: &RgbImage, width: u32, height: u32) -> RgbImage 
     let horizontal: Vec<u8> = if dw == sw {
         src.as_raw().clone()
     } else {
-        let taps = bilinear_taps(sw, dw);
+        let taps = filter_taps(sw, dw, filter);
         let raw = src.as_raw();
         let mut out = vec![0u8; dw * sh * 3];
         for y in 0..sh {
@@ -253,7 +298,7 @@ pub fn resize_bilinear_pil(src: &RgbImage, width: u32, height: u32) -> RgbImage 
     let vertical: Vec<u8> = if dh == sh {
         horizontal
     } else {
-        let taps = bilinear_taps(sh, dh);
+        let taps = filter_taps(sh, dh, filter);
         let mut out = vec![0u8; dw * dh * 3];
         for y in 0..dh {
             for x in 0..dw {
@@ -280,7 +325,7 @@ pub fn preprocess(images: &[RgbImage], spec: &InputSpec, device: &Device) -> Ten
     let (h, w) = (spec.height, spec.width);
     let mut values = Vec::with_capacity(images.len() * 3 * h * w);
     for image in images {
-        let resized = resize_bilinear_pil(image, w as u32, h as u32);
+        let resized = spec.resize(image);
         let raw = resized.as_raw();
         for c in 0..3 {
             values.extend(raw.chunks_exact(3).map(|px| spec.normalise_pixel(px, c)));

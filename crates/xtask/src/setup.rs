@@ -364,25 +364,34 @@ fn browser_bench(dir: &Path) -> Result<()> {
     browser_tools()?;
     web_tools()?;
     build_web()?;
-    let ort = Path::new("tests/e2e/node_modules/onnxruntime-web/dist");
-    for file in [
-        "ort.wasm.min.js",
-        "ort-wasm-simd-threaded.wasm",
-        "ort-wasm-simd-threaded.mjs",
-    ] {
-        std::fs::copy(ort.join(file), dir.join(file))
-            .with_context(|| format!("onnxruntime-web's {file}"))?;
-    }
-    std::fs::write(
-        dir.join("index.html"),
-        "<!doctype html><meta charset=\"utf-8\"><title>onnxruntime-web</title><link rel=\"icon\" href=\"data:,\"><script src=\"ort.wasm.min.js\"></script>\n",
-    )?;
+    serve_onnxruntime_web(dir)?;
     let app = crate::serve::Server::start(Path::new("dist"), 0)?;
     let peer = crate::serve::Server::start(dir, 0)?;
     run(Command::new("node")
         .arg("tests/e2e/bench.mjs")
         .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port()))
         .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port())))
+}
+
+/// Copies onnxruntime-web's files (from the npm registry, `tests/e2e/package.json`: its wasm
+/// and WebGPU backends) into `dir` beside a page that loads them.
+fn serve_onnxruntime_web(dir: &Path) -> Result<()> {
+    let ort = Path::new("tests/e2e/node_modules/onnxruntime-web/dist");
+    for file in [
+        "ort.all.min.js",
+        "ort-wasm-simd-threaded.wasm",
+        "ort-wasm-simd-threaded.mjs",
+        "ort-wasm-simd-threaded.jsep.wasm",
+        "ort-wasm-simd-threaded.jsep.mjs",
+    ] {
+        std::fs::copy(ort.join(file), dir.join(file))
+            .with_context(|| format!("onnxruntime-web's {file}"))?;
+    }
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><meta charset=\"utf-8\"><title>onnxruntime-web</title><link rel=\"icon\" href=\"data:,\"><script src=\"ort.all.min.js\"></script>\n",
+    )?;
+    Ok(())
 }
 
 /// `cargo xtask bench train`: only the training comparison.
@@ -432,7 +441,9 @@ fn train_bench(py: &Path) -> Result<()> {
 /// `cargo xtask bench torchreid`: torchreid's OSNet x1.0 and ResNet-50 embedding crops
 /// natively, ours (burn flex; the folded CPU path is MobileNetV2's only) beside torchreid's own
 /// code in PyTorch (one thread and all cores) and onnxruntime, on the same weights (made by
-/// `make_torchreid_fixtures.py --full`, imported with `reid import`).
+/// `make_torchreid_fixtures.py --full`, imported with `reid import`); then in headless
+/// Chromium, the app on WebGPU and on its CPU path beside onnxruntime-web's WebGPU and wasm
+/// backends on the same networks exported to ONNX (`tests/e2e/bench_models.mjs`).
 pub fn bench_torchreid() -> Result<()> {
     let py = peers()?;
     let full = Path::new("target/torchreid-full");
@@ -442,14 +453,22 @@ pub fn bench_torchreid() -> Result<()> {
             .arg("--full")
             .arg(full))?;
     }
+    let browser_dir = Path::new("target/bench-browser");
+    std::fs::create_dir_all(browser_dir)?;
+    let mut models = Vec::new();
     for arch in ["osnet_x1_0", "resnet50"] {
         let weights = full.join(format!("{arch}.pth"));
         let model = full.join(format!("{arch}.bpk"));
+        let onnx = browser_dir.join(format!("{arch}.onnx"));
         run(Command::new(reid_bin())
             .args(["import", "--from", "torchreid", "--arch", arch])
             .arg(&weights)
             .arg("-o")
             .arg(&model))?;
+        models.push(format!(
+            "{arch}={}",
+            std::fs::canonicalize(&model)?.display()
+        ));
         let pass = ["--batch", "16", "--iters", "3"];
         let ours = echoed(
             Command::new(reid_bin())
@@ -464,6 +483,8 @@ pub fn bench_torchreid() -> Result<()> {
                     .args(["tests/fixtures/bench_pytorch.py", "--arch", arch])
                     .args(["--threads", threads, "--weights"])
                     .arg(&weights)
+                    .arg("--onnx-out")
+                    .arg(&onnx)
                     .args(pass),
             )?;
         }
@@ -480,7 +501,19 @@ pub fn bench_torchreid() -> Result<()> {
             bail!("{arch}: expected five embedding rates, got {rates:?}")
         }
     }
-    Ok(())
+    // The same networks in the browser: ours on WebGPU and the CPU path, onnxruntime-web on
+    // its WebGPU and wasm backends.
+    browser_tools()?;
+    web_tools()?;
+    build_web()?;
+    serve_onnxruntime_web(browser_dir)?;
+    let app = crate::serve::Server::start(Path::new("dist"), 0)?;
+    let peer = crate::serve::Server::start(browser_dir, 0)?;
+    run(Command::new("node")
+        .arg("tests/e2e/bench_models.mjs")
+        .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port()))
+        .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port()))
+        .env("MODELS", models.join(",")))
 }
 
 /// The numbers after `key` (such as `crops/s=`) at the ends of the benchmark lines in `text`,

@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 
 use crate::backbone::mobilenet_v2::ConvBnAct;
 use crate::network::{Backbone, ReidNet};
-use crate::preprocess::{resize_bilinear_pil, InputSpec, RgbImage};
+use crate::preprocess::{InputSpec, RgbImage};
 use crate::ModelError;
 
 /// A 1x1 convolution with its BatchNorm folded in.
@@ -330,7 +330,7 @@ impl CpuNet {
     pub fn embed(&self, images: &[RgbImage]) -> CpuOutput {
         let spec = &self.input;
         self.run(images.len(), |i, scratch| {
-            let resized = resize_bilinear_pil(&images[i], spec.width as u32, spec.height as u32);
+            let resized = spec.resize(&images[i]);
             scratch.image.clear();
             scratch.image.extend(
                 resized
