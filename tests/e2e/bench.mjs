@@ -5,6 +5,7 @@
 // REID_BASE_URL serves the built app; ORT_BASE_URL serves onnxruntime-web's files and the ONNX
 // model (xtask prepares both).
 import { launch } from './browser.mjs';
+import { ortRate } from './ort.mjs';
 
 const BASE = process.env.REID_BASE_URL;
 const ORT_BASE = process.env.ORT_BASE_URL;
@@ -29,22 +30,8 @@ try {
   console.log(`reid app, CPU path in wasm (1 thread, SIMD, batch ${BATCH}): ${ours.toFixed(1)} crops/s crops/s=${ours.toFixed(2)}`);
 
   await page.goto(`${ORT_BASE}/index.html`);
-  const peer = await page.evaluate(async ({ batch, iters }) => {
-    /* global ort */
-    ort.env.wasm.numThreads = 1;
-    ort.env.wasm.wasmPaths = '/';
-    const session = await ort.InferenceSession.create('/mobilenetv2.onnx', {
-      executionProviders: ['wasm'],
-      graphOptimizationLevel: 'all',
-    });
-    const data = new Float32Array(batch * 3 * 256 * 128);
-    for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 12.9898) * 1.5;
-    const feeds = { x: new ort.Tensor('float32', data, [batch, 3, 256, 128]) };
-    await session.run(feeds);
-    const start = performance.now();
-    for (let i = 0; i < iters; i++) await session.run(feeds);
-    return { rate: (batch * iters) / ((performance.now() - start) / 1000), version: ort.env.versions.web };
-  }, { batch: BATCH, iters: ITERS });
+  const peer = await ortRate(page, { model: '/mobilenetv2.onnx', ep: 'wasm', batch: BATCH, iters: ITERS });
+  if (peer.error) throw new Error(`onnxruntime-web: ${peer.error}`);
   console.log(`onnxruntime-web ${peer.version} wasm (1 thread, SIMD, batch ${BATCH}): ${peer.rate.toFixed(1)} crops/s crops/s=${peer.rate.toFixed(2)}`);
   console.log(`browser CPU ratio: reid / onnxruntime-web = ${(ours / peer.rate).toFixed(2)}`);
 } finally {

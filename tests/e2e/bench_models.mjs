@@ -9,6 +9,7 @@
 // REID_BASE_URL serves the built app; ORT_BASE_URL onnxruntime-web's files and the ONNX models;
 // MODELS lists `arch=model.bpk` pairs, comma-separated.
 import { launch } from './browser.mjs';
+import { ortRate } from './ort.mjs';
 
 const BASE = process.env.REID_BASE_URL;
 const ORT_BASE = process.env.ORT_BASE_URL;
@@ -42,28 +43,7 @@ try {
     await page.goto(`${ORT_BASE}/index.html`);
     const peer = {};
     for (const ep of ['webgpu', 'wasm']) {
-      const result = await page.evaluate(async ({ arch, ep, batch, iters }) => {
-        /* global ort */
-        ort.env.wasm.numThreads = 1;
-        ort.env.wasm.wasmPaths = '/';
-        try {
-          const session = await ort.InferenceSession.create(`/${arch}.onnx`, {
-            executionProviders: [ep],
-            graphOptimizationLevel: 'all',
-          });
-          const data = new Float32Array(batch * 3 * 256 * 128);
-          for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 12.9898) * 1.5;
-          const feeds = { x: new ort.Tensor('float32', data, [batch, 3, 256, 128]) };
-          await session.run(feeds);
-          const start = performance.now();
-          for (let i = 0; i < iters; i++) await session.run(feeds);
-          const rate = (batch * iters) / ((performance.now() - start) / 1000);
-          await session.release();
-          return { rate, version: ort.env.versions.web };
-        } catch (e) {
-          return { error: String(e) };
-        }
-      }, { arch, ep, batch: BATCH, iters: ITERS });
+      const result = await ortRate(page, { model: `/${arch}.onnx`, ep, batch: BATCH, iters: ITERS });
       if (result.error) {
         console.log(`${arch}: onnxruntime-web ${ep}: failed: ${result.error}`);
         continue;

@@ -48,14 +48,16 @@ pub(crate) struct StateDict {
 }
 
 impl StateDict {
-    /// The shape of the tensor the state dict names `key` (without `module.`).
-    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+    /// The tensor the state dict names `key` (without `module.`).
+    pub fn get(&self, key: &str) -> Option<&PackTensor> {
         let module = if self.data_parallel { "module." } else { "" };
         let full = format!("{module}{key}");
-        self.tensors
-            .iter()
-            .find(|t| t.name == full)
-            .map(|t| t.shape.as_slice())
+        self.tensors.iter().find(|t| t.name == full)
+    }
+
+    /// The shape of the tensor the state dict names `key` (without `module.`).
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.get(key).map(|t| t.shape.as_slice())
     }
 
     /// Named f32 tensors held in memory (`(key, shape, values)`), as a plain state dict holds
@@ -183,12 +185,12 @@ pub(crate) fn load_mapped(
     let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| e.to_string())?;
     // Leftovers are named as the file names them.
     let (tensors, renames) = remapper.remap(dict.tensors);
-    let original_of = |ours: &str| -> String {
-        renames
-            .iter()
-            .find(|(new, _)| new == ours)
-            .map_or_else(|| ours.to_string(), |(_, old)| old.clone())
-    };
+    let originals: std::collections::HashMap<&str, &str> = renames
+        .iter()
+        .map(|(new, old)| (new.as_str(), old.as_str()))
+        .collect();
+    let original_of =
+        |ours: &str| -> String { originals.get(ours).copied().unwrap_or(ours).to_string() };
     let mut net = config.init(device);
     let result = net.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
     if let Some(error) = result.errors.first() {

@@ -175,12 +175,7 @@ fn import(dict: StateDict, arch: &str, device: &Device) -> Result<Imported, Stri
 
 /// A 3-value buffer such as `pixel_mean` (`[1, 3, 1, 1]`), when the state dict has it.
 fn stored_vector(dict: &StateDict, key: &str) -> Result<Option<[f32; 3]>, String> {
-    let module = if dict.data_parallel { "module." } else { "" };
-    let Some(tensor) = dict
-        .tensors
-        .iter()
-        .find(|t| t.name == format!("{module}{key}"))
-    else {
+    let Some(tensor) = dict.get(key) else {
         return Ok(None);
     };
     let values: Vec<f32> = bridge::to_data(tensor)

@@ -357,10 +357,10 @@ pub fn browser_tests() -> Result<()> {
         .env("REID_MODEL", SHIPPED_MODEL))
 }
 
-/// The browser's CPU path against onnxruntime-web (wasm, one thread) in one headless Chromium
-/// (`tests/e2e/bench.mjs`): the app is built and served from `dist/`, onnxruntime-web's files
-/// (from the npm registry, `tests/e2e/package.json`) and the ONNX export from `dir`.
-fn browser_bench(dir: &Path) -> Result<()> {
+/// Runs the browser benchmark `script` (under `tests/e2e/`) in headless Chromium with `env`:
+/// the app is built and served from `dist/`, onnxruntime-web's files (from the npm registry,
+/// `tests/e2e/package.json`) and the ONNX exports from `dir`.
+fn browser_bench(script: &str, dir: &Path, env: &[(&str, String)]) -> Result<()> {
     browser_tools()?;
     web_tools()?;
     build_web()?;
@@ -368,9 +368,10 @@ fn browser_bench(dir: &Path) -> Result<()> {
     let app = crate::serve::Server::start(Path::new("dist"), 0)?;
     let peer = crate::serve::Server::start(dir, 0)?;
     run(Command::new("node")
-        .arg("tests/e2e/bench.mjs")
+        .arg(Path::new("tests/e2e").join(script))
         .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port()))
-        .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port())))
+        .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port()))
+        .envs(env.iter().map(|(k, v)| (k, v))))
 }
 
 /// Copies onnxruntime-web's files (from the npm registry, `tests/e2e/package.json`: its wasm
@@ -503,17 +504,11 @@ pub fn bench_torchreid() -> Result<()> {
     }
     // The same networks in the browser: ours on WebGPU and the CPU path, onnxruntime-web on
     // its WebGPU and wasm backends.
-    browser_tools()?;
-    web_tools()?;
-    build_web()?;
-    serve_onnxruntime_web(browser_dir)?;
-    let app = crate::serve::Server::start(Path::new("dist"), 0)?;
-    let peer = crate::serve::Server::start(browser_dir, 0)?;
-    run(Command::new("node")
-        .arg("tests/e2e/bench_models.mjs")
-        .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port()))
-        .env("ORT_BASE_URL", format!("http://127.0.0.1:{}", peer.port()))
-        .env("MODELS", models.join(",")))
+    browser_bench(
+        "bench_models.mjs",
+        browser_dir,
+        &[("MODELS", models.join(","))],
+    )
 }
 
 /// The numbers after `key` (such as `crops/s=`) at the ends of the benchmark lines in `text`,
@@ -631,7 +626,7 @@ pub fn bench() -> Result<()> {
         bail!("expected four embedding rates, got {rates:?}");
     }
     train_bench(&py)?;
-    browser_bench(browser_dir)?;
+    browser_bench("bench.mjs", browser_dir, &[])?;
     let data = Path::new("target/bench-data");
     if !data.join("complete").exists() {
         run(Command::new(&py)
