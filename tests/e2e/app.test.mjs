@@ -296,8 +296,10 @@ test('"Measure speed" times the model on the backend in use and says so', async 
     const rate = Number(await result.getAttribute('data-crops-per-s'));
     const text = await result.textContent();
     console.log(`  speed: ${text.trim()}`);
+    const passes = Number(await result.getAttribute('data-passes'));
     assert.ok(rate > 0 && Number.isFinite(rate), `rate ${rate}`);
-    assert.match(text, /crops\/s on the CPU/);
+    assert.ok(passes >= 1 && passes <= 5, `${passes} passes timed`);
+    assert.match(text, new RegExp(`crops/s on the CPU \\(${passes} timed batch(es)? of 8 crops`));
   });
 });
 

@@ -14,7 +14,6 @@ if (!BASE || !ORT_BASE) {
   process.exit(2);
 }
 const BATCH = 8;
-const ITERS = 5;
 
 const browser = await launch();
 try {
@@ -24,13 +23,13 @@ try {
   await page.goto(`${BASE}/?backend=cpu`);
   await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
   await page.click('#benchmark');
-  const ours = await page.waitForSelector('#benchmark-result[data-crops-per-s]', { timeout: 600000 })
-    .then((e) => e.getAttribute('data-crops-per-s'))
-    .then(Number);
+  const result = await page.waitForSelector('#benchmark-result[data-crops-per-s]', { timeout: 600000 });
+  const ours = Number(await result.getAttribute('data-crops-per-s'));
+  const iters = Number(await result.getAttribute('data-passes'));
   console.log(`reid app, CPU path in wasm (1 thread, SIMD, batch ${BATCH}): ${ours.toFixed(1)} crops/s crops/s=${ours.toFixed(2)}`);
 
   await page.goto(`${ORT_BASE}/index.html`);
-  const peer = await ortRate(page, { model: '/mobilenetv2.onnx', ep: 'wasm', batch: BATCH, iters: ITERS });
+  const peer = await ortRate(page, { model: '/mobilenetv2.onnx', ep: 'wasm', batch: BATCH, iters });
   if (peer.error) throw new Error(`onnxruntime-web: ${peer.error}`);
   console.log(`onnxruntime-web ${peer.version} wasm (1 thread, SIMD, batch ${BATCH}): ${peer.rate.toFixed(1)} crops/s crops/s=${peer.rate.toFixed(2)}`);
   console.log(`browser CPU ratio: reid / onnxruntime-web = ${(ours / peer.rate).toFixed(2)}`);

@@ -54,9 +54,10 @@ pub enum ToWorker {
         gallery: Vec<f32>,
         k: usize,
     },
-    /// Time the model: `batch` crops at the model's input size embedded `iters` times after one
-    /// warm-up pass, on the worker's backend; answered by `Benchmarked` or
-    /// `BenchmarkFailed`.
+    /// Time the model: `batch` crops at the model's input size embedded up to `iters` times
+    /// after one warm-up pass, on the worker's backend, stopping early (after at least one
+    /// timed pass) once the timed passes have taken 10 s, so that a slow adapter answers in
+    /// three passes' time; answered by `Benchmarked` or `BenchmarkFailed`.
     Benchmark { batch: usize, iters: usize },
 }
 
@@ -126,8 +127,8 @@ pub enum FromWorker {
         query_id: u32,
         message: String,
     },
-    /// The model's speed on this device: `crops_per_s` over `iters` passes of `batch` crops
-    /// (from decoded pixels: resizing, normalisation and the network).
+    /// The model's speed on this device: `crops_per_s` over the `iters` passes of `batch` crops
+    /// that were timed (from decoded pixels: resizing, normalisation and the network).
     Benchmarked {
         backend: Backend,
         batch: usize,

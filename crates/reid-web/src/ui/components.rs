@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::state::{Benchmark, Engine, Item, ItemStatus, Search, SearchStatus};
+use super::state::{significant, Benchmark, Engine, Item, ItemStatus, Search, SearchStatus};
 
 fn files_of(list: Option<FileList>) -> Vec<File> {
     let Some(list) = list else { return Vec::new() };
@@ -375,10 +375,12 @@ pub fn speed(props: &SpeedProps) -> Html {
         Some(Benchmark::Done {
             backend,
             batch,
+            passes,
             crops_per_s,
         }) => html! {
-            <span id="benchmark-result" data-crops-per-s={format!("{crops_per_s:.2}")}>
-                { format!(" {crops_per_s:.1} crops/s on the {} (batches of {batch}, from pixels to embeddings).", backend.label()) }
+            <span id="benchmark-result" data-crops-per-s={format!("{crops_per_s:.4}")} data-passes={passes.to_string()}>
+                { format!(" {} crops/s on the {} ({passes} timed {} of {batch} crops, from pixels to embeddings).",
+                    significant(*crops_per_s), backend.label(), if *passes == 1 { "batch" } else { "batches" }) }
             </span>
         },
         Some(Benchmark::Failed(message)) => html! {

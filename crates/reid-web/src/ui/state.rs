@@ -62,9 +62,21 @@ pub enum Benchmark {
     Done {
         backend: Backend,
         batch: usize,
+        /// Passes timed.
+        passes: usize,
         crops_per_s: f64,
     },
     Failed(String),
+}
+
+/// `value` with three significant digits (537, 7.07, 0.0412): a software adapter's rate of a
+/// large network is a small fraction of a crop per second.
+pub fn significant(value: f64) -> String {
+    if !value.is_finite() || value <= 0.0 {
+        return format!("{value}");
+    }
+    let decimals = (2 - value.log10().floor() as i32).max(0) as usize;
+    format!("{value:.decimals$}")
 }
 
 /// Everything the page shows.
@@ -196,12 +208,13 @@ impl Reducible for AppState {
                 FromWorker::Benchmarked {
                     backend,
                     batch,
+                    iters,
                     crops_per_s,
-                    ..
                 } => {
                     next.benchmark = Some(Benchmark::Done {
                         backend,
                         batch,
+                        passes: iters,
                         crops_per_s,
                     })
                 }
@@ -278,6 +291,14 @@ impl Reducible for AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_keep_three_significant_digits() {
+        assert_eq!(significant(536.94), "537");
+        assert_eq!(significant(7.071), "7.07");
+        assert_eq!(significant(0.04123), "0.0412");
+        assert_eq!(significant(0.0), "0");
+    }
 
     fn item(id: u32) -> Item {
         Item {
