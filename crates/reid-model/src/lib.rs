@@ -11,6 +11,7 @@ pub mod baseline;
 #[cfg(feature = "pytorch")]
 pub mod checkpoint;
 pub mod cpu;
+pub mod detect;
 pub mod error;
 #[cfg(feature = "pytorch")]
 pub mod fastreid;

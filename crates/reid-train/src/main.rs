@@ -34,6 +34,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Write a trained run's model with its card (and metrics measured now) for the app and `reid`.
     Export(cmd::export::ExportArgs),
+    /// Find pedestrians in images with the HOG people detector (OpenCV's default SVM).
+    Detect(cmd::detect::DetectArgs),
     /// Follow people through video frames, given their detections (MOTChallenge det.txt).
     Track(cmd::track::TrackArgs),
     /// Measurements: embedding, search, re-ranking and evaluation speed.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Synth(args) => cmd::synth::run(args),
         Command::Crops(args) => cmd::crops::run(args),
+        Command::Detect(args) => cmd::detect::run(args),
         Command::Track(args) => cmd::track::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Export(args) => cmd::export::run(args),

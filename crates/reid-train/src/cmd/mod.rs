@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod crops;
+pub mod detect;
 pub mod embed;
 pub mod eval;
 pub mod export;

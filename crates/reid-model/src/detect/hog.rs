@@ -1,0 +1,805 @@
+//! The HOG + linear SVM people detector (Dalal and Triggs 2005) computed as OpenCV 4's
+//! `cv::HOGDescriptor` computes it, with the coefficients of its default 64x128 people detector
+//! (`HOGDescriptor::getDefaultPeopleDetector()`, carried as data in `opencv_people_64x128.txt`
+//! with its provenance), so that its window scores and detections can be checked against
+//! OpenCV's own.
+//!
+//! What OpenCV does, step by step, and so what this does:
+//! - gradients on the image padded by reflection (`BORDER_REFLECT_101`), each pixel's square root
+//!   first (`gammaCorrection`), centred differences `[-1, 0, 1]`; of the three colour channels the
+//!   one with the largest magnitude (of equal ones blue, then green, then red: OpenCV's BGR
+//!   order); the orientation by OpenCV's polynomial `atan2` (`cv::fastAtan2`), unsigned
+//!   (0-180 degrees), split between the two nearest of 9 bins;
+//! - 16x16 blocks every 8 pixels, each of 2x2 cells of 8x8 pixels; each pixel votes into the
+//!   cells around it with bilinear weights times a Gaussian over the block (sigma 4);
+//! - each block's 36 values normalised by L2-Hys (L2 with OpenCV's `0.1 * 36` added to the norm,
+//!   clipped at 0.2, L2 again with 1e-3 added);
+//! - a 64x128 window's descriptor is its 7 x 15 blocks, columns of blocks first (3,780 values);
+//!   its score is the SVM's dot product plus the bias (the 3,781st value);
+//! - several scales: the image shrunk by 1.05 per level (OpenCV's fixed-point bilinear resize,
+//!   `INTER_LINEAR_EXACT`) while a window still fits, windows every 8 pixels, hits mapped back
+//!   to the image, then grouped (`HOGDescriptor::groupRectangles`: clusters of similar boxes,
+//!   their mean box and best score, clusters of `group_threshold` boxes or fewer dropped), and
+//!   cut to the image.
+//!
+//! All of it runs on the CPU: pyramid levels on every core natively, in turn in the browser.
+
+use std::sync::OnceLock;
+
+use image::RgbImage;
+
+/// Window size, pixels (width, height).
+pub const WINDOW: (usize, usize) = (64, 128);
+const CELL: usize = 8;
+const BLOCK: usize = 16;
+const BLOCK_STRIDE: usize = 8;
+const BINS: usize = 9;
+/// Values in one block's histogram (2 x 2 cells of 9 bins).
+const BLOCK_LEN: usize = 4 * BINS;
+/// Blocks across and down a window.
+const BLOCKS: (usize, usize) = (
+    (WINDOW.0 - BLOCK) / BLOCK_STRIDE + 1,
+    (WINDOW.1 - BLOCK) / BLOCK_STRIDE + 1,
+);
+/// Length of a window's descriptor (3,780).
+pub const DESCRIPTOR_LEN: usize = BLOCKS.0 * BLOCKS.1 * BLOCK_LEN;
+
+/// OpenCV's default people detector: 3,780 weights, then the bias.
+const OPENCV_PEOPLE: &str = include_str!("opencv_people_64x128.txt");
+
+/// A linear SVM over HOG descriptors of 64x128 windows.
+#[derive(Debug, Clone)]
+pub struct HogDetector {
+    weights: Vec<f32>,
+    bias: f32,
+}
+
+/// How [`HogDetector::detect`] searches an image (OpenCV's `detectMultiScale` arguments).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HogParams {
+    /// Windows with a score below this are not hits (OpenCV's `hitThreshold`).
+    pub hit_threshold: f64,
+    /// Step between windows, pixels (a multiple of 8 keeps one block grid per level).
+    pub stride: usize,
+    /// Pixels of reflected border around each level's image, so that people cut by the frame's
+    /// edge can still fill a window (rounded up to the block grid).
+    pub padding: usize,
+    /// Ratio between successive pyramid levels (> 1).
+    pub scale: f64,
+    /// Most pyramid levels.
+    pub levels: usize,
+    /// A group of this many hits or fewer is dropped (OpenCV's `groupThreshold`; 0 keeps every
+    /// hit ungrouped).
+    pub group_threshold: usize,
+}
+
+impl Default for HogParams {
+    /// OpenCV's defaults, with 8-pixel padding.
+    fn default() -> Self {
+        Self {
+            hit_threshold: 0.0,
+            stride: 8,
+            padding: 8,
+            scale: 1.05,
+            levels: 64,
+            group_threshold: 2,
+        }
+    }
+}
+
+/// A box in integer pixels, as OpenCV's `cv::Rect` (it may reach outside the image by the
+/// padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: i32,
+    pub y: i32,
+    pub w: i32,
+    pub h: i32,
+}
+
+/// A detected person: the box and the SVM score (a group's best).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub rect: Rect,
+    pub score: f64,
+}
+
+/// One window's score at one scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowScore {
+    /// Top-left corner in the (unpadded) image's pixels; negative inside the padding.
+    pub x: i32,
+    pub y: i32,
+    pub score: f64,
+}
+
+impl HogDetector {
+    /// OpenCV's default 64x128 people detector (trained on INRIA Person by OpenCV).
+    pub fn opencv_people() -> &'static HogDetector {
+        static DETECTOR: OnceLock<HogDetector> = OnceLock::new();
+        DETECTOR.get_or_init(|| {
+            let values: Vec<f32> = OPENCV_PEOPLE
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(|l| {
+                    l.trim()
+                        .parse()
+                        .expect("the carried coefficients are numbers")
+                })
+                .collect();
+            assert_eq!(values.len(), DESCRIPTOR_LEN + 1, "3,780 weights and a bias");
+            HogDetector::new(values[..DESCRIPTOR_LEN].to_vec(), values[DESCRIPTOR_LEN])
+        })
+    }
+
+    /// A detector from its `DESCRIPTOR_LEN` weights and bias.
+    ///
+    /// # Panics
+    /// If `weights` does not have [`DESCRIPTOR_LEN`] values.
+    pub fn new(weights: Vec<f32>, bias: f32) -> Self {
+        assert_eq!(weights.len(), DESCRIPTOR_LEN);
+        Self { weights, bias }
+    }
+
+    /// Every window's score on `image` at its own scale: windows every `stride` pixels over the
+    /// image padded by `padding` (OpenCV's `HOGDescriptor::detect` with a threshold that keeps
+    /// them all), in row order. Empty when the padded image is smaller than a window.
+    pub fn window_scores(
+        &self,
+        image: &RgbImage,
+        stride: usize,
+        padding: usize,
+    ) -> Vec<WindowScore> {
+        let stride = stride.max(1);
+        let grid = gcd(stride, BLOCK_STRIDE);
+        let padding = padding.div_ceil(grid) * grid;
+        let gradients = Gradients::new(image, padding);
+        let (pw, ph) = (gradients.width, gradients.height);
+        if pw < WINDOW.0 || ph < WINDOW.1 {
+            return Vec::new();
+        }
+        let blocks = BlockGrid::new(&gradients, grid);
+        let mut out = Vec::new();
+        for y in (0..=ph - WINDOW.1).step_by(stride) {
+            for x in (0..=pw - WINDOW.0).step_by(stride) {
+                let mut s = f64::from(self.bias);
+                for bx in 0..BLOCKS.0 {
+                    for by in 0..BLOCKS.1 {
+                        let hist = blocks.at(x + bx * BLOCK_STRIDE, y + by * BLOCK_STRIDE);
+                        let w = &self.weights[(bx * BLOCKS.1 + by) * BLOCK_LEN..][..BLOCK_LEN];
+                        s += f64::from(dot(hist, w));
+                    }
+                }
+                out.push(WindowScore {
+                    x: x as i32 - padding as i32,
+                    y: y as i32 - padding as i32,
+                    score: s,
+                });
+            }
+        }
+        out
+    }
+
+    /// People in `image` at every scale, grouped, each box cut to the image (OpenCV's
+    /// `detectMultiScale`).
+    pub fn detect(&self, image: &RgbImage, params: &HogParams) -> Vec<Detection> {
+        let hits = self.hits(image, params);
+        let grouped = if params.group_threshold == 0 {
+            hits
+        } else {
+            group_rectangles(&hits, params.group_threshold, 0.2)
+        };
+        let (w, h) = (image.width() as i32, image.height() as i32);
+        grouped
+            .into_iter()
+            .filter_map(|d| {
+                let r = d.rect;
+                let (x0, y0) = (r.x.max(0), r.y.max(0));
+                let (x1, y1) = ((r.x + r.w).min(w), (r.y + r.h).min(h));
+                (x1 > x0 && y1 > y0).then_some(Detection {
+                    rect: Rect {
+                        x: x0,
+                        y: y0,
+                        w: x1 - x0,
+                        h: y1 - y0,
+                    },
+                    score: d.score,
+                })
+            })
+            .collect()
+    }
+
+    /// Every window at or above the threshold at every pyramid level, in image pixels, before
+    /// grouping.
+    pub fn hits(&self, image: &RgbImage, params: &HogParams) -> Vec<Detection> {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        // One pyramid level per task, on every core natively (in turn in the browser).
+        let mut levels: Vec<(f64, Vec<Detection>)> = pyramid(w, h, params.scale, params.levels)
+            .into_iter()
+            .map(|scale| (scale, Vec::new()))
+            .collect();
+        reid_core::parallel::for_each_chunk_mut(&mut levels, 1, |_, level| {
+            let (scale, hits) = &mut level[0];
+            let scale = *scale;
+            let size = (round(w as f64 / scale), round(h as f64 / scale));
+            let shrunk;
+            let pixels = if size == (w as i32, h as i32) {
+                image
+            } else {
+                shrunk = resize_linear_exact(image, size.0 as u32, size.1 as u32);
+                &shrunk
+            };
+            let win = (
+                round(WINDOW.0 as f64 * scale),
+                round(WINDOW.1 as f64 * scale),
+            );
+            for s in self.window_scores(pixels, params.stride, params.padding) {
+                if s.score >= params.hit_threshold {
+                    hits.push(Detection {
+                        rect: Rect {
+                            x: round(f64::from(s.x) * scale),
+                            y: round(f64::from(s.y) * scale),
+                            w: win.0,
+                            h: win.1,
+                        },
+                        score: s.score,
+                    });
+                }
+            }
+        });
+        levels.into_iter().flat_map(|(_, hits)| hits).collect()
+    }
+}
+
+/// The HOG descriptor of the window whose top-left corner is at (`x`, `y`) in `image`, with
+/// gradients taken over the whole image (OpenCV's `HOGDescriptor::compute` at one location,
+/// no padding).
+///
+/// # Panics
+/// If the window does not fit in the image.
+pub fn descriptor(image: &RgbImage, x: usize, y: usize) -> Vec<f32> {
+    assert!(
+        x + WINDOW.0 <= image.width() as usize && y + WINDOW.1 <= image.height() as usize,
+        "the window must fit in the image"
+    );
+    let gradients = Gradients::new(image, 0);
+    let mut out = Vec::with_capacity(DESCRIPTOR_LEN);
+    for bx in 0..BLOCKS.0 {
+        for by in 0..BLOCKS.1 {
+            out.extend_from_slice(&block_histogram(
+                &gradients,
+                x + bx * BLOCK_STRIDE,
+                y + by * BLOCK_STRIDE,
+            ));
+        }
+    }
+    out
+}
+
+/// The scales of the pyramid: 1, `step`, `step`², ... while a window still fits the shrunk
+/// image, at most `levels` (at least one).
+fn pyramid(w: usize, h: usize, step: f64, levels: usize) -> Vec<f64> {
+    let mut scales = Vec::new();
+    let mut scale = 1.0;
+    while scales.len() < levels.max(1) {
+        if round(w as f64 / scale) < WINDOW.0 as i32
+            || round(h as f64 / scale) < WINDOW.1 as i32
+            || step <= 1.0
+        {
+            break;
+        }
+        scales.push(scale);
+        scale *= step;
+    }
+    if scales.is_empty() {
+        scales.push(1.0);
+    }
+    scales
+}
+
+/// Per pixel of the padded image: the two orientation bins it votes into and its two votes
+/// (the magnitude split between them).
+struct Gradients {
+    width: usize,
+    height: usize,
+    bins: Vec<[u8; 2]>,
+    votes: Vec<[f32; 2]>,
+}
+
+impl Gradients {
+    fn new(image: &RgbImage, padding: usize) -> Self {
+        let (iw, ih) = (image.width() as usize, image.height() as usize);
+        let (width, height) = (iw + 2 * padding, ih + 2 * padding);
+        let lut: Vec<f32> = (0..256).map(|i| (i as f32).sqrt()).collect();
+        // Columns and rows of the source pixel of each padded position, one beyond each side.
+        let xmap: Vec<usize> = (-1..=width as isize)
+            .map(|x| reflect_101(x - padding as isize, iw))
+            .collect();
+        let ymap: Vec<usize> = (-1..=height as isize)
+            .map(|y| reflect_101(y - padding as isize, ih))
+            .collect();
+        let raw = image.as_raw();
+        let px = |x: usize, y: usize| -> &[u8] { &raw[(y * iw + x) * 3..][..3] };
+        let angle_scale = (BINS as f64 / std::f64::consts::PI) as f32;
+        let to_radians = (std::f64::consts::PI / 180.0) as f32;
+        let mut bins = Vec::with_capacity(width * height);
+        let mut votes = Vec::with_capacity(width * height);
+        for y in 0..height {
+            let (up, row, down) = (ymap[y], ymap[y + 1], ymap[y + 2]);
+            for x in 0..width {
+                let (left, right) = (xmap[x], xmap[x + 2]);
+                let col = xmap[x + 1];
+                let (l, r, u, d) = (px(left, row), px(right, row), px(col, up), px(col, down));
+                let (mut dx, mut dy, mut mag2) = (0.0f32, 0.0f32, -1.0f32);
+                // Blue first: of equal magnitudes OpenCV keeps blue, then green (its BGR order).
+                for c in [2, 1, 0] {
+                    let gx = lut[r[c] as usize] - lut[l[c] as usize];
+                    let gy = lut[d[c] as usize] - lut[u[c] as usize];
+                    let m = gx * gx + gy * gy;
+                    if m > mag2 {
+                        (dx, dy, mag2) = (gx, gy, m);
+                    }
+                }
+                let mag = (dx * dx + dy * dy).sqrt();
+                let angle = fast_atan2_degrees(dy, dx) * to_radians * angle_scale - 0.5;
+                let floor = angle.floor();
+                let frac = angle - floor;
+                let mut bin = floor as i32;
+                if bin < 0 {
+                    bin += BINS as i32;
+                } else if bin >= BINS as i32 {
+                    bin -= BINS as i32;
+                }
+                let next = if bin + 1 < BINS as i32 { bin + 1 } else { 0 };
+                bins.push([bin as u8, next as u8]);
+                votes.push([mag * (1.0 - frac), mag * frac]);
+            }
+        }
+        Self {
+            width,
+            height,
+            bins,
+            votes,
+        }
+    }
+}
+
+/// OpenCV's `BORDER_REFLECT_101` index into `0..len` (`gfedcb|abcdefgh|gfedcba`).
+fn reflect_101(i: isize, len: usize) -> usize {
+    let len = len as isize;
+    if len == 1 {
+        return 0;
+    }
+    let mut i = i;
+    loop {
+        if i < 0 {
+            i = -i;
+        } else if i >= len {
+            i = 2 * len - 2 - i;
+        } else {
+            return i as usize;
+        }
+    }
+}
+
+/// A block's dot product with its weights, in four float lanes (as OpenCV's SIMD sums it).
+fn dot(a: &[f32; BLOCK_LEN], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 4];
+    for (a, b) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for k in 0..4 {
+            lanes[k] += a[k] * b[k];
+        }
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+}
+
+/// `cv::fastAtan2`: the angle of (x, y) in degrees, 0 to 360, by OpenCV's 7th-order polynomial
+/// (about 0.01 degrees from the true angle).
+fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
+    const DEG: f32 = (180.0 / std::f64::consts::PI) as f32;
+    const P1: f32 = 0.999_787_84 * DEG;
+    const P3: f32 = -0.325_808_4 * DEG;
+    const P5: f32 = 0.155_578_65 * DEG;
+    const P7: f32 = -0.044_326_556 * DEG;
+    let (ax, ay) = (x.abs(), y.abs());
+    let eps = f64::EPSILON as f32;
+    let c = ax.min(ay) / (ax.max(ay) + eps);
+    let c2 = c * c;
+    let mut a = (((P7 * c2 + P5) * c2 + P3) * c2 + P1) * c;
+    if ax < ay {
+        a = 90.0 - a;
+    }
+    if x < 0.0 {
+        a = 180.0 - a;
+    }
+    if y < 0.0 {
+        a = 360.0 - a;
+    }
+    a
+}
+
+/// One pixel's share of a block: the offsets of up to four cells' histograms and the weight of
+/// its vote in each (bilinear between cell centres times the block's Gaussian).
+#[derive(Clone, Copy)]
+struct PixelWeights {
+    cells: [usize; 4],
+    weights: [f32; 4],
+}
+
+/// The 16 x 16 pixels of a block, rows first.
+fn block_weights() -> &'static [PixelWeights; BLOCK * BLOCK] {
+    static TABLE: OnceLock<[PixelWeights; BLOCK * BLOCK]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let sigma = (BLOCK + BLOCK) as f32 / 8.0;
+        let scale = 1.0 / (sigma * sigma * 2.0);
+        let half = BLOCK as f32 * 0.5;
+        let cells = BLOCK / CELL;
+        // The cells a coordinate votes into and their bilinear weights.
+        let axis = |i: usize| -> Vec<(usize, f32)> {
+            let c = (i as f32 + 0.5) / CELL as f32 - 0.5;
+            let c0 = c.floor();
+            let f = c - c0;
+            let c0 = c0 as i32;
+            [(c0, 1.0 - f), (c0 + 1, f)]
+                .into_iter()
+                .filter(|&(k, _)| (0..cells as i32).contains(&k))
+                .map(|(k, w)| (k as usize, w))
+                .collect()
+        };
+        let mut table = [PixelWeights {
+            cells: [0; 4],
+            weights: [0.0; 4],
+        }; BLOCK * BLOCK];
+        for i in 0..BLOCK {
+            for j in 0..BLOCK {
+                let (di, dj) = (i as f32 - half, j as f32 - half);
+                let gauss = (-(di * di + dj * dj) * scale).exp();
+                let entry = &mut table[i * BLOCK + j];
+                let mut k = 0;
+                for &(cx, wx) in &axis(j) {
+                    for &(cy, wy) in &axis(i) {
+                        // Cells are stored column by column, as OpenCV's block histogram.
+                        entry.cells[k] = (cx * cells + cy) * BINS;
+                        entry.weights[k] = gauss * (wx * wy);
+                        k += 1;
+                    }
+                }
+            }
+        }
+        table
+    })
+}
+
+/// The L2-Hys-normalised histogram of the block whose top-left pixel is (`x`, `y`) of the
+/// padded image.
+fn block_histogram(g: &Gradients, x: usize, y: usize) -> [f32; BLOCK_LEN] {
+    let table = block_weights();
+    let mut hist = [0.0f32; BLOCK_LEN];
+    for i in 0..BLOCK {
+        let row = (y + i) * g.width + x;
+        for j in 0..BLOCK {
+            let (bins, votes) = (g.bins[row + j], g.votes[row + j]);
+            let p = &table[i * BLOCK + j];
+            for k in 0..4 {
+                let w = p.weights[k];
+                if w == 0.0 {
+                    continue;
+                }
+                let cell = &mut hist[p.cells[k]..p.cells[k] + BINS];
+                cell[bins[0] as usize] += votes[0] * w;
+                cell[bins[1] as usize] += votes[1] * w;
+            }
+        }
+    }
+    normalise_l2_hys(&mut hist);
+    hist
+}
+
+/// OpenCV's L2-Hys: divide by the norm plus `0.1 * len`, clip at 0.2, divide by the norm plus
+/// 1e-3.
+fn normalise_l2_hys(hist: &mut [f32]) {
+    let sum: f32 = hist.iter().map(|v| v * v).sum();
+    let scale = 1.0 / (sum.sqrt() + hist.len() as f32 * 0.1);
+    let mut sum = 0.0f32;
+    for v in hist.iter_mut() {
+        *v = (*v * scale).min(0.2);
+        sum += *v * *v;
+    }
+    let scale = 1.0 / (sum.sqrt() + 1e-3);
+    for v in hist.iter_mut() {
+        *v *= scale;
+    }
+}
+
+/// Block histograms of a padded image on a grid of `step` pixels, computed once and shared by
+/// every window that holds them.
+struct BlockGrid {
+    step: usize,
+    across: usize,
+    hists: Vec<[f32; BLOCK_LEN]>,
+}
+
+impl BlockGrid {
+    fn new(g: &Gradients, step: usize) -> Self {
+        let across = (g.width - BLOCK) / step + 1;
+        let down = (g.height - BLOCK) / step + 1;
+        let mut hists = Vec::with_capacity(across * down);
+        for by in 0..down {
+            for bx in 0..across {
+                hists.push(block_histogram(g, bx * step, by * step));
+            }
+        }
+        Self {
+            step,
+            across,
+            hists,
+        }
+    }
+
+    fn at(&self, x: usize, y: usize) -> &[f32; BLOCK_LEN] {
+        &self.hists[(y / self.step) * self.across + x / self.step]
+    }
+}
+
+/// OpenCV's `cvRound`: to the nearest integer, halves to even.
+fn round(v: f64) -> i32 {
+    v.round_ties_even() as i32
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// OpenCV's `resize(..., INTER_LINEAR_EXACT)` of an 8-bit image: bilinear with coefficients in
+/// 1/256ths (rounded halves to even), sums kept exact, the result rounded once.
+pub fn resize_linear_exact(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (sw, sh) = (image.width() as usize, image.height() as usize);
+    let taps = |src: usize, dst: u32| -> Vec<(usize, usize, u32, u32)> {
+        let scale = src as f64 / f64::from(dst);
+        (0..dst)
+            .map(|d| {
+                let f = (f64::from(d) + 0.5) * scale - 0.5;
+                let s = f.floor();
+                let frac = f - s;
+                let s = s as isize;
+                if s < 0 {
+                    (0, 0, 256, 0)
+                } else if s as usize >= src - 1 {
+                    (src - 1, src - 1, 256, 0)
+                } else {
+                    let w1 = (frac * 256.0).round_ties_even() as u32;
+                    let w0 = ((1.0 - frac) * 256.0).round_ties_even() as u32;
+                    (s as usize, s as usize + 1, w0, w1)
+                }
+            })
+            .collect()
+    };
+    let xs = taps(sw, width);
+    let ys = taps(sh, height);
+    let src = image.as_raw();
+    let mut out = RgbImage::new(width, height);
+    let dst: &mut [u8] = &mut out;
+    // Each source row's horizontal pass (values times 256), computed when first needed.
+    let mut rows: Vec<Option<Vec<u32>>> = vec![None; sh];
+    let row = |y: usize, rows: &mut Vec<Option<Vec<u32>>>| {
+        if rows[y].is_none() {
+            let line = &src[y * sw * 3..(y + 1) * sw * 3];
+            let mut h = Vec::with_capacity(width as usize * 3);
+            for &(x0, x1, w0, w1) in &xs {
+                for c in 0..3 {
+                    h.push(w0 * u32::from(line[x0 * 3 + c]) + w1 * u32::from(line[x1 * 3 + c]));
+                }
+            }
+            rows[y] = Some(h);
+        }
+    };
+    for (dy, &(y0, y1, w0, w1)) in ys.iter().enumerate() {
+        row(y0, &mut rows);
+        row(y1, &mut rows);
+        let (a, b) = (rows[y0].as_ref().unwrap(), rows[y1].as_ref().unwrap());
+        let line = &mut dst[dy * width as usize * 3..(dy + 1) * width as usize * 3];
+        for (k, v) in line.iter_mut().enumerate() {
+            let sum = u64::from(w0) * u64::from(a[k]) + u64::from(w1) * u64::from(b[k]);
+            *v = ((sum + (1 << 15)) >> 16).min(255) as u8;
+        }
+    }
+    out
+}
+
+/// OpenCV's `HOGDescriptor::groupRectangles`: boxes are joined (transitively) when their
+/// corners are within `eps` times their mean smaller side; each cluster of more than
+/// `threshold` boxes gives its mean box (rounded) and best score, unless it lies inside a
+/// larger cluster's box (with `eps` slack) that has more boxes (more than 3, or it has fewer than
+/// 3).
+pub fn group_rectangles(hits: &[Detection], threshold: usize, eps: f64) -> Vec<Detection> {
+    let n = hits.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let similar = |a: &Rect, b: &Rect| {
+        let delta = eps * f64::from(a.w.min(b.w) + a.h.min(b.h)) * 0.5;
+        f64::from((a.x - b.x).abs()) <= delta
+            && f64::from((a.y - b.y).abs()) <= delta
+            && f64::from((a.x + a.w - b.x - b.w).abs()) <= delta
+            && f64::from((a.y + a.h - b.y - b.h).abs()) <= delta
+    };
+    for i in 0..n {
+        for j in i + 1..n {
+            if similar(&hits[i].rect, &hits[j].rect) {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                if a != b {
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+    }
+    // Classes numbered by their first member, as `cv::partition` numbers them.
+    let mut label = vec![usize::MAX; n];
+    let mut classes: Vec<(f64, f64, f64, f64, usize, f64)> = Vec::new();
+    for (i, hit) in hits.iter().enumerate() {
+        let root = find(&mut parent, i);
+        if label[root] == usize::MAX {
+            label[root] = classes.len();
+            classes.push((0.0, 0.0, 0.0, 0.0, 0, f64::MIN));
+        }
+        let c = &mut classes[label[root]];
+        let r = hit.rect;
+        c.0 += f64::from(r.x);
+        c.1 += f64::from(r.y);
+        c.2 += f64::from(r.w);
+        c.3 += f64::from(r.h);
+        c.4 += 1;
+        c.5 = c.5.max(hit.score);
+    }
+    let boxes: Vec<(Rect, usize, f64)> = classes
+        .iter()
+        .map(|&(x, y, w, h, count, score)| {
+            let s = 1.0 / count as f64;
+            (
+                Rect {
+                    x: round(x * s),
+                    y: round(y * s),
+                    w: round(w * s),
+                    h: round(h * s),
+                },
+                count,
+                score,
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, &(r1, n1, score)) in boxes.iter().enumerate() {
+        if n1 <= threshold {
+            continue;
+        }
+        let inside_larger = boxes.iter().enumerate().any(|(j, &(r2, n2, _))| {
+            if j == i || n2 <= threshold {
+                return false;
+            }
+            let dx = round(f64::from(r2.w) * eps);
+            let dy = round(f64::from(r2.h) * eps);
+            r1.x >= r2.x - dx
+                && r1.y >= r2.y - dy
+                && r1.x + r1.w <= r2.x + r2.w + dx
+                && r1.y + r1.h <= r2.y + r2.h + dy
+                && (n2 > n1.max(3) || n1 < 3)
+        });
+        if !inside_larger {
+            out.push(Detection { rect: r1, score });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_carried_detector_has_opencvs_size_and_bias() {
+        let d = HogDetector::opencv_people();
+        assert_eq!(d.weights.len(), 3780);
+        assert!((d.bias - -6.665_791_5).abs() < 1e-6, "bias {}", d.bias);
+    }
+
+    #[test]
+    fn fast_atan2_is_within_a_hundredth_of_a_degree() {
+        for k in 0..720 {
+            let t = (k as f64 + 0.25) / 2.0;
+            let (y, x) = (t.to_radians().sin() as f32, t.to_radians().cos() as f32);
+            let a = f64::from(fast_atan2_degrees(y, x));
+            assert!((a - t).abs() < 0.01, "{t}: {a}");
+        }
+    }
+
+    #[test]
+    fn reflect_101_mirrors_without_repeating_the_edge() {
+        let got: Vec<usize> = (-3..8).map(|i| reflect_101(i, 5)).collect();
+        assert_eq!(got, [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn a_flat_image_has_an_empty_descriptor_and_scores_the_bias() {
+        let image = RgbImage::from_pixel(64, 128, image::Rgb([90, 120, 30]));
+        assert!(descriptor(&image, 0, 0).iter().all(|&v| v == 0.0));
+        let scores = HogDetector::opencv_people().window_scores(&image, 8, 0);
+        assert_eq!(scores.len(), 1);
+        assert!((scores[0].score - -6.665_791_5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn blocks_are_unit_length_after_l2_hys() {
+        let image = RgbImage::from_fn(80, 140, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 3 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
+        });
+        let d = descriptor(&image, 8, 4);
+        assert_eq!(d.len(), DESCRIPTOR_LEN);
+        for block in d.chunks(BLOCK_LEN) {
+            let norm: f32 = block.iter().map(|v| v * v).sum::<f32>().sqrt();
+            // Unit length but for the 1e-3 added to the norm.
+            assert!((0.99..=1.0).contains(&norm), "norm {norm}");
+        }
+    }
+
+    #[test]
+    fn the_pyramid_stops_before_a_window_no_longer_fits() {
+        let scales = pyramid(128, 256, 1.05, 64);
+        let last = *scales.last().unwrap();
+        assert!(round(128.0 / last) >= 64 && round(256.0 / last) >= 128);
+        assert!(round(128.0 / (last * 1.05)) < 64 || round(256.0 / (last * 1.05)) < 128);
+        assert_eq!(pyramid(10, 10, 1.05, 64), [1.0]);
+    }
+
+    #[test]
+    fn resizing_to_the_same_size_changes_nothing() {
+        let image = RgbImage::from_fn(9, 7, |x, y| image::Rgb([(x * 20) as u8, (y * 30) as u8, 7]));
+        assert_eq!(resize_linear_exact(&image, 9, 7), image);
+    }
+
+    #[test]
+    fn grouping_keeps_clusters_of_more_than_the_threshold() {
+        let hit = |x, y, score| Detection {
+            rect: Rect {
+                x,
+                y,
+                w: 64,
+                h: 128,
+            },
+            score,
+        };
+        let hits = [
+            hit(100, 100, 0.5),
+            hit(104, 100, 1.5),
+            hit(100, 108, 0.2),
+            hit(400, 50, 3.0),
+            hit(404, 50, 2.0),
+        ];
+        let groups = group_rectangles(&hits, 2, 0.2);
+        assert_eq!(
+            groups,
+            [Detection {
+                rect: Rect {
+                    x: 101,
+                    y: 103,
+                    w: 64,
+                    h: 128
+                },
+                score: 1.5
+            }]
+        );
+        assert_eq!(group_rectangles(&hits, 1, 0.2).len(), 2);
+    }
+}

@@ -1,0 +1,3 @@
+//! Pedestrian detectors: boxes of people in a whole frame, before tracking and embedding.
+
+pub mod hog;

@@ -1,0 +1,234 @@
+//! `reid detect IMAGE|FOLDER...`: finds pedestrians with the HOG people detector (OpenCV's
+//! default 64x128 SVM, `reid_model::detect::hog`) and prints each image's boxes and scores;
+//! `--draw DIR` writes each picture with its boxes, `--mot FILE` the boxes of a folder of frames
+//! as a MOTChallenge `det.txt` that `reid track --detections` reads. A file that cannot be read
+//! or decoded is reported and skipped; the exit status is then 1.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use embedded_graphics::pixelcolor::Rgb888;
+use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
+use embedded_graphics::text::Alignment;
+use reid_model::decode_image;
+use reid_model::detect::hog::{Detection, HogDetector, HogParams};
+use serde::Serialize;
+
+use crate::report::{save_png, Canvas};
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// Image files or folders (walked recursively for jpg, jpeg, png, webp, bmp), in file-name
+    /// order; with --mot, a name that is a number (`000001.jpg`) gives the frame its number.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Windows scoring below this are not people (the SVM's margin; OpenCV's hitThreshold).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    threshold: f64,
+    /// Ratio between pyramid levels (> 1; smaller finds more sizes and is slower).
+    #[arg(long, default_value_t = 1.05)]
+    scale: f64,
+    /// Step between windows, pixels (8 or a multiple keeps one block grid).
+    #[arg(long, default_value_t = 8)]
+    stride: usize,
+    /// Reflected border around each level, pixels, so that people cut by the frame edge fit.
+    #[arg(long, default_value_t = 8)]
+    padding: usize,
+    /// A group of this many overlapping hits or fewer is dropped (0: every hit, ungrouped).
+    #[arg(long, default_value_t = 2)]
+    group: usize,
+    /// Write each image with its boxes drawn (PNG) into this folder.
+    #[arg(long)]
+    draw: Option<PathBuf>,
+    /// Write all boxes as MOTChallenge detections (frame, -1, x, y, w, h, score, -1, -1, -1).
+    #[arg(long)]
+    mot: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonImage {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    people: Option<Vec<JsonBox>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonBox {
+    x: i32,
+    y: i32,
+    w: i32,
+    h: i32,
+    score: f64,
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    if args.scale <= 1.0 || args.stride == 0 {
+        anyhow::bail!("--scale must be above 1 and --stride above 0");
+    }
+    let mut files: Vec<PathBuf> = reid_data::collect_images(&args.inputs)?
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("no images (jpg, jpeg, png, webp, bmp) in the inputs");
+    }
+    let params = HogParams {
+        hit_threshold: args.threshold,
+        stride: args.stride,
+        padding: args.padding,
+        scale: args.scale,
+        group_threshold: args.group,
+        ..HogParams::default()
+    };
+    let detector = HogDetector::opencv_people();
+    let numbered: Option<Vec<u64>> = files
+        .iter()
+        .map(|p| p.file_stem()?.to_str()?.parse().ok())
+        .collect();
+    let numbers = numbered.unwrap_or_else(|| (1..=files.len() as u64).collect());
+    let mut report = Vec::new();
+    let mut mot = String::new();
+    let mut failed = 0;
+    for (path, frame) in files.iter().zip(numbers) {
+        let name = path.display().to_string();
+        let found = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| decode_image(&bytes).map_err(|e| e.to_string()))
+            .map(|image| {
+                let start = Instant::now();
+                let people = detector.detect(&image, &params);
+                (image, people, start.elapsed())
+            });
+        match found {
+            Ok((image, people, took)) => {
+                if !args.json {
+                    println!(
+                        "{name}: {} {} ({}x{}, {:.0} ms)",
+                        people.len(),
+                        if people.len() == 1 {
+                            "person"
+                        } else {
+                            "people"
+                        },
+                        image.width(),
+                        image.height(),
+                        took.as_secs_f64() * 1000.0
+                    );
+                    for d in &people {
+                        let r = d.rect;
+                        println!(
+                            "  x {} y {} w {} h {}  score {:.3}",
+                            r.x, r.y, r.w, r.h, d.score
+                        );
+                    }
+                }
+                for d in &people {
+                    let r = d.rect;
+                    let _ = writeln!(
+                        mot,
+                        "{frame},-1,{},{},{},{},{:.4},-1,-1,-1",
+                        r.x, r.y, r.w, r.h, d.score
+                    );
+                }
+                if let Some(dir) = &args.draw {
+                    let out = dir
+                        .join(path.file_stem().unwrap_or_default())
+                        .with_extension("png");
+                    save_png(&drawn(image, &people), &out)?;
+                }
+                report.push(JsonImage {
+                    name,
+                    people: Some(
+                        people
+                            .iter()
+                            .map(|d| JsonBox {
+                                x: d.rect.x,
+                                y: d.rect.y,
+                                w: d.rect.w,
+                                h: d.rect.h,
+                                score: d.score,
+                            })
+                            .collect(),
+                    ),
+                    error: None,
+                });
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("{name}: skipped: {error}");
+                report.push(JsonImage {
+                    name,
+                    people: None,
+                    error: Some(error),
+                });
+            }
+        }
+    }
+    if let Some(path) = &args.mot {
+        std::fs::write(path, mot).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The picture with each box outlined and its score written above it.
+fn drawn(image: image::RgbImage, people: &[Detection]) -> Canvas {
+    let mut canvas = Canvas(image);
+    let style = PrimitiveStyle::with_stroke(Rgb888::new(255, 40, 40), 3);
+    for d in people {
+        let r = d.rect;
+        let _ = Rectangle::new(
+            Point::new(r.x, r.y),
+            Size::new(r.w.max(1) as u32, r.h.max(1) as u32),
+        )
+        .into_styled(style)
+        .draw(&mut canvas);
+        canvas.text(
+            &format!("{:.2}", d.score),
+            Point::new(r.x + 2, (r.y - 16).max(0)),
+            Rgb888::new(255, 255, 0),
+            true,
+            Alignment::Left,
+        );
+    }
+    canvas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_are_drawn_where_the_detection_is() {
+        let image = image::RgbImage::new(100, 160);
+        let people = [Detection {
+            rect: reid_model::detect::hog::Rect {
+                x: 10,
+                y: 20,
+                w: 64,
+                h: 128,
+            },
+            score: 1.25,
+        }];
+        let canvas = drawn(image, &people);
+        assert_eq!(canvas.0.get_pixel(10, 60).0, [255, 40, 40]);
+        assert_eq!(canvas.0.get_pixel(40, 80).0, [0, 0, 0]);
+    }
+}
