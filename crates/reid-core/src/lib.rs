@@ -12,6 +12,7 @@
 pub mod assignment;
 pub mod backend;
 pub mod bbox;
+pub mod detection;
 pub mod distance;
 pub mod embedding;
 pub mod eval;
@@ -28,6 +29,7 @@ pub mod tracking;
 pub use assignment::min_cost_assignment;
 pub use backend::Backend;
 pub use bbox::BBox;
+pub use detection::{average_precision, ApReport, ScoredBox, TruthBox};
 pub use distance::{
     cosine_similarity, cosine_similarity_matrix, distance_matrix, top_k_inner_product, Hit, Metric,
 };

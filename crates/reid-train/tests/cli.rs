@@ -1135,3 +1135,66 @@ fn detect_finds_the_person_opencv_finds_draws_it_and_skips_a_bad_file() {
     let rows = std::fs::read_to_string(&mot).unwrap();
     assert!(rows.starts_with("1,-1,294,9,83,166,0.99"), "{rows}");
 }
+
+#[test]
+fn detect_scores_its_boxes_against_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("img1");
+    std::fs::create_dir(&frames).unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/hog/scene1.png"),
+        frames.join("000001.png"),
+    )
+    .unwrap();
+    let gt = dir.path().join("gt.txt");
+    // The person OpenCV finds (found), a second one nobody finds (missed), a small one (ignored).
+    std::fs::write(
+        &gt,
+        "1,1,296,20,78,155,1,1,1.0\n1,2,500,100,60,150,1,1,1.0\n1,3,10,10,10,30,1,1,1.0\n",
+    )
+    .unwrap();
+    let out = reid(
+        &[
+            "detect",
+            frames.to_str().unwrap(),
+            "--gt",
+            gt.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("AP@0.5 50.00% over 2 people in 1 frames (1 more ignored"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("recall 50.00%, precision 100.00% (1 right, 0 wrong)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn track_without_detections_finds_people_with_the_hog_detector() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("img1");
+    std::fs::create_dir(&frames).unwrap();
+    for n in 1..=2 {
+        let to = frames.join(format!("{n:06}.png"));
+        std::fs::copy(root().join("tests/fixtures/hog/scene1.png"), to).unwrap();
+    }
+    let out = reid(
+        &[
+            "track",
+            frames.to_str().unwrap(),
+            "--no-appearance",
+            "--out",
+            "tracks.txt",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    // OpenCV's detector finds one person in the frame, so two in the two copies.
+    assert!(stdout.starts_with("2 frames, 2 detections"), "{stdout}");
+}

@@ -1,6 +1,6 @@
-//! `reid track FRAMES --detections det.txt`: follows people through a folder of video frames,
+//! `reid track FRAMES [--detections det.txt]`: follows people through a folder of video frames,
 //! given each frame's detections in MOTChallenge's `det.txt` format (the "public detections"
-//! way of tracking). Each detection is embedded with the ReID model, so people are matched by
+//! way of tracking) or finding them with the HOG people detector. Each detection is embedded with the ReID model, so people are matched by
 //! appearance as well as by position (DeepSORT); `--no-appearance` matches by position alone
 //! (SORT). Writes the tracks as a MOTChallenge result file (each track's identity on its
 //! detection's box), optionally each track's summary as JSON, and with `--gt` scores the tracks
@@ -19,6 +19,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use reid_core::{parse_mot_rows, parse_mot_text, BBox, MotAccumulator, TrackerConfig};
 use reid_model::decode_image;
+use reid_model::detect::hog::{HogDetector, HogParams};
 use reid_pipeline::{device, Backend, Embedder, VideoTracker};
 use serde::Serialize;
 
@@ -28,8 +29,12 @@ pub struct TrackArgs {
     /// `000001.jpg`) gives the frame its number, others count from 1.
     frames: PathBuf,
     /// Detections of every frame: MOTChallenge `det.txt` (frame, -1, x, y, w, h, score, ...).
+    /// Without it, the HOG people detector finds people in each frame (as `reid detect`).
     #[arg(long)]
-    detections: PathBuf,
+    detections: Option<PathBuf>,
+    /// Without --detections: the HOG detector's score threshold (`reid detect --threshold`).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    hog_threshold: f64,
     /// Ignore detections scoring below this.
     #[arg(long, default_value_t = f32::NEG_INFINITY, allow_negative_numbers = true)]
     min_score: f32,
@@ -100,26 +105,33 @@ fn frame_files(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
 
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let frames = frame_files(&args.frames)?;
-    let text = std::fs::read_to_string(&args.detections)
-        .with_context(|| format!("cannot read the detections {}", args.detections.display()))?;
-    let rows = parse_mot_rows(&text).with_context(|| {
-        format!(
-            "{} is not a MOTChallenge detection file",
-            args.detections.display()
-        )
-    })?;
     let mut detections: BTreeMap<u64, Vec<(BBox, f32)>> = BTreeMap::new();
-    for row in rows.into_iter().filter(|r| r.confidence >= args.min_score) {
-        detections
-            .entry(row.frame)
-            .or_default()
-            .push((row.bbox, row.confidence));
+    if let Some(file) = &args.detections {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the detections {}", file.display()))?;
+        let rows = parse_mot_rows(&text)
+            .with_context(|| format!("{} is not a MOTChallenge detection file", file.display()))?;
+        for row in rows.into_iter().filter(|r| r.confidence >= args.min_score) {
+            detections
+                .entry(row.frame)
+                .or_default()
+                .push((row.bbox, row.confidence));
+        }
+        let known: std::collections::HashSet<u64> = frames.iter().map(|(n, _)| *n).collect();
+        let orphans = detections.keys().filter(|f| !known.contains(f)).count();
+        if orphans > 0 {
+            eprintln!("warning: {orphans} frames of the detection file have no picture in {}; their detections are left out", args.frames.display());
+        }
     }
-    let known: std::collections::HashSet<u64> = frames.iter().map(|(n, _)| *n).collect();
-    let orphans = detections.keys().filter(|f| !known.contains(f)).count();
-    if orphans > 0 {
-        eprintln!("warning: {orphans} frames of the detection file have no picture in {}; their detections are left out", args.frames.display());
-    }
+    let hog = args.detections.is_none().then(|| {
+        (
+            HogDetector::opencv_people(),
+            HogParams {
+                hit_threshold: args.hog_threshold,
+                ..HogParams::default()
+            },
+        )
+    });
 
     let embedder = if args.no_appearance {
         None
@@ -140,12 +152,10 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let (mut unreadable, mut skipped, mut boxes) = (0usize, 0usize, 0usize);
     let none = Vec::new();
     for (number, path) in &frames {
-        let found = detections.get(number).unwrap_or(&none);
-        boxes += found.len();
-        // The picture is only needed for appearance.
-        let picture = match &embedder {
-            None => None,
-            Some(_) => match std::fs::read(path)
+        // The picture is needed for appearance and for the detector.
+        let picture = match embedder.is_none() && hog.is_none() {
+            true => None,
+            false => match std::fs::read(path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| decode_image(&b).map_err(|e| e.to_string()))
             {
@@ -157,6 +167,25 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 }
             },
         };
+        let detected: Vec<(BBox, f32)>;
+        let found = match (&hog, &picture) {
+            (Some((detector, params)), Some(image)) => {
+                detected = detector
+                    .detect(image, params)
+                    .iter()
+                    .filter(|d| d.score as f32 >= args.min_score)
+                    .map(|d| {
+                        let r = d.rect;
+                        let b = BBox::new(r.x as f32, r.y as f32, r.w as f32, r.h as f32);
+                        (b, d.score as f32)
+                    })
+                    .collect();
+                &detected
+            }
+            (Some(_), None) => &none,
+            (None, _) => detections.get(number).unwrap_or(&none),
+        };
+        boxes += found.len();
         let tracks = pollster::block_on(tracker.next_frame(picture.as_ref(), found))
             .with_context(|| format!("frame {number} ({})", path.display()))?;
         skipped += tracks.skipped.len();
