@@ -302,8 +302,12 @@ fn pyramid(w: usize, h: usize, step: f64, levels: usize) -> Vec<f64> {
 struct Gradients {
     width: usize,
     height: usize,
-    bins: Vec<[u8; 2]>,
-    votes: Vec<[f32; 2]>,
+    /// The lower bin of each pixel and its vote; the upper bin (the next, 8 wrapping to 0) and
+    /// its vote.
+    bin0: Vec<u8>,
+    bin1: Vec<u8>,
+    vote0: Vec<f32>,
+    vote1: Vec<f32>,
 }
 
 impl Gradients {
@@ -318,48 +322,64 @@ impl Gradients {
         let ymap: Vec<usize> = (-1..=height as isize)
             .map(|y| reflect_101(y - padding as isize, ih))
             .collect();
-        let raw = image.as_raw();
-        let px = |x: usize, y: usize| -> &[u8] { &raw[(y * iw + x) * 3..][..3] };
+        // Square roots of every sample once (OpenCV's gamma table), and the sample offsets of
+        // each padded column.
+        let roots: Vec<f32> = image.as_raw().iter().map(|&v| lut[v as usize]).collect();
+        let xoff: Vec<usize> = xmap.iter().map(|&x| x * 3).collect();
         let angle_scale = (BINS as f64 / std::f64::consts::PI) as f32;
         let to_radians = (std::f64::consts::PI / 180.0) as f32;
-        let mut bins = Vec::with_capacity(width * height);
-        let mut votes = Vec::with_capacity(width * height);
+        let n = width * height;
+        let (mut bin0, mut bin1) = (vec![0u8; n], vec![0u8; n]);
+        let (mut vote0, mut vote1) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let (mut gx, mut gy) = (vec![0.0f32; width], vec![0.0f32; width]);
+        let line = |y: usize| &roots[y * iw * 3..(y + 1) * iw * 3];
         for y in 0..height {
-            let (up, row, down) = (ymap[y], ymap[y + 1], ymap[y + 2]);
+            let (up, row, down) = (line(ymap[y]), line(ymap[y + 1]), line(ymap[y + 2]));
+            // The channel with the largest gradient; blue first: of equal magnitudes OpenCV
+            // keeps blue, then green (its BGR order).
             for x in 0..width {
-                let (left, right) = (xmap[x], xmap[x + 2]);
-                let col = xmap[x + 1];
-                let (l, r, u, d) = (px(left, row), px(right, row), px(col, up), px(col, down));
-                let (mut dx, mut dy, mut mag2) = (0.0f32, 0.0f32, -1.0f32);
-                // Blue first: of equal magnitudes OpenCV keeps blue, then green (its BGR order).
-                for c in [2, 1, 0] {
-                    let gx = lut[r[c] as usize] - lut[l[c] as usize];
-                    let gy = lut[d[c] as usize] - lut[u[c] as usize];
-                    let m = gx * gx + gy * gy;
-                    if m > mag2 {
-                        (dx, dy, mag2) = (gx, gy, m);
+                let (l, c, r) = (xoff[x], xoff[x + 1], xoff[x + 2]);
+                let (mut dx, mut dy) = (row[r + 2] - row[l + 2], down[c + 2] - up[c + 2]);
+                let mut best = dx * dx + dy * dy;
+                for ch in [1, 0] {
+                    let (ex, ey) = (row[r + ch] - row[l + ch], down[c + ch] - up[c + ch]);
+                    let m = ex * ex + ey * ey;
+                    if m > best {
+                        (dx, dy, best) = (ex, ey, m);
                     }
                 }
+                gx[x] = dx;
+                gy[x] = dy;
+            }
+            let span = y * width..(y + 1) * width;
+            let (b0, b1) = (&mut bin0[span.clone()], &mut bin1[span.clone()]);
+            let (v0, v1) = (&mut vote0[span.clone()], &mut vote1[span]);
+            for x in 0..width {
+                let (dx, dy) = (gx[x], gy[x]);
                 let mag = (dx * dx + dy * dy).sqrt();
                 let angle = fast_atan2_degrees(dy, dx) * to_radians * angle_scale - 0.5;
-                let floor = angle.floor();
-                let frac = angle - floor;
-                let mut bin = floor as i32;
-                if bin < 0 {
-                    bin += BINS as i32;
-                } else if bin >= BINS as i32 {
-                    bin -= BINS as i32;
-                }
-                let next = if bin + 1 < BINS as i32 { bin + 1 } else { 0 };
-                bins.push([bin as u8, next as u8]);
-                votes.push([mag * (1.0 - frac), mag * frac]);
+                // The angle is in [-0.5, 18): truncating it plus one floors it, without a call
+                // to `floorf` where the target lacks a rounding instruction.
+                let bin = (angle + 1.0) as i32 - 1;
+                let frac = angle - bin as f32;
+                let bin = bin + BINS as i32 * (i32::from(bin < 0) - i32::from(bin >= BINS as i32));
+                b0[x] = bin as u8;
+                b1[x] = if bin == BINS as i32 - 1 {
+                    0
+                } else {
+                    bin as u8 + 1
+                };
+                v0[x] = mag * (1.0 - frac);
+                v1[x] = mag * frac;
             }
         }
         Self {
             width,
             height,
-            bins,
-            votes,
+            bin0,
+            bin1,
+            vote0,
+            vote1,
         }
     }
 }
@@ -405,23 +425,22 @@ fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
     let eps = f64::EPSILON as f32;
     let c = ax.min(ay) / (ax.max(ay) + eps);
     let c2 = c * c;
-    let mut a = (((P7 * c2 + P5) * c2 + P3) * c2 + P1) * c;
-    if ax < ay {
-        a = 90.0 - a;
-    }
-    if x < 0.0 {
-        a = 180.0 - a;
-    }
+    let a = (((P7 * c2 + P5) * c2 + P3) * c2 + P1) * c;
+    let a = if ax < ay { 90.0 - a } else { a };
+    let a = if x < 0.0 { 180.0 - a } else { a };
     if y < 0.0 {
-        a = 360.0 - a;
+        360.0 - a
+    } else {
+        a
     }
-    a
 }
 
 /// One pixel's share of a block: the offsets of up to four cells' histograms and the weight of
 /// its vote in each (bilinear between cell centres times the block's Gaussian).
 #[derive(Clone, Copy)]
 struct PixelWeights {
+    /// Cells voted into (1 in the block's corners, 2 along its edges, else 4).
+    count: usize,
     cells: [usize; 4],
     weights: [f32; 4],
 }
@@ -447,6 +466,7 @@ fn block_weights() -> &'static [PixelWeights; BLOCK * BLOCK] {
                 .collect()
         };
         let mut table = [PixelWeights {
+            count: 0,
             cells: [0; 4],
             weights: [0.0; 4],
         }; BLOCK * BLOCK];
@@ -464,6 +484,7 @@ fn block_weights() -> &'static [PixelWeights; BLOCK * BLOCK] {
                         k += 1;
                     }
                 }
+                entry.count = k;
             }
         }
         table
@@ -478,16 +499,14 @@ fn block_histogram(g: &Gradients, x: usize, y: usize) -> [f32; BLOCK_LEN] {
     for i in 0..BLOCK {
         let row = (y + i) * g.width + x;
         for j in 0..BLOCK {
-            let (bins, votes) = (g.bins[row + j], g.votes[row + j]);
+            let (b0, b1) = (g.bin0[row + j] as usize, g.bin1[row + j] as usize);
+            let (v0, v1) = (g.vote0[row + j], g.vote1[row + j]);
             let p = &table[i * BLOCK + j];
-            for k in 0..4 {
+            for k in 0..p.count {
                 let w = p.weights[k];
-                if w == 0.0 {
-                    continue;
-                }
                 let cell = &mut hist[p.cells[k]..p.cells[k] + BINS];
-                cell[bins[0] as usize] += votes[0] * w;
-                cell[bins[1] as usize] += votes[1] * w;
+                cell[b0] += v0 * w;
+                cell[b1] += v1 * w;
             }
         }
     }
