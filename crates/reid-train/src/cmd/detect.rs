@@ -105,11 +105,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         ..HogParams::default()
     };
     let detector = HogDetector::opencv_people();
-    let numbered: Option<Vec<u64>> = files
-        .iter()
-        .map(|p| p.file_stem()?.to_str()?.parse().ok())
-        .collect();
-    let numbers = numbered.unwrap_or_else(|| (1..=files.len() as u64).collect());
+    let numbers = super::frame_numbers(&files);
     let truth = match &args.gt {
         Some(path) => Some(ground_truth(path, args.min_height, args.min_visibility)?),
         None => None,

@@ -41,6 +41,16 @@ pub fn read_model(path: &Path) -> anyhow::Result<Vec<u8>> {
     })
 }
 
+/// The frame number of each of `files` (in order): the numbers their names are
+/// (MOTChallenge's `000001.jpg`) when every name is one, else their places counted from 1.
+pub fn frame_numbers(files: &[PathBuf]) -> Vec<u64> {
+    let named: Option<Vec<u64>> = files
+        .iter()
+        .map(|p| p.file_stem()?.to_str()?.parse().ok())
+        .collect();
+    named.unwrap_or_else(|| (1..=files.len() as u64).collect())
+}
+
 /// Default for `--model`.
 pub fn default_model() -> PathBuf {
     PathBuf::from(DEFAULT_MODEL)

@@ -93,14 +93,10 @@ fn frame_files(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
             dir.display()
         );
     }
-    let numbered: Option<Vec<u64>> = files
-        .iter()
-        .map(|p| p.file_stem()?.to_str()?.parse().ok())
-        .collect();
-    Ok(match numbered {
-        Some(numbers) => numbers.into_iter().zip(files).collect(),
-        None => (1..).zip(files).collect(),
-    })
+    Ok(super::frame_numbers(&files)
+        .into_iter()
+        .zip(files)
+        .collect())
 }
 
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
@@ -242,12 +238,17 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let s = acc.summary();
+        // MOTP averages the matched boxes' distances: undefined when nothing matched.
+        let motp = match s.motp() {
+            m if m.is_nan() => "n/a (nothing matched)".to_string(),
+            m => format!("{m:.3}"),
+        };
         println!(
-            "against {}: MOTA {:.1}%  IDF1 {:.1}%  MOTP {:.3}  ID switches {}  false positives {}  misses {}  fragmentations {}  mostly tracked {} / lost {} of {}",
+            "against {}: MOTA {:.1}%  IDF1 {:.1}%  MOTP {}  ID switches {}  false positives {}  misses {}  fragmentations {}  mostly tracked {} / lost {} of {}",
             gt.display(),
             100.0 * s.mota(),
             100.0 * s.idf1(),
-            s.motp(),
+            motp,
             s.num_switches,
             s.num_false_positives,
             s.num_misses,
