@@ -22,7 +22,8 @@
 //!   their mean box and best score, clusters of `group_threshold` boxes or fewer dropped), and
 //!   cut to the image.
 //!
-//! All of it runs on the CPU: pyramid levels on every core natively, in turn in the browser.
+//! All of it runs on the CPU, pyramid levels on every core (one after another on wasm, where it
+//! is not called yet).
 
 use std::sync::OnceLock;
 
