@@ -56,12 +56,13 @@ fn run() -> Result<()> {
             None => setup::bench(),
             Some("train") => setup::bench_training(),
             Some("torchreid") => setup::bench_torchreid(),
+            Some("hog") => setup::bench_hog(),
             Some(other) => {
-                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid]")
+                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|hog]")
             }
         },
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|torchreid]>")
+            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|torchreid|hog]>")
         }
     }
 }

@@ -395,6 +395,24 @@ fn serve_onnxruntime_web(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench hog`: the HOG people detector (`reid detect`) beside OpenCV's
+/// `detectMultiScale` on a synthetic 640x360 scene and, where `../shared/data` is, a 1920x1080
+/// campus frame (`tests/fixtures/bench_hog.py`).
+pub fn bench_hog() -> Result<()> {
+    cargo(&["build", "--release", "-p", "reid-train"])?;
+    let py = peers()?;
+    let mut cmd = Command::new(&py);
+    cmd.arg("tests/fixtures/bench_hog.py")
+        .arg("--reid")
+        .arg(reid_bin())
+        .arg("tests/fixtures/hog/scene1.png");
+    let frame = Path::new("../shared/data/campus-frames/c1s1_014601.jpg");
+    if frame.exists() {
+        cmd.arg(frame);
+    }
+    run(&mut cmd)
+}
+
 /// `cargo xtask bench train`: only the training comparison.
 pub fn bench_training() -> Result<()> {
     model()?;
