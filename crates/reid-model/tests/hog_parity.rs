@@ -37,15 +37,6 @@ fn params(threshold: f64) -> HogParams {
     }
 }
 
-fn bbox(d: &Detection) -> BBox {
-    BBox::new(
-        d.rect.x as f32,
-        d.rect.y as f32,
-        d.rect.w as f32,
-        d.rect.h as f32,
-    )
-}
-
 /// OpenCV's grouped detections `[[x, y, w, h, score], ...]` against ours: the same count, each
 /// of theirs matched (greedily, best IoU first) by one of ours at IoU >= 0.8. Returns the
 /// smallest IoU and the largest score difference of the matches.
@@ -79,9 +70,12 @@ fn match_detections(theirs: &Value, ours: &[Detection], what: &str) -> (f64, f64
     for (b, score) in &theirs {
         let best = (0..ours.len())
             .filter(|&i| free[i])
-            .max_by(|&i, &j| b.iou(&bbox(&ours[i])).total_cmp(&b.iou(&bbox(&ours[j]))))
+            .max_by(|&i, &j| {
+                b.iou(&ours[i].rect.bbox())
+                    .total_cmp(&b.iou(&ours[j].rect.bbox()))
+            })
             .unwrap();
-        let iou = b.iou(&bbox(&ours[best]));
+        let iou = b.iou(&ours[best].rect.bbox());
         assert!(
             iou >= 0.8,
             "{what}: OpenCV's {b:?} best matched at IoU {iou:.3} ({:?})",

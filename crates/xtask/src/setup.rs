@@ -395,6 +395,9 @@ fn serve_onnxruntime_web(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The workplace's real pedestrian pictures (outside the repository; used where present).
+const SHARED_DATA: &str = "../shared/data";
+
 /// `cargo xtask bench hog`: the HOG people detector (`reid detect`) beside OpenCV's
 /// `detectMultiScale` on a synthetic 640x360 scene and, where `../shared/data` is, a 1920x1080
 /// campus frame (`tests/fixtures/bench_hog.py`).
@@ -406,7 +409,7 @@ pub fn bench_hog() -> Result<()> {
         .arg("--reid")
         .arg(reid_bin())
         .arg("tests/fixtures/hog/scene1.png");
-    let frame = Path::new("../shared/data/campus-frames/c1s1_014601.jpg");
+    let frame = Path::new(SHARED_DATA).join("campus-frames/c1s1_014601.jpg");
     if frame.exists() {
         cmd.arg(frame);
     }
@@ -604,7 +607,7 @@ pub fn fixtures() -> Result<()> {
         .arg("--scenes")
         .arg(scenes.join("mot/c3-01/img1/000001.jpg"))
         .arg(scenes.join("mot/c1-01/img1/000003.jpg"));
-    let real = Path::new("../shared/data");
+    let real = Path::new(SHARED_DATA);
     if real.is_dir() {
         hog.arg("--real").arg(real);
     }

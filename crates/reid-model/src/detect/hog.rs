@@ -28,6 +28,8 @@
 use std::sync::OnceLock;
 
 use image::RgbImage;
+use reid_core::BBox;
+use serde::Serialize;
 
 /// Window size, pixels (width, height).
 pub const WINDOW: (usize, usize) = (64, 128);
@@ -90,7 +92,7 @@ impl Default for HogParams {
 
 /// A box in integer pixels, as OpenCV's `cv::Rect` (it may reach outside the image by the
 /// padding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Rect {
     pub x: i32,
     pub y: i32,
@@ -98,9 +100,18 @@ pub struct Rect {
     pub h: i32,
 }
 
-/// A detected person: the box and the SVM score (a group's best).
-#[derive(Debug, Clone, Copy, PartialEq)]
+impl Rect {
+    /// The same box as the tracker and the evaluation take it.
+    pub fn bbox(&self) -> BBox {
+        BBox::new(self.x as f32, self.y as f32, self.w as f32, self.h as f32)
+    }
+}
+
+/// A detected person: the box and the SVM score (a group's best). Serialised flat:
+/// `{"x", "y", "w", "h", "score"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Detection {
+    #[serde(flatten)]
     pub rect: Rect,
     pub score: f64,
 }
@@ -214,7 +225,7 @@ impl HogDetector {
     /// grouping.
     pub fn hits(&self, image: &RgbImage, params: &HogParams) -> Vec<Detection> {
         let (w, h) = (image.width() as usize, image.height() as usize);
-        // One pyramid level per task, on every core natively (in turn in the browser).
+        // One pyramid level per task, on every core natively (in turn on wasm).
         let mut levels: Vec<(f64, Vec<Detection>)> = pyramid(w, h, params.scale, params.levels)
             .into_iter()
             .map(|scale| (scale, Vec::new()))

@@ -17,7 +17,7 @@ use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::Alignment;
-use reid_core::{average_precision, parse_mot_rows, BBox, ScoredBox, TruthBox};
+use reid_core::{average_precision, parse_mot_rows, ScoredBox, TruthBox};
 use reid_model::decode_image;
 use reid_model::detect::hog::{Detection, HogDetector, HogParams};
 use serde::Serialize;
@@ -70,18 +70,9 @@ pub struct DetectArgs {
 struct JsonImage {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    people: Option<Vec<JsonBox>>,
+    people: Option<Vec<Detection>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct JsonBox {
-    x: i32,
-    y: i32,
-    w: i32,
-    h: i32,
-    score: f64,
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
@@ -114,7 +105,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let mut report = Vec::new();
     let mut mot = String::new();
     let mut failed = 0;
-    for (path, frame) in files.iter().zip(numbers) {
+    for (path, &frame) in files.iter().zip(&numbers) {
         let name = path.display().to_string();
         let found = std::fs::read(path)
             .map_err(|e| e.to_string())
@@ -151,7 +142,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                     let r = d.rect;
                     scored.push(ScoredBox {
                         frame,
-                        bbox: BBox::new(r.x as f32, r.y as f32, r.w as f32, r.h as f32),
+                        bbox: r.bbox(),
                         score: d.score,
                     });
                     let _ = writeln!(
@@ -168,18 +159,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 }
                 report.push(JsonImage {
                     name,
-                    people: Some(
-                        people
-                            .iter()
-                            .map(|d| JsonBox {
-                                x: d.rect.x,
-                                y: d.rect.y,
-                                w: d.rect.w,
-                                h: d.rect.h,
-                                score: d.score,
-                            })
-                            .collect(),
-                    ),
+                    people: Some(people),
                     error: None,
                 });
             }
@@ -201,10 +181,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     if let Some(truth) = truth {
-        let frames: std::collections::HashSet<u64> = files
-            .iter()
-            .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
-            .collect();
+        let frames: std::collections::HashSet<u64> = numbers.iter().copied().collect();
         let truth: Vec<TruthBox> = truth
             .into_iter()
             .filter(|t| frames.contains(&t.frame))

@@ -1,7 +1,7 @@
 //! `reid track FRAMES [--detections det.txt]`: follows people through a folder of video frames,
 //! given each frame's detections in MOTChallenge's `det.txt` format (the "public detections"
-//! way of tracking) or finding them with the HOG people detector. Each detection is embedded with the ReID model, so people are matched by
-//! appearance as well as by position (DeepSORT); `--no-appearance` matches by position alone
+//! way of tracking) or finding them with the HOG people detector. Each detection is embedded
+//! with the ReID model, so people are matched by appearance as well as by position (DeepSORT); `--no-appearance` matches by position alone
 //! (SORT). Writes the tracks as a MOTChallenge result file (each track's identity on its
 //! detection's box), optionally each track's summary as JSON, and with `--gt` scores the tracks
 //! (MOTA, IDF1, ...) against ground truth.
@@ -149,9 +149,10 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let none = Vec::new();
     for (number, path) in &frames {
         // The picture is needed for appearance and for the detector.
-        let picture = match embedder.is_none() && hog.is_none() {
-            true => None,
-            false => match std::fs::read(path)
+        let picture = if embedder.is_none() && hog.is_none() {
+            None
+        } else {
+            match std::fs::read(path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| decode_image(&b).map_err(|e| e.to_string()))
             {
@@ -161,7 +162,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                     unreadable += 1;
                     None
                 }
-            },
+            }
         };
         let detected: Vec<(BBox, f32)>;
         let found = match (&hog, &picture) {
@@ -170,11 +171,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                     .detect(image, params)
                     .iter()
                     .filter(|d| d.score as f32 >= args.min_score)
-                    .map(|d| {
-                        let r = d.rect;
-                        let b = BBox::new(r.x as f32, r.y as f32, r.w as f32, r.h as f32);
-                        (b, d.score as f32)
-                    })
+                    .map(|d| (d.rect.bbox(), d.score as f32))
                     .collect();
                 &detected
             }
