@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod report;
 mod train;
+mod video;
 
 /// Person re-identification toolbox.
 #[derive(Parser, Debug)]
@@ -36,8 +37,10 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Find pedestrians in images with the HOG people detector (OpenCV's default SVM).
     Detect(cmd::detect::DetectArgs),
-    /// Follow people through video frames, given their detections (MOTChallenge det.txt).
+    /// Follow people through a video or a folder of frames (HOG detector or MOTChallenge det.txt).
     Track(cmd::track::TrackArgs),
+    /// Find a person in pictures, photos and videos: the gallery ranked by similarity to a query picture, with a result sheet.
+    Search(cmd::search::SearchArgs),
     /// Measurements: embedding, search, re-ranking and evaluation speed.
     Bench(cmd::bench::BenchArgs),
 }
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Crops(args) => cmd::crops::run(args),
         Command::Detect(args) => cmd::detect::run(args),
         Command::Track(args) => cmd::track::run(args),
+        Command::Search(args) => cmd::search::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Bench(args) => cmd::bench::run(args),

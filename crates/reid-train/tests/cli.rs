@@ -379,7 +379,7 @@ fn eval_on_a_market1501_folder_and_on_its_saved_features_agree() {
     assert_eq!(cmc.dimensions(), (720, 480));
     let worst = image::open(&worst).unwrap().to_rgb8();
     // One row: the query and its 4 kept results (the same-camera copy and junk are dropped).
-    assert_eq!(worst.dimensions(), (10 + 5 * 74 + 10, 10 + 174 + 10));
+    assert_eq!(worst.dimensions(), (10 + 5 * 74 + 10, 10 + 184 + 10));
     let green = worst.pixels().filter(|p| p.0 == [46, 125, 50]).count();
     let red = worst.pixels().filter(|p| p.0 == [198, 40, 40]).count();
     assert!(green > 300 && red > 3 * 300, "green {green}, red {red}");
@@ -1197,4 +1197,277 @@ fn track_without_detections_finds_people_with_the_hog_detector() {
     assert!(out.status.success(), "{stdout}");
     // OpenCV's detector finds one person in the frame, so two in the two copies.
     assert!(stdout.starts_with("2 frames, 2 detections"), "{stdout}");
+}
+
+/// Encodes the pictures `dir/%06d.png` into a lossless video (FFV1 in Matroska) at 10 frames/s.
+fn lossless_video(frames: &Path, out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-framerate",
+            "10",
+            "-i",
+        ])
+        .arg(frames.join("%06d.png"))
+        .args(["-c:v", "ffv1", "-pix_fmt", "bgr0"])
+        .arg(out)
+        .status()
+        .expect("ffmpeg runs (cargo xtask test installs it)");
+    assert!(status.success());
+}
+
+#[test]
+fn track_reads_a_video_as_it_reads_its_frames_and_samples_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = tiny_world(dir.path(), &["--cameras", "2", "--scene-frames", "24"]);
+    let scene = world.join("mot/c1-01");
+    // The frames as PNG (so the video holds exactly the pictures the folder does).
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for entry in std::fs::read_dir(scene.join("img1")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        image::open(&path)
+            .unwrap()
+            .save(frames.join(format!("{name}.png")))
+            .unwrap();
+    }
+    let video = dir.path().join("scene.mkv");
+    lossless_video(&frames, &video);
+    let det = dir.path().join("det.txt");
+    detections_from_truth(&scene.join("gt/gt.txt"), &det);
+    let model = root().join("models/mobilenetv2-synth-bot.bpk");
+    let track = |source: &Path, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "track",
+            source.to_str().unwrap(),
+            "--detections",
+            det.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        let out = reid(&args, dir.path());
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let said = track(&frames, "folder.txt", &[]);
+    assert!(said.starts_with("24 frames"), "{said}");
+    let said = track(&video, "video.txt", &[]);
+    assert!(said.starts_with("24 frames"), "{said}");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(!read("folder.txt").is_empty());
+    assert_eq!(read("folder.txt"), read("video.txt"));
+
+    // At 5 of its 10 frames per second: every other frame, numbered as in the source, and
+    // each track's span in seconds.
+    let said = track(&video, "half.json", &["--fps", "5"]);
+    assert!(
+        said.contains("tracked 12 of the source's 24 frames"),
+        "{said}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&read("half.json")).unwrap();
+    let tracks = json.as_array().unwrap();
+    assert!(!tracks.is_empty(), "{json}");
+    for t in tracks {
+        let (first, last) = (
+            t["first_frame"].as_u64().unwrap(),
+            t["last_frame"].as_u64().unwrap(),
+        );
+        assert_eq!((first % 2, last % 2), (1, 1), "{t}");
+        let start = t["start_seconds"].as_f64().unwrap();
+        assert!((start - (first - 1) as f64 / 10.0).abs() < 1e-9, "{t}");
+        assert_eq!(t["embedding"].as_array().unwrap().len(), 1280);
+    }
+
+    // Bad input: a file that is not a video, a video cut short (tracked up to the cut).
+    std::fs::write(dir.path().join("notes.mp4"), "not a video").unwrap();
+    let out = reid(&["track", "notes.mp4", "--no-appearance"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("has no video stream"), "{}", text(&out));
+    let bytes = std::fs::read(&video).unwrap();
+    std::fs::write(dir.path().join("cut.mkv"), &bytes[..bytes.len() / 2]).unwrap();
+    let out = reid(
+        &[
+            "track",
+            "cut.mkv",
+            "--detections",
+            det.to_str().unwrap(),
+            "--no-appearance",
+        ],
+        dir.path(),
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    let frames: usize = said
+        .split(" frames")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..24).contains(&frames), "{said}");
+}
+
+#[test]
+fn search_ranks_the_same_person_first_across_pictures_photos_and_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = tiny_world(dir.path(), &["--cameras", "3"]);
+    let model = root().join("models/mobilenetv2-synth-bot.bpk");
+    let mut queries: Vec<PathBuf> = std::fs::read_dir(world.join("query"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    queries.sort();
+    let queries: Vec<String> = queries
+        .iter()
+        .step_by((queries.len() / 4).max(1))
+        .take(4)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    // A video in which the HOG detector finds one person (OpenCV agrees: tests/fixtures/hog),
+    // six frames so the track is confirmed; a photo of the same scene; a damaged picture.
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for n in 1..=6 {
+        std::fs::copy(
+            root().join("tests/fixtures/hog/scene1.png"),
+            frames.join(format!("{n:06}.png")),
+        )
+        .unwrap();
+    }
+    let gallery = world.join("bounding_box_test");
+    lossless_video(&frames, &gallery.join("street.mkv"));
+    std::fs::write(
+        gallery.join("0000_c1s1_000000_99.jpg"),
+        b"\xff\xd8 truncated",
+    )
+    .unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/hog/scene1.png"),
+        photos.join("street.png"),
+    )
+    .unwrap();
+
+    let mut args = vec!["search", "--model", model.to_str().unwrap(), "--query"];
+    args.extend(queries.iter().map(String::as_str));
+    args.extend(["--gallery", gallery.to_str().unwrap(), "--top", "5"]);
+    args.extend(["--sheet", "sheet.png", "--json", "ranked.json"]);
+    let out = reid(&args, dir.path());
+    let said = text(&out);
+    // The damaged picture is reported and left out (exit 1); the rest is searched.
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("0000_c1s1_000000_99.jpg is left out"),
+        "{said}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ranked.json")).unwrap()).unwrap();
+    let entries = json["gallery"].as_array().unwrap();
+    let pictures = std::fs::read_dir(&gallery).unwrap().count() - 2;
+    let tracks: Vec<&serde_json::Value> = entries.iter().filter(|e| e["kind"] == "track").collect();
+    assert_eq!(entries.len(), pictures + tracks.len(), "{said}");
+    assert_eq!(tracks.len(), 1, "{said}");
+    assert_eq!(tracks[0]["camera"], "street");
+    assert_eq!(tracks[0]["frames_seen"], 6);
+    // The shipped model finds each query's identity first (the synthetic world is what it
+    // was trained on, with other people).
+    let mut right = 0;
+    for (q, ranked) in queries.iter().zip(json["queries"].as_array().unwrap()) {
+        let pid: i64 = Path::new(q).file_name().unwrap().to_str().unwrap()[..4]
+            .parse()
+            .unwrap();
+        let ranking = ranked["ranking"].as_array().unwrap();
+        assert_eq!(ranking.len(), entries.len());
+        let first = &entries[ranking[0]["entry"].as_u64().unwrap() as usize];
+        right += usize::from(first["identity"] == pid);
+        // Best first.
+        let s: Vec<f64> = ranking
+            .iter()
+            .map(|r| r["similarity"].as_f64().unwrap())
+            .collect();
+        assert!(s.windows(2).all(|w| w[0] >= w[1]));
+    }
+    assert!(right >= 3, "{right} of 4 queries found first: {said}");
+    let sheet = image::open(dir.path().join("sheet.png")).unwrap();
+    // Four rows of the query and five results.
+    assert_eq!(
+        (sheet.width(), sheet.height()),
+        (10 + 6 * 74 + 10, 10 + 4 * 194)
+    );
+
+    // Photos: the detector's people are the entries; re-ranking orders by its distance.
+    let out = reid(
+        &[
+            "search",
+            "--model",
+            model.to_str().unwrap(),
+            "--query",
+            &queries[0],
+            "--gallery",
+            photos.to_str().unwrap(),
+            "--detect",
+            "--rerank",
+            "--json",
+            "photos.json",
+            "--sheet",
+            "photos.png",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("photos.json")).unwrap()).unwrap();
+    let entries = json["gallery"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{json}");
+    assert_eq!(entries[0]["kind"], "detected");
+    assert!(json["queries"][0]["ranking"][0]["reranked_distance"].is_number());
+
+    // Nothing to look for, or nowhere to look: errors that say so.
+    let out = reid(
+        &[
+            "search",
+            "--model",
+            model.to_str().unwrap(),
+            "--query",
+            "missing.jpg",
+            "--gallery",
+            photos.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("no query picture could be read"),
+        "{}",
+        text(&out)
+    );
+    let out = reid(
+        &[
+            "search",
+            "--model",
+            model.to_str().unwrap(),
+            "--query",
+            &queries[0],
+            "--gallery",
+            frames.to_str().unwrap(),
+            "--detect",
+            "--hog-threshold",
+            "9",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("the gallery holds no person"),
+        "{}",
+        text(&out)
+    );
 }

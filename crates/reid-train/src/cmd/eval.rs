@@ -21,6 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::report::{Picture, RankedResult};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -349,11 +350,17 @@ fn worst_queries(
             );
             let name = qpaths[q].file_name().unwrap_or_default().to_string_lossy();
             crate::report::RankedRow {
-                query: qpaths[q].clone(),
+                query: Picture::File(qpaths[q].clone()),
                 caption: format!("{name}  AP {:.1}%", 100.0 * ap),
                 results: ranked
                     .into_iter()
-                    .map(|g| (gpaths[g].clone(), gallery.pids[g] == query.pids[q], row[g]))
+                    .enumerate()
+                    .map(|(i, g)| RankedResult {
+                        picture: Picture::File(gpaths[g].clone()),
+                        verdict: Some(gallery.pids[g] == query.pids[q]),
+                        label: format!("#{} {:.3}", i + 1, row[g]),
+                        detail: format!("c{}", gallery.camids[g]),
+                    })
                     .collect(),
             }
         })

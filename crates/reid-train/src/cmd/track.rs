@@ -1,33 +1,40 @@
-//! `reid track FRAMES [--detections det.txt]`: follows people through a folder of video frames,
-//! given each frame's detections in MOTChallenge's `det.txt` format (the "public detections"
-//! way of tracking) or finding them with the HOG people detector. Each detection is embedded
-//! with the ReID model, so people are matched by appearance as well as by position (DeepSORT); `--no-appearance` matches by position alone
+//! `reid track VIDEO|FRAMES [--detections det.txt]`: follows people through a video file (read
+//! through ffmpeg) or a folder of frames, given each frame's detections in MOTChallenge's
+//! `det.txt` format (the "public detections" way of tracking) or finding them with the HOG
+//! people detector. Each detection is embedded with the ReID model, so people are matched by
+//! appearance as well as by position (DeepSORT); `--no-appearance` matches by position alone
 //! (SORT). Writes the tracks as a MOTChallenge result file (each track's identity on its
-//! detection's box), optionally each track's summary as JSON, and with `--gt` scores the tracks
-//! (MOTA, IDF1, ...) against ground truth.
+//! detection's box) or as JSON (each track's summary and embedding), and with `--gt` scores the
+//! tracks (MOTA, IDF1, ...) against ground truth.
 //!
 //! A frame that cannot be read is tracked by position alone and reported; the exit status is
-//! then 1.
+//! then 1. A video that ends early (damaged) is tracked up to where it breaks, with a warning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
-use reid_core::{parse_mot_rows, parse_mot_text, BBox, MotAccumulator, TrackerConfig};
-use reid_model::decode_image;
-use reid_model::detect::hog::{HogDetector, HogParams};
-use reid_pipeline::{device, Backend, Embedder, VideoTracker};
+use reid_core::{parse_mot_rows, parse_mot_text, BBox, MotAccumulator, TrackerConfig, Tracklet};
+use reid_model::detect::hog::HogParams;
+use reid_pipeline::{device, Backend, Embedder};
 use serde::Serialize;
+
+use super::footage::{follow, Footage, People};
 
 #[derive(Args, Debug)]
 pub struct TrackArgs {
-    /// Folder of frames (jpg, png, ...), in file-name order; a name that is a number (MOTChallenge's
-    /// `000001.jpg`) gives the frame its number, others count from 1.
+    /// A video file (mp4, webm, mkv, avi, mov, ..., decoded by ffmpeg; frames numbered from 1) or
+    /// a folder of frames (jpg, png, ...) in file-name order, where a name that is a number
+    /// (MOTChallenge's `000001.jpg`) gives the frame its number and others count from 1.
     frames: PathBuf,
+    /// Track at most this many frames per second, skipping the others, when the source is
+    /// faster (a folder's rate is its MOTChallenge seqinfo.ini frameRate). Frames keep their
+    /// numbers in the source.
+    #[arg(long)]
+    fps: Option<f64>,
     /// Detections of every frame: MOTChallenge `det.txt` (frame, -1, x, y, w, h, score, ...).
     /// Without it, the HOG people detector finds people in each frame (as `reid detect`).
     #[arg(long)]
@@ -38,7 +45,8 @@ pub struct TrackArgs {
     /// Ignore detections scoring below this.
     #[arg(long, default_value_t = f32::NEG_INFINITY, allow_negative_numbers = true)]
     min_score: f32,
-    /// Where to write the tracks (MOTChallenge result format).
+    /// Where to write the tracks: MOTChallenge result format, or with a `.json` ending each
+    /// track's summary (as --tracklets).
     #[arg(long, default_value = "tracks.txt")]
     out: PathBuf,
     /// Also write each track's summary (frames, best view, embedding) as JSON.
@@ -73,34 +81,38 @@ struct TrackletJson {
     best_frame: u64,
     best_bbox: BBox,
     best_quality: f32,
+    /// When the track starts and ends, in seconds from the first frame, when the rate is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     embedding: Option<Vec<f32>>,
 }
 
-/// The frame files in order, each with its frame number.
-fn frame_files(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
-    if !dir.is_dir() {
-        bail!("{} is not a folder of frames", dir.display());
-    }
-    let mut files: Vec<PathBuf> = reid_data::collect_images(&[dir.to_path_buf()])?
-        .into_iter()
-        .map(|e| e.path)
+/// Each track's summary as JSON (times from the source's frame rate, when it has one).
+fn tracklets_json(tracklets: &[Tracklet], fps: Option<f64>) -> anyhow::Result<String> {
+    let at = |frame: u64| fps.map(|f| (frame.saturating_sub(1)) as f64 / f);
+    let json: Vec<TrackletJson> = tracklets
+        .iter()
+        .map(|t| TrackletJson {
+            track_id: t.track_id,
+            first_frame: t.first_frame,
+            last_frame: t.last_frame,
+            frames_seen: t.frames_seen,
+            best_frame: t.best_frame,
+            best_bbox: t.best_bbox,
+            best_quality: t.best_quality,
+            start_seconds: at(t.first_frame),
+            end_seconds: at(t.last_frame),
+            embedding: t.embedding(),
+        })
         .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!(
-            "{} holds no frames (jpg, jpeg, png, webp, bmp)",
-            dir.display()
-        );
-    }
-    Ok(super::frame_numbers(&files)
-        .into_iter()
-        .zip(files)
-        .collect())
+    Ok(serde_json::to_string(&json)?)
 }
 
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
-    let frames = frame_files(&args.frames)?;
+    let footage = Footage::open(&args.frames, args.fps)?;
     let mut detections: BTreeMap<u64, Vec<(BBox, f32)>> = BTreeMap::new();
     if let Some(file) = &args.detections {
         let text = std::fs::read_to_string(file)
@@ -113,22 +125,14 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 .or_default()
                 .push((row.bbox, row.confidence));
         }
-        let known: std::collections::HashSet<u64> = frames.iter().map(|(n, _)| *n).collect();
-        let orphans = detections.keys().filter(|f| !known.contains(f)).count();
-        if orphans > 0 {
-            eprintln!("warning: {orphans} frames of the detection file have no picture in {}; their detections are left out", args.frames.display());
-        }
     }
-    let hog = args.detections.is_none().then(|| {
-        (
-            HogDetector::opencv_people(),
-            HogParams {
-                hit_threshold: args.hog_threshold,
-                ..HogParams::default()
-            },
-        )
-    });
-
+    let people = match &args.detections {
+        Some(_) => People::Given(&detections),
+        None => People::Hog(HogParams {
+            hit_threshold: args.hog_threshold,
+            ..HogParams::default()
+        }),
+    };
     let embedder = if args.no_appearance {
         None
     } else {
@@ -141,84 +145,61 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         n_init: args.n_init,
         ..TrackerConfig::default()
     };
-    let mut tracker = VideoTracker::new(embedder.as_ref(), config)?;
-    let start = Instant::now();
-    let mut out = String::new();
-    let mut results: BTreeMap<u64, Vec<(u64, BBox)>> = BTreeMap::new();
-    let (mut unreadable, mut skipped, mut boxes) = (0usize, 0usize, 0usize);
-    let none = Vec::new();
-    for (number, path) in &frames {
-        // The picture is needed for appearance and for the detector.
-        let picture = if embedder.is_none() && hog.is_none() {
-            None
-        } else {
-            match std::fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| decode_image(&b).map_err(|e| e.to_string()))
-            {
-                Ok(image) => Some(image),
-                Err(e) => {
-                    eprintln!("warning: frame {number} ({}) cannot be read: {e}; its people are matched by position only", path.display());
-                    unreadable += 1;
-                    None
-                }
-            }
-        };
-        let detected: Vec<(BBox, f32)>;
-        let found = match (&hog, &picture) {
-            (Some((detector, params)), Some(image)) => {
-                detected = detector
-                    .detect(image, params)
-                    .iter()
-                    .filter(|d| d.score as f32 >= args.min_score)
-                    .map(|d| (d.rect.bbox(), d.score as f32))
-                    .collect();
-                &detected
-            }
-            (Some(_), None) => &none,
-            (None, _) => detections.get(number).unwrap_or(&none),
-        };
-        boxes += found.len();
-        let tracks = pollster::block_on(tracker.next_frame(picture.as_ref(), found))
-            .with_context(|| format!("frame {number} ({})", path.display()))?;
-        skipped += tracks.skipped.len();
-        for o in &tracks.observations {
-            let b = found[o.detection].0;
-            writeln!(
-                out,
-                "{number},{},{:.2},{:.2},{:.2},{:.2},1,-1,-1,-1",
-                o.track_id, b.x, b.y, b.w, b.h
-            )?;
-            results.entry(*number).or_default().push((o.track_id, b));
+    let followed = follow(
+        footage,
+        &people,
+        args.min_score,
+        embedder.as_ref(),
+        config,
+        false,
+    )?;
+    if args.detections.is_some() {
+        let known: HashSet<u64> = followed.frames.iter().copied().collect();
+        let orphans = detections.keys().filter(|f| !known.contains(f)).count();
+        if orphans > 0 {
+            eprintln!("warning: {orphans} frames of the detection file were not tracked (no picture in {}, or left out by --fps); their detections are left out", args.frames.display());
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    std::fs::write(&args.out, out)
+    if let Some(warning) = &followed.decoder_warning {
+        eprintln!("warning: the video ends early: {warning}");
+    }
+    let tracklets = &followed.tracklets;
+    let json = args.out.extension().is_some_and(|e| e == "json");
+    let text = if json {
+        tracklets_json(tracklets, followed.fps)?
+    } else {
+        let mut out = String::new();
+        for (number, seen) in &followed.boxes {
+            for (id, b) in seen {
+                writeln!(
+                    out,
+                    "{number},{id},{:.2},{:.2},{:.2},{:.2},1,-1,-1,-1",
+                    b.x, b.y, b.w, b.h
+                )?;
+            }
+        }
+        out
+    };
+    std::fs::write(&args.out, text)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    let tracklets = tracker.finish();
+    let frames = followed.frames.len();
+    if frames as u64 != followed.source_frames {
+        println!(
+            "tracked {frames} of the source's {} frames (--fps)",
+            followed.source_frames
+        );
+    }
     println!(
-        "{} frames, {boxes} detections ({skipped} empty or broken boxes skipped), {} tracks, by {}: {:.1} frames/s; tracks in {}",
-        frames.len(),
+        "{frames} frames, {} detections ({} empty or broken boxes skipped), {} tracks, by {}: {:.1} frames/s; tracks in {}",
+        followed.detections,
+        followed.skipped,
         tracklets.len(),
         if embedder.is_some() { "appearance and position" } else { "position" },
-        frames.len() as f64 / seconds.max(1e-9),
+        frames as f64 / followed.seconds.max(1e-9),
         args.out.display()
     );
     if let Some(path) = &args.tracklets {
-        let json: Vec<TrackletJson> = tracklets
-            .iter()
-            .map(|t| TrackletJson {
-                track_id: t.track_id,
-                first_frame: t.first_frame,
-                last_frame: t.last_frame,
-                frames_seen: t.frames_seen,
-                best_frame: t.best_frame,
-                best_bbox: t.best_bbox,
-                best_quality: t.best_quality,
-                embedding: t.embedding(),
-            })
-            .collect();
-        std::fs::write(path, serde_json::to_string(&json)?)
+        std::fs::write(path, tracklets_json(tracklets, followed.fps)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(gt) = &args.gt {
@@ -228,10 +209,10 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         let truth = parse_mot_text(&text, 0.5)
             .with_context(|| format!("{} is not MOTChallenge ground truth", gt.display()))?;
         let mut acc = MotAccumulator::new(0.5);
-        for (number, _) in &frames {
+        for number in &followed.frames {
             acc.update(
                 truth.get(number).unwrap_or(&Vec::new()),
-                results.get(number).unwrap_or(&Vec::new()),
+                followed.boxes.get(number).unwrap_or(&Vec::new()),
             );
         }
         let s = acc.summary();
@@ -255,8 +236,11 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
             s.num_unique_objects
         );
     }
-    if unreadable > 0 {
-        eprintln!("{unreadable} of {} frames could not be read", frames.len());
+    if followed.unreadable > 0 {
+        eprintln!(
+            "{} of {frames} frames could not be read",
+            followed.unreadable
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ mod ranked;
 
 pub use cmc::cmc_plot;
 pub use curve::{training_curve, Series};
-pub use ranked::{ranked_lists, RankedRow};
+pub use ranked::{ranked_lists, Picture, RankedResult, RankedRow};
 
 use std::convert::Infallible;
 
