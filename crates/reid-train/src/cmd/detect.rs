@@ -17,7 +17,7 @@ use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::Alignment;
-use reid_core::{average_precision, parse_mot_rows, ScoredBox, TruthBox};
+use reid_core::{average_precision, parse_mot_rows, BBox, ScoredBox, TruthBox};
 use reid_model::decode_image;
 use reid_model::detect::hog::{Detection, HogDetector, HogParams};
 use serde::Serialize;
@@ -54,8 +54,9 @@ pub struct DetectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Score the boxes against this MOTChallenge ground truth (`gt.txt`; frames numbered by
-    /// their names): average precision at IoU 0.5.
+    /// Score the boxes against this ground truth: MOTChallenge `gt.txt` (frames numbered by
+    /// their names), or a `.csv` of people boxes by frame file name as `reid crops` reads
+    /// (`frame,identity,x1,y1,x2,y2`): average precision at IoU 0.5.
     #[arg(long)]
     gt: Option<PathBuf>,
     /// With --gt: people shorter than this, pixels, are ignored (neither found nor missed).
@@ -98,6 +99,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let detector = HogDetector::opencv_people();
     let numbers = super::frame_numbers(&files);
     let truth = match &args.gt {
+        Some(path) if path.extension().is_some_and(|e| e == "csv") => {
+            Some(annotated_truth(path, &files, &numbers, args.min_height)?)
+        }
         Some(path) => Some(ground_truth(path, args.min_height, args.min_visibility)?),
         None => None,
     };
@@ -232,6 +236,39 @@ fn ground_truth(
             ignore: r.confidence == 0.0
                 || r.bbox.h < min_height
                 || r.visibility.is_some_and(|v| v < min_visibility),
+        })
+        .collect())
+}
+
+/// The people of a `reid crops` box file, each frame found by its file name among `files`
+/// (boxes of other frames are left out); the small ones marked ignored.
+fn annotated_truth(
+    path: &std::path::Path,
+    files: &[PathBuf],
+    numbers: &[u64],
+    min_height: f32,
+) -> anyhow::Result<Vec<TruthBox>> {
+    let boxes = reid_data::annotated::read_boxes(path)?;
+    let by_name: std::collections::HashMap<String, u64> = files
+        .iter()
+        .zip(numbers)
+        .filter_map(|(f, &n)| Some((f.file_name()?.to_str()?.to_string(), n)))
+        .collect();
+    Ok(boxes
+        .into_iter()
+        .filter_map(|b| {
+            let frame = *by_name.get(&b.frame)?;
+            let bbox = BBox::new(
+                b.x1 as f32,
+                b.y1 as f32,
+                (b.x2 - b.x1) as f32,
+                (b.y2 - b.y1) as f32,
+            );
+            Some(TruthBox {
+                frame,
+                ignore: bbox.h < min_height,
+                bbox,
+            })
         })
         .collect())
 }
