@@ -334,52 +334,34 @@ impl Gradients {
         let ymap: Vec<usize> = (-1..=height as isize)
             .map(|y| reflect_101(y - padding as isize, ih))
             .collect();
-        // Square roots of every sample (OpenCV's gamma table), one plane per channel, padded
-        // by reflection one beyond the window padding on each side: the gradient loops below
-        // then read neighbours at fixed offsets, which the compiler turns into vector code.
-        let (pw, ph) = (width + 2, height + 2);
-        let raw = image.as_raw();
-        let mut planes = vec![vec![0.0f32; pw * ph]; 3];
-        for (py, &sy) in ymap.iter().enumerate() {
-            let src = &raw[sy * iw * 3..(sy + 1) * iw * 3];
-            for (ch, plane) in planes.iter_mut().enumerate() {
-                let dst = &mut plane[py * pw..(py + 1) * pw];
-                for (d, &sx) in dst.iter_mut().zip(&xmap) {
-                    *d = lut[src[sx * 3 + ch] as usize];
-                }
-            }
-        }
+        // Square roots of every sample once (OpenCV's gamma table), and the sample offsets of
+        // each padded column.
+        let roots: Vec<f32> = image.as_raw().iter().map(|&v| lut[v as usize]).collect();
+        let xoff: Vec<usize> = xmap.iter().map(|&x| x * 3).collect();
         let angle_scale = (BINS as f64 / std::f64::consts::PI) as f32;
         let to_radians = (std::f64::consts::PI / 180.0) as f32;
         let n = width * height;
         let (mut bin0, mut bin1) = (vec![0u8; n], vec![0u8; n]);
         let (mut vote0, mut vote1) = (vec![0.0f32; n], vec![0.0f32; n]);
         let (mut gx, mut gy) = (vec![0.0f32; width], vec![0.0f32; width]);
+        let line = |y: usize| &roots[y * iw * 3..(y + 1) * iw * 3];
         for y in 0..height {
+            let (up, row, down) = (line(ymap[y]), line(ymap[y + 1]), line(ymap[y + 2]));
             // The channel with the largest gradient; blue first: of equal magnitudes OpenCV
             // keeps blue, then green (its BGR order).
-            let rows = |ch: usize| {
-                let p = &planes[ch];
-                (
-                    &p[y * pw + 1..y * pw + 1 + width],
-                    &p[(y + 1) * pw..(y + 1) * pw + pw],
-                    &p[(y + 2) * pw + 1..(y + 2) * pw + 1 + width],
-                )
-            };
-            let (bu, bm, bd) = rows(2);
             for x in 0..width {
-                gx[x] = bm[x + 2] - bm[x];
-                gy[x] = bd[x] - bu[x];
-            }
-            for ch in [1, 0] {
-                let (u, m, d) = rows(ch);
-                for x in 0..width {
-                    let (ex, ey) = (m[x + 2] - m[x], d[x] - u[x]);
-                    let (dx, dy) = (gx[x], gy[x]);
-                    let take = ex * ex + ey * ey > dx * dx + dy * dy;
-                    gx[x] = if take { ex } else { dx };
-                    gy[x] = if take { ey } else { dy };
+                let (l, c, r) = (xoff[x], xoff[x + 1], xoff[x + 2]);
+                let (mut dx, mut dy) = (row[r + 2] - row[l + 2], down[c + 2] - up[c + 2]);
+                let mut best = dx * dx + dy * dy;
+                for ch in [1, 0] {
+                    let (ex, ey) = (row[r + ch] - row[l + ch], down[c + ch] - up[c + ch]);
+                    let m = ex * ex + ey * ey;
+                    if m > best {
+                        (dx, dy, best) = (ex, ey, m);
+                    }
                 }
+                gx[x] = dx;
+                gy[x] = dy;
             }
             let span = y * width..(y + 1) * width;
             let (b0, b1) = (&mut bin0[span.clone()], &mut bin1[span.clone()]);
