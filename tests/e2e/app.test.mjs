@@ -287,6 +287,63 @@ test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its pic
   });
 });
 
+test('photos: the people the native detector finds are found in the page, each searchable on its own', async () => {
+  const HOG = path.join(ROOT, 'tests/fixtures/hog');
+  // scene1 holds one person OpenCV's detector finds, scene2 none; a truncated file between.
+  const photos = [path.join(HOG, 'scene1.png'), path.join(FIXTURES, 'bad', 'truncated.jpg'), path.join(HOG, 'scene2.png')];
+  const native = JSON.parse(
+    execFileSync(REID_BIN, ['detect', '--json', photos[0], photos[2]], { encoding: 'utf8' }),
+  );
+  const expected = native.reduce((n, p) => n + p.people.length, 0);
+  assert.ok(expected >= 1, 'the fixture scene has no person for the native detector');
+  await onPage(async (page) => {
+    await page.goto(`${BASE}/?backend=cpu`);
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    await page.check('#find-people');
+    await page.setInputFiles('#file-input', photos);
+    const settled = (n) =>
+      page.waitForFunction(
+        (n) => document.querySelectorAll('.item').length === n &&
+          !document.querySelector('.item[data-state="waiting"]'),
+        n,
+        { timeout: 300000 },
+      );
+    await settled(photos.length + expected);
+    for (const found of native) {
+      const name = path.basename(found.name);
+      const photo = page.locator(`.item[data-name="${name}"]`);
+      assert.equal(await photo.getAttribute('data-state'), 'photo', name);
+      assert.equal(Number(await photo.getAttribute('data-people')), found.people.length, name);
+      console.log(`  photos: ${name}: ${await photo.locator('.state').textContent()}`);
+      // The same boxes as `reid detect`, surest first.
+      const boxes = await page.$$eval(`.item[data-photo="${name}"]`, (lis) =>
+        lis.map((li) => ({ box: li.dataset.box.split(',').map(Number), state: li.dataset.state })),
+      );
+      const want = [...found.people].sort((a, b) => b.score - a.score).map((p) => [p.x, p.y, p.w, p.h]);
+      assert.deepEqual(boxes.map((b) => b.box), want, name);
+      assert.ok(boxes.every((b) => b.state === 'done'), name);
+    }
+    const bad = page.locator('.item[data-name="truncated.jpg"]');
+    assert.equal(await bad.getAttribute('data-state'), 'failed');
+    assert.match(await bad.locator('.state').textContent(), /truncated/i);
+
+    // A picture of one person again, then a search from the person found in the photo: the
+    // gallery is the people (the found one and the picture), not the photos.
+    await page.uncheck('#find-people');
+    await page.setInputFiles('#file-input', [GOOD[0]]);
+    await settled(photos.length + expected + 1);
+    assert.equal(await page.getAttribute(`.item[data-name="${path.basename(GOOD[0])}"]`, 'data-state'), 'done');
+    const person = `${path.basename(photos[0])} #1`;
+    await page.click(`.item[data-name="${person}"] button.search`);
+    await page.waitForSelector('#ranked li', { timeout: 120000 });
+    const ranked = await page.$$eval('#ranked li', (lis) => lis.map((li) => li.dataset.name));
+    assert.equal(ranked.length, expected + 1, ranked.join(', '));
+    assert.equal(ranked[0], person);
+    fs.mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUT, 'app-photos.png'), fullPage: true });
+  });
+});
+
 test('"Measure speed" times the model on the backend in use and says so', async () => {
   await onPage(async (page) => {
     await page.goto(`${BASE}/?backend=cpu`);

@@ -45,6 +45,13 @@ pub enum ToWorker {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// Decode one photo, find the people in it (the HOG people detector, on the CPU) and embed
+    /// each; answered by `People` or `Failed`.
+    Detect {
+        id: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
     /// Rank the gallery (`gallery_ids[r]` names row `r` of the row-major `gallery`) by
     /// similarity to `query`, on the worker's backend; answered by `Ranked` or `SearchFailed`.
     Search {
@@ -66,6 +73,20 @@ pub enum ToWorker {
 pub struct RankedHit {
     pub id: u32,
     pub score: f32,
+}
+
+/// Most people kept from one photo (the surest), so that person ids stay within their range.
+pub const MAX_PEOPLE: usize = 64;
+
+/// One person found in a photo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoundPerson {
+    /// x, y, width, height in the photo's pixels.
+    pub bbox: [f32; 4],
+    /// The detector's SVM margin (0 is its threshold; higher is surer).
+    pub score: f32,
+    /// L2-normalised embedding of the person's crop.
+    pub embedding: Vec<f32>,
 }
 
 /// What the worker found out about WebGPU on this device.
@@ -109,6 +130,16 @@ pub enum FromWorker {
     Embedded {
         id: u32,
         embedding: Vec<f32>,
+        ms: f64,
+    },
+    /// The people of photo `id` (surest first, at most [`MAX_PEOPLE`]), with the photo's size,
+    /// the detector's time and the whole job's.
+    People {
+        id: u32,
+        width: u32,
+        height: u32,
+        people: Vec<FoundPerson>,
+        detect_ms: f64,
         ms: f64,
     },
     /// One image could not be embedded; the others are unaffected.

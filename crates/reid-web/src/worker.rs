@@ -1,21 +1,23 @@
 //! The inference worker: receives [`ToWorker`] messages, chooses and starts a backend, loads the
-//! model from the page's origin, and embeds images in small batches, answering with
-//! [`FromWorker`]. A panic is reported as [`FromWorker::Fatal`] so the UI can restart the worker
+//! model from the page's origin, embeds images in small batches and finds the people in photos,
+//! answering with [`FromWorker`]. A panic is reported as [`FromWorker::Fatal`] so the UI can restart the worker
 //! on the CPU without losing queued images.
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use reid_core::FeatureMatrix;
-use reid_pipeline::{device, Backend, Device, Embedder, GallerySearch, RgbImage};
+use reid_pipeline::{
+    decode_image, device, people_in, Backend, Device, Embedder, GallerySearch, HogParams, RgbImage,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
-    choose_backend, looks_like_software_adapter, AdapterInfo, FromWorker, ModelSource, RankedHit,
-    ReadyInfo, ToWorker,
+    choose_backend, looks_like_software_adapter, AdapterInfo, FoundPerson, FromWorker, ModelSource,
+    RankedHit, ReadyInfo, ToWorker, MAX_PEOPLE,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -162,6 +164,13 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     },
                 });
             }
+            ToWorker::Detect { id, bytes } => post(&match &embedder {
+                Some(e) => people(e, id, &bytes).await,
+                None => FromWorker::Failed {
+                    id,
+                    message: "the model is not loaded".into(),
+                },
+            }),
             ToWorker::Embed { id, bytes } => {
                 // Take what else is already queued, up to a batch.
                 let mut batch = vec![(id, bytes)];
@@ -203,6 +212,50 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 }
             }
         }
+    }
+}
+
+/// Decodes photo `id`, finds its people (HOG, on the CPU whatever the backend: it is not yet
+/// written as tensor operations) and embeds each on the backend in use.
+async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
+    let start = now_ms();
+    let photo = match decode_image(bytes) {
+        Ok(photo) => photo,
+        Err(e) => {
+            return FromWorker::Failed {
+                id,
+                message: e.to_string(),
+            }
+        }
+    };
+    let mut found = people_in(&photo, &HogParams::default());
+    found.truncate(MAX_PEOPLE);
+    let detect_ms = now_ms() - start;
+    let crops: Vec<RgbImage> = found.iter().map(|p| p.crop.clone()).collect();
+    let embeddings = match embedder.embed_images(&crops).await {
+        Ok(e) => e,
+        Err(e) => {
+            return FromWorker::Failed {
+                id,
+                message: e.to_string(),
+            }
+        }
+    };
+    FromWorker::People {
+        id,
+        width: photo.width(),
+        height: photo.height(),
+        people: found
+            .iter()
+            .zip(embeddings)
+            .map(|(p, e)| FoundPerson {
+                bbox: [p.bbox.x, p.bbox.y, p.bbox.w, p.bbox.h],
+                score: p.score as f32,
+                embedding: e.into_values(),
+            })
+            .collect(),
+        detect_ms,
+        ms: now_ms() - start,
     }
 }
 

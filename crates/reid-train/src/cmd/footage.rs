@@ -11,7 +11,7 @@ use image::RgbImage;
 use reid_core::{BBox, TrackerConfig, Tracklet};
 use reid_model::decode_image;
 use reid_model::detect::hog::{HogDetector, HogParams};
-use reid_pipeline::{crop, Embedder, VideoTracker};
+use reid_pipeline::{crop, hog_confidence, Embedder, VideoTracker};
 
 use crate::video::{is_video, Video};
 
@@ -295,10 +295,4 @@ pub fn follow(
         })
         .collect();
     Ok(out)
-}
-
-/// A HOG window's SVM margin as a confidence from 0 to 1 (a logistic curve: margin 0, the
-/// default threshold, is 0.5), so a track's quality-weighted feature prefers its surer views.
-fn hog_confidence(margin: f64) -> f32 {
-    (1.0 / (1.0 + (-2.0 * margin).exp())) as f32
 }

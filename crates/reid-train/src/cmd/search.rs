@@ -20,8 +20,8 @@ use image::RgbImage;
 use reid_core::naming::parse_market1501;
 use reid_core::{k_reciprocal_rerank, BBox, FeatureMatrix, Metric, RerankParams, TrackerConfig};
 use reid_model::decode_image;
-use reid_model::detect::hog::{HogDetector, HogParams};
-use reid_pipeline::{crop, device, Backend, Embedder};
+use reid_model::detect::hog::HogParams;
+use reid_pipeline::{device, people_in, Backend, Embedder};
 use serde::Serialize;
 
 use super::footage::{follow, Footage, People};
@@ -282,16 +282,13 @@ impl Gallery<'_> {
             match detect {
                 None => pending.push((entry(Kind::Picture), image)),
                 Some(params) => {
-                    for d in HogDetector::opencv_people().detect(&image, params) {
-                        let bbox = d.rect.bbox();
-                        if let Some(person) = crop(&image, &bbox) {
-                            let mut e = entry(Kind::Detected {
-                                bbox,
-                                score: d.score,
-                            });
-                            e.thumbnail = Some(thumbnail(&person));
-                            pending.push((e, person));
-                        }
+                    for person in people_in(&image, params) {
+                        let mut e = entry(Kind::Detected {
+                            bbox: person.bbox,
+                            score: person.score,
+                        });
+                        e.thumbnail = Some(thumbnail(&person.crop));
+                        pending.push((e, person.crop));
                     }
                 }
             }

@@ -106,6 +106,9 @@ pub fn model_picker(props: &ModelPickerProps) -> Html {
 #[derive(Properties, PartialEq)]
 pub struct DropZoneProps {
     pub on_files: Callback<Vec<File>>,
+    /// Whether pictures added are photos to find the people in.
+    pub find_people: bool,
+    pub on_find_people: Callback<bool>,
 }
 
 /// Where the user drops or picks images.
@@ -140,13 +143,62 @@ pub fn drop_zone(props: &DropZoneProps) -> Html {
             on_files.emit(files_of(e.data_transfer().and_then(|d| d.files())));
         })
     };
+    let on_toggle = {
+        let on_find_people = props.on_find_people.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            on_find_people.emit(input.checked());
+        })
+    };
     html! {
-        <label class={classes!("drop-zone", (*hover).then_some("hover"))}
-            ondragover={on_drag_over} ondragleave={on_drag_leave} ondrop={on_drop}>
-            <input id="file-input" type="file" multiple=true
-                accept=".jpg,.jpeg,.png,.webp,.bmp,image/*" onchange={on_change} />
-            <span>{ "Drop pictures of people here, or click to pick them (two or more to compare)." }</span>
-        </label>
+        <>
+            <label class={classes!("drop-zone", (*hover).then_some("hover"))}
+                ondragover={on_drag_over} ondragleave={on_drag_leave} ondrop={on_drop}>
+                <input id="file-input" type="file" multiple=true
+                    accept=".jpg,.jpeg,.png,.webp,.bmp,image/*" onchange={on_change} />
+                if props.find_people {
+                    <span>{ "Drop photos here, or click to pick them: the people in each are found and each becomes a picture of its own." }</span>
+                } else {
+                    <span>{ "Drop pictures of people here, or click to pick them (two or more to compare)." }</span>
+                }
+            </label>
+            <p class="find-people">
+                <label>
+                    <input id="find-people" type="checkbox" checked={props.find_people} onchange={on_toggle} />
+                    { " Find the people in each picture" }
+                </label>
+                <span class="hint">
+                    { " for photos of scenes (the HOG people detector, on this device's CPU); off, each picture is one person" }
+                </span>
+            </p>
+        </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ThumbProps {
+    pub item: Item,
+    /// `thumb` (64 x 128) or `mini` (24 x 48).
+    pub class: &'static str,
+}
+
+/// An item's picture: the user's file, or for a person found in a photo, the person's part of
+/// it (the photo scaled and shifted behind a person-shaped box, as `object-fit: cover` would
+/// show the crop: no pixels are copied).
+#[function_component(Thumb)]
+pub fn thumb(props: &ThumbProps) -> Html {
+    let item = &props.item;
+    let Some(crop) = item.crop else {
+        return html! { <img class={props.class} src={item.url.clone()} alt={item.name.clone()} title={item.name.clone()} /> };
+    };
+    let (w, h) = if props.class == "mini" {
+        (24.0, 48.0)
+    } else {
+        (64.0, 128.0)
+    };
+    html! {
+        <div class={classes!(props.class, "crop")} role="img" aria-label={item.name.clone()}
+            title={item.name.clone()} style={crop.style(&item.url, w, h)}></div>
     }
 }
 
@@ -175,14 +227,44 @@ pub fn image_list(props: &ImageListProps) -> Html {
                 let (state, text, class) = match &item.status {
                     ItemStatus::Waiting => ("waiting", "embedding…".to_string(), ""),
                     ItemStatus::Done { ms, .. } => ("done", format!("embedded ({ms:.0} ms)"), ""),
+                    ItemStatus::Photo { people: 0, detect_ms } => (
+                        "photo",
+                        format!("no person found (detector {detect_ms:.0} ms)"),
+                        "",
+                    ),
+                    ItemStatus::Photo { people, detect_ms } => (
+                        "photo",
+                        format!(
+                            "{people} {} found (detector {detect_ms:.0} ms)",
+                            if *people == 1 { "person" } else { "people" }
+                        ),
+                        "",
+                    ),
                     ItemStatus::Failed(message) => ("failed", message.clone(), "error"),
                 };
+                let (people, detect_ms) = match item.status {
+                    ItemStatus::Photo { people, detect_ms } => {
+                        (Some(people.to_string()), Some(format!("{detect_ms:.1}")))
+                    }
+                    _ => (None, None),
+                };
+                let place = item.crop.map(|c| {
+                    let [x, y, w, h] = c.bbox;
+                    format!("{x},{y},{w},{h}")
+                });
+                let photo = item.crop.and_then(|c| props.items.iter().find(|i| i.id == c.photo))
+                    .map(|p| p.name.clone());
+                let is_photo = matches!(item.status, ItemStatus::Photo { .. });
                 html! {
-                    <li class="item" data-name={item.name.clone()} data-state={state}>
+                    <li class={classes!("item", is_photo.then_some("photo"))} data-name={item.name.clone()}
+                        data-state={state} data-people={people} data-detect-ms={detect_ms} data-box={place}
+                        data-photo={photo}>
                         if matches!(item.status, ItemStatus::Failed(_)) {
                             <div class="thumb missing">{ "✕" }</div>
+                        } else if is_photo {
+                            <img class="thumb photo" src={item.url.clone()} alt={item.name.clone()} />
                         } else {
-                            <img class="thumb" src={item.url.clone()} alt={item.name.clone()} />
+                            <Thumb item={item.clone()} class="thumb" />
                         }
                         <div class="name" title={item.name.clone()}>{ &item.name }</div>
                         <div class={classes!("state", class)}>{ text }</div>
@@ -235,14 +317,14 @@ pub fn similarity_matrix(props: &ItemsProps) -> Html {
                     <tr>
                         <th></th>
                         { for done.iter().map(|(item, _)| html! {
-                            <th><img class="mini" src={item.url.clone()} alt={item.name.clone()} title={item.name.clone()} /></th>
+                            <th><Thumb item={(*item).clone()} class="mini" /></th>
                         }) }
                     </tr>
                 </thead>
                 <tbody>
                     { for done.iter().map(|(row, a)| html! {
                         <tr data-name={row.name.clone()}>
-                            <th><img class="mini" src={row.url.clone()} alt={row.name.clone()} title={row.name.clone()} /></th>
+                            <th><Thumb item={(*row).clone()} class="mini" /></th>
                             { for done.iter().map(|(_, b)| {
                                 let s = cosine_similarity(a, b);
                                 html! {
@@ -279,7 +361,10 @@ pub fn export_button(props: &ExportProps) -> Html {
             let images: Vec<serde_json::Value> = done(&items)
                 .iter()
                 .map(
-                    |(item, e)| serde_json::json!({ "name": item.name, "embedding": e.as_slice() }),
+                    |(item, e)| match item.crop {
+                        Some(c) => serde_json::json!({ "name": item.name, "box": c.bbox, "embedding": e.as_slice() }),
+                        None => serde_json::json!({ "name": item.name, "embedding": e.as_slice() }),
+                    },
                 )
                 .collect();
             let json = serde_json::json!({ "backend": backend, "images": images }).to_string();
@@ -336,7 +421,7 @@ pub fn ranked_list(props: &RankedListProps) -> Html {
                 <ol id="ranked">
                     { for hits.iter().filter_map(|h| item(h.id).map(|i| (i, h.score))).map(|(i, score)| html! {
                         <li data-name={i.name.clone()} data-score={format!("{score:.7}")}>
-                            <img class="thumb" src={i.url.clone()} alt={i.name.clone()} />
+                            <Thumb item={i.clone()} class="thumb" />
                             <div class="name" title={i.name.clone()}>{ &i.name }</div>
                             <div class="score">{ format!("{score:.3}") }</div>
                         </li>

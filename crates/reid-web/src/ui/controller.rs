@@ -1,10 +1,11 @@
-//! Owns the inference worker: starts it, sends it images, turns its answers into [`Action`]s,
+//! Owns the inference worker: starts it, sends it images (to embed whole, or photos to find
+//! the people in), turns its answers into [`Action`]s,
 //! and restarts it on the CPU when WebGPU fails, re-sending every image still waiting so none
 //! is lost. When the user switches to their own model file, every image read so far is embedded
 //! again by the new model once it runs (embeddings of two models cannot be compared).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::{Rc, Weak};
 
 use js_sys::Uint8Array;
@@ -38,6 +39,8 @@ struct Inner {
     listening: bool,
     /// Images sent and not yet answered, kept to re-send after a restart.
     pending: BTreeMap<u32, Rc<Vec<u8>>>,
+    /// Images to search for people (photos), not to embed whole.
+    photos: BTreeSet<u32>,
     /// Every image read from the user's disk (the browser's handle, not a copy), to embed again
     /// when the model changes.
     files: BTreeMap<u32, File>,
@@ -128,8 +131,10 @@ impl Controller {
         inner.worker = Some(handle);
     }
 
-    /// Adds the user's files: each gets a card at once, then is read and sent to the worker.
-    pub fn add_files(self: &Rc<Self>, files: Vec<File>) {
+    /// Adds the user's files: each gets a card at once, then is read and sent to the worker,
+    /// to be embedded whole (a picture of one person) or, with `find_people`, searched for the
+    /// people in it (a photo), each of whom is embedded.
+    pub fn add_files(self: &Rc<Self>, files: Vec<File>, find_people: bool) {
         let mut items = Vec::new();
         let mut to_read = Vec::new();
         {
@@ -147,12 +152,16 @@ impl Controller {
                 } else {
                     to_read.push((id, file.clone()));
                     inner.files.insert(id, file.clone());
+                    if find_people {
+                        inner.photos.insert(id);
+                    }
                     ItemStatus::Waiting
                 };
                 items.push(Item {
                     id,
                     name: file.name(),
                     url,
+                    crop: None,
                     status,
                 });
             }
@@ -230,6 +239,7 @@ impl Controller {
         let mut inner = self.inner.borrow_mut();
         inner.files.clear();
         inner.pending.clear();
+        inner.photos.clear();
     }
 
     /// Adds the demo pictures shipped with the app (`demo/index.json` lists them), fetched from
@@ -238,7 +248,7 @@ impl Controller {
         let this = self.clone();
         spawn_local(async move {
             match demo_files().await {
-                Ok(files) => this.add_files(files),
+                Ok(files) => this.add_files(files, false),
                 Err(message) => this.dispatch.dispatch(Action::Notice(format!(
                     "the demo pictures could not be loaded: {message}"
                 ))),
@@ -304,13 +314,7 @@ impl Controller {
             return;
         }
         if let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) {
-            post(
-                &handle.worker,
-                &ToWorker::Embed {
-                    id,
-                    bytes: bytes.clone(),
-                },
-            );
+            post(&handle.worker, &job(&inner.photos, id, bytes.clone()));
         }
         inner.pending.insert(id, Rc::new(bytes));
     }
@@ -328,7 +332,9 @@ impl Controller {
                 return;
             }
             match &message {
-                FromWorker::Embedded { id, .. } | FromWorker::Failed { id, .. } => {
+                FromWorker::Embedded { id, .. }
+                | FromWorker::Failed { id, .. }
+                | FromWorker::People { id, .. } => {
                     inner.pending.remove(id);
                 }
                 FromWorker::Ready(info) => {
@@ -380,13 +386,7 @@ impl Controller {
                             },
                         );
                         for (&id, bytes) in &inner.pending {
-                            post(
-                                &handle.worker,
-                                &ToWorker::Embed {
-                                    id,
-                                    bytes: bytes.to_vec(),
-                                },
-                            );
+                            post(&handle.worker, &job(&inner.photos, id, bytes.to_vec()));
                         }
                     }
                     return;
@@ -472,6 +472,15 @@ async fn demo_files() -> Result<Vec<File>, String> {
         files.push(file);
     }
     Ok(files)
+}
+
+/// What to ask of the worker for image `id`: find its people (a photo) or embed it whole.
+fn job(photos: &BTreeSet<u32>, id: u32, bytes: Vec<u8>) -> ToWorker {
+    if photos.contains(&id) {
+        ToWorker::Detect { id, bytes }
+    } else {
+        ToWorker::Embed { id, bytes }
+    }
 }
 
 fn post(worker: &Worker, message: &ToWorker) {

@@ -48,13 +48,19 @@ pub fn app() -> Html {
         });
     }
 
+    let find_people = use_state(|| false);
     let on_files = {
         let controller = controller.clone();
+        let find_people = *find_people;
         Callback::from(move |files: Vec<File>| {
             if let Some(c) = controller.borrow().as_ref() {
-                c.add_files(files);
+                c.add_files(files, find_people);
             }
         })
+    };
+    let on_find_people = {
+        let find_people = find_people.clone();
+        Callback::from(move |on: bool| find_people.set(on))
     };
     let on_search = {
         let controller = controller.clone();
@@ -132,7 +138,7 @@ pub fn app() -> Html {
             <Speed engine={state.engine.clone()} benchmark={state.benchmark.clone()} on_measure={on_measure} />
             <ModelPicker switching={state.switching_model.clone()} refused={state.model_refused.clone()}
                 on_model={on_model} />
-            <DropZone on_files={on_files} />
+            <DropZone on_files={on_files} find_people={*find_people} on_find_people={on_find_people} />
             <p class="demo">
                 <button id="demo" onclick={on_demo}>{ "Try the demo pictures" }</button>
                 <span class="hint">{ " synthetic people from this project's generator, shipped with the app" }</span>

@@ -6,16 +6,53 @@ use yew::Reducible;
 
 use reid_core::Backend;
 
-use crate::protocol::{FromWorker, RankedHit, ReadyInfo};
+use crate::protocol::{FromWorker, RankedHit, ReadyInfo, MAX_PEOPLE};
 
-/// One image the user added.
+/// One image the user added, or one person found in a photo the user added.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub id: u32,
     pub name: String,
-    /// `blob:` URL of the user's own file, for the thumbnail.
+    /// `blob:` URL of the user's own file (a person's photo), for the thumbnail.
     pub url: String,
+    /// Where a person found in a photo is in it; `None` for a picture the user added.
+    pub crop: Option<Crop>,
     pub status: ItemStatus,
+}
+
+/// A person's place in a photo.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crop {
+    /// The photo's item id.
+    pub photo: u32,
+    /// x, y, width, height in the photo's pixels.
+    pub bbox: [f32; 4],
+    /// The photo's width and height.
+    pub size: [u32; 2],
+}
+
+impl Crop {
+    /// CSS showing the person, from the photo at `url`, in a `w` x `h` box: covering it and
+    /// centred, as `object-fit: cover` shows a picture (the photo scaled and shifted as the
+    /// box's background: no pixels are copied).
+    pub fn style(&self, url: &str, w: f32, h: f32) -> String {
+        let [x, y, cw, ch] = self.bbox;
+        let scale = (w / cw.max(1.0)).max(h / ch.max(1.0));
+        let (dx, dy) = ((w - cw * scale) / 2.0, (h - ch * scale) / 2.0);
+        format!(
+            "background-image:url('{url}');background-size:{:.1}px {:.1}px;background-position:{:.1}px {:.1}px",
+            self.size[0] as f32 * scale,
+            self.size[1] as f32 * scale,
+            dx - x * scale,
+            dy - y * scale,
+        )
+    }
+}
+
+/// People found in photos get ids of their own, above every picture's: person `k` of photo
+/// `photo` (fewer than [`MAX_PEOPLE`] per photo).
+pub fn person_id(photo: u32, k: usize) -> u32 {
+    (1 << 31) | (photo.wrapping_mul(MAX_PEOPLE as u32) + k as u32)
 }
 
 /// Where an image is in the pipeline.
@@ -25,6 +62,9 @@ pub enum ItemStatus {
     Waiting,
     /// Embedded.
     Done { embedding: Rc<Vec<f32>>, ms: f64 },
+    /// A photo searched for people: how many were found (each is an item of its own) and
+    /// how long the detector took.
+    Photo { people: usize, detect_ms: f64 },
     /// Refused, with the reason in plain words.
     Failed(String),
 }
@@ -183,6 +223,45 @@ impl Reducible for AppState {
                         },
                     );
                 }
+                FromWorker::People {
+                    id,
+                    width,
+                    height,
+                    people,
+                    detect_ms,
+                    ms,
+                } => {
+                    if !people.is_empty() {
+                        next.first_embedding_ms.get_or_insert(at_ms);
+                    }
+                    let items = Rc::make_mut(&mut next.items);
+                    // A photo searched again (by a new model) replaces its people.
+                    items.retain(|i| i.crop.is_none_or(|c| c.photo != id));
+                    if let Some(at) = items.iter().position(|i| i.id == id) {
+                        let photo = &mut items[at];
+                        photo.status = ItemStatus::Photo {
+                            people: people.len(),
+                            detect_ms,
+                        };
+                        let (name, url) = (photo.name.clone(), photo.url.clone());
+                        let each_ms = ms / people.len().max(1) as f64;
+                        let found = people.into_iter().enumerate().map(|(k, p)| Item {
+                            id: person_id(id, k),
+                            name: format!("{name} #{}", k + 1),
+                            url: url.clone(),
+                            crop: Some(Crop {
+                                photo: id,
+                                bbox: p.bbox,
+                                size: [width, height],
+                            }),
+                            status: ItemStatus::Done {
+                                embedding: Rc::new(p.embedding),
+                                ms: each_ms,
+                            },
+                        });
+                        items.splice(at + 1..at + 1, found);
+                    }
+                }
                 FromWorker::Failed { id, message } => {
                     next.set_status(id, ItemStatus::Failed(message))
                 }
@@ -269,6 +348,9 @@ impl Reducible for AppState {
                 next.model_refused = Some(message);
             }
             Action::Reembedding(ids) => {
+                // Photos are searched again: their people come back with the new model's.
+                Rc::make_mut(&mut next.items)
+                    .retain(|i| i.crop.is_none_or(|c| !ids.contains(&c.photo)));
                 for id in ids {
                     next.set_status(id, ItemStatus::Waiting);
                 }
@@ -305,8 +387,68 @@ mod tests {
             id,
             name: format!("{id}.jpg"),
             url: String::new(),
+            crop: None,
             status: ItemStatus::Waiting,
         }
+    }
+
+    fn people(state: Rc<AppState>, id: u32, dims: &[usize]) -> Rc<AppState> {
+        state.reduce(Action::Worker {
+            message: FromWorker::People {
+                id,
+                width: 640,
+                height: 360,
+                people: dims
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &d)| crate::protocol::FoundPerson {
+                        bbox: [10.0 * k as f32, 0.0, 64.0, 128.0],
+                        score: 1.0,
+                        embedding: vec![1.0; d],
+                    })
+                    .collect(),
+                detect_ms: 5.0,
+                ms: 10.0,
+            },
+            at_ms: 0.0,
+        })
+    }
+
+    #[test]
+    fn a_photos_people_follow_it_in_the_list_and_are_replaced_when_it_is_searched_again() {
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0), item(1)]));
+        let state = people(state, 0, &[1280, 1280]);
+        let ids: Vec<u32> = state.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [0, person_id(0, 0), person_id(0, 1), 1]);
+        assert_eq!(
+            state.items[0].status,
+            ItemStatus::Photo {
+                people: 2,
+                detect_ms: 5.0
+            }
+        );
+        assert_eq!(state.items[2].name, "0.jpg #2");
+        assert_eq!(state.items[2].crop.unwrap().bbox, [10.0, 0.0, 64.0, 128.0]);
+        assert!(matches!(state.items[1].status, ItemStatus::Done { .. }));
+        // A new model: the photo waits again without its people, then gets new ones.
+        let state = state.reduce(Action::Reembedding(vec![0, 1]));
+        assert_eq!(state.items.len(), 2);
+        let state = people(state, 0, &[512]);
+        assert_eq!(state.items.len(), 3);
+        assert!(
+            matches!(&state.items[1].status, ItemStatus::Done { embedding, .. } if embedding.len() == 512)
+        );
+        // No one found: the photo says so and nothing else changes.
+        let state = people(state, 1, &[]);
+        assert_eq!(state.items.len(), 3);
+        assert_eq!(
+            state.items[2].status,
+            ItemStatus::Photo {
+                people: 0,
+                detect_ms: 5.0
+            }
+        );
+        assert_ne!(person_id(1, 0), person_id(0, 1));
     }
 
     fn embedded(state: Rc<AppState>, id: u32, dim: usize) -> Rc<AppState> {
@@ -350,5 +492,27 @@ mod tests {
             state.model_refused.as_deref(),
             Some("damaged.bpk cannot be used")
         );
+    }
+
+    #[test]
+    fn a_crop_covers_its_box_centred_and_scaled_from_the_photo() {
+        let crop = Crop {
+            photo: 0,
+            bbox: [100.0, 50.0, 32.0, 64.0],
+            size: [640, 360],
+        };
+        // Twice its size fills 64 x 128 exactly: the photo at 1280 x 720, shifted by the box.
+        assert_eq!(
+            crop.style("blob:x", 64.0, 128.0),
+            "background-image:url('blob:x');background-size:1280.0px 720.0px;background-position:-200.0px -100.0px"
+        );
+        // A wider box is scaled to the height and centred across.
+        let wide = Crop {
+            bbox: [0.0, 0.0, 64.0, 64.0],
+            ..crop
+        };
+        assert!(wide
+            .style("u", 64.0, 128.0)
+            .ends_with("background-size:1280.0px 720.0px;background-position:-32.0px 0.0px"));
     }
 }
