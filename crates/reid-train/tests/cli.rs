@@ -1276,7 +1276,11 @@ fn track_reads_a_video_as_it_reads_its_frames_and_samples_its_rate() {
 
     // At 5 of its 10 frames per second: every other frame, numbered as in the source, and
     // each track's span in seconds.
-    let said = track(&video, "half.json", &["--fps", "5"]);
+    let said = track(
+        &video,
+        "half.json",
+        &["--fps", "5", "--thumbnails", "views"],
+    );
     assert!(
         said.contains("tracked 12 of the source's 24 frames"),
         "{said}"
@@ -1293,6 +1297,13 @@ fn track_reads_a_video_as_it_reads_its_frames_and_samples_its_rate() {
         let start = t["start_seconds"].as_f64().unwrap();
         assert!((start - (first - 1) as f64 / 10.0).abs() < 1e-9, "{t}");
         assert_eq!(t["embedding"].as_array().unwrap().len(), 1280);
+        // Its best view, a picture of the detection's size or less (cut to the frame).
+        let view = image::open(
+            dir.path()
+                .join(format!("views/track-{}.png", t["track_id"])),
+        )
+        .unwrap();
+        assert!(view.width() >= 2 && view.height() >= 2, "{t}");
     }
 
     // Bad input: a file that is not a video, a video cut short (tracked up to the cut).

@@ -52,6 +52,10 @@ pub struct TrackArgs {
     /// Also write each track's summary (frames, best view, embedding) as JSON.
     #[arg(long)]
     tracklets: Option<PathBuf>,
+    /// Write each track's best view (its detection's pixels in its best-quality frame once
+    /// the track is confirmed) as `track-ID.png` in this folder.
+    #[arg(long)]
+    thumbnails: Option<PathBuf>,
     /// Score the tracks against this ground truth (MOTChallenge `gt.txt`).
     #[arg(long)]
     gt: Option<PathBuf>,
@@ -151,7 +155,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         args.min_score,
         embedder.as_ref(),
         config,
-        false,
+        args.thumbnails.is_some(),
     )?;
     if args.detections.is_some() {
         let known: HashSet<u64> = followed.frames.iter().copied().collect();
@@ -198,6 +202,16 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         frames as f64 / followed.seconds.max(1e-9),
         args.out.display()
     );
+    if let Some(dir) = &args.thumbnails {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for t in tracklets {
+            if let Some(view) = followed.thumbnails.get(&t.track_id) {
+                let path = dir.join(format!("track-{}.png", t.track_id));
+                view.save(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+    }
     if let Some(path) = &args.tracklets {
         std::fs::write(path, tracklets_json(tracklets, followed.fps)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
