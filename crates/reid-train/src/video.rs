@@ -50,11 +50,11 @@ pub fn probe(path: &Path) -> anyhow::Result<VideoInfo> {
             "-select_streams",
             "v:0",
             "-show_entries",
-            "stream=width,height,r_frame_rate:stream_side_data=rotation",
+            "stream=width,height,r_frame_rate,avg_frame_rate:stream_side_data=rotation",
             "-of",
             "json",
         ])
-        .arg(path)
+        .arg(file_url(path))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| missing_ffmpeg("ffprobe", e))?;
@@ -95,16 +95,31 @@ pub fn probe(path: &Path) -> anyhow::Result<VideoInfo> {
             path.display()
         );
     }
-    let fps = stream["r_frame_rate"].as_str().and_then(|r| {
+    let rate = |key: &str| {
+        let r = stream[key].as_str()?;
         let (n, d) = r.split_once('/').unwrap_or((r, "1"));
         let rate = n.parse::<f64>().ok()? / d.parse::<f64>().ok()?;
         (rate.is_finite() && rate > 0.0).then_some(rate)
-    });
+    };
+    // ffmpeg's own guess of a stream's rate: the real base rate, unless that is implausibly
+    // high (a variable-rate phone clip's time base) and the average is not.
+    let fps = match (rate("r_frame_rate"), rate("avg_frame_rate")) {
+        (Some(r), Some(avg)) if r > 210.0 && avg < 70.0 => Some(avg),
+        (r, avg) => r.or(avg),
+    };
     Ok(VideoInfo {
         width: width as u32,
         height: height as u32,
         fps,
     })
+}
+
+/// `path` as ffmpeg's `file:` URL, so that a name with a colon is not taken for a protocol
+/// and one starting with a dash not for an option.
+fn file_url(path: &Path) -> std::ffi::OsString {
+    let mut url = std::ffi::OsString::from("file:");
+    url.push(path.as_os_str());
+    url
 }
 
 fn missing_ffmpeg(tool: &str, e: std::io::Error) -> anyhow::Error {
@@ -168,15 +183,29 @@ pub struct Video {
 }
 
 impl Video {
-    /// Starts decoding `path`, keeping at most `max_fps` frames per second (all when `None` or
-    /// when the file gives no rate).
+    /// Starts decoding `path`, keeping at most `max_fps` frames per second (all when `None`;
+    /// a file that gives no rate is refused with `max_fps`).
     pub fn open(path: &Path, max_fps: Option<f64>) -> anyhow::Result<Self> {
         let info = probe(path)?;
-        let mut child = Command::new("ffmpeg")
+        if max_fps.is_some() && info.fps.is_none() {
+            bail!("--fps needs the video's own frame rate, and this file does not give one");
+        }
+        let mut ffmpeg = Command::new("ffmpeg");
+        ffmpeg
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-            .arg(path)
+            .arg(file_url(path))
             .args(["-map", "0:v:0", "-an", "-sn", "-vf"])
-            .arg(format!("scale={}:{}", info.width, info.height))
+            .arg(format!("scale={}:{}", info.width, info.height));
+        // Frames at the probed rate exactly (repeated or dropped by their time stamps), so that
+        // frame n is at (n - 1) / rate seconds even in a variable-rate clip; without a rate,
+        // every decoded frame once.
+        match info.fps {
+            Some(rate) => ffmpeg
+                .args(["-fps_mode", "cfr", "-r"])
+                .arg(format!("{rate}")),
+            None => ffmpeg.args(["-fps_mode", "passthrough"]),
+        };
+        let mut child = ffmpeg
             .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

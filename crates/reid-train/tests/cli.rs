@@ -1182,6 +1182,33 @@ fn detect_scores_its_boxes_against_ground_truth() {
             "{stdout}"
         );
     }
+    assert!(text(&reid(
+        &[
+            "detect",
+            frames.to_str().unwrap(),
+            "--gt",
+            csv.to_str().unwrap()
+        ],
+        dir.path()
+    ))
+    .contains("warning: 1 frames named in"));
+    // A box file that names none of the pictures is refused, not scored as 0 people.
+    std::fs::write(
+        &csv,
+        "frame,identity,x1,y1,x2,y2\nelsewhere.jpg,1,0,0,60,150\n",
+    )
+    .unwrap();
+    let out = reid(
+        &[
+            "detect",
+            frames.to_str().unwrap(),
+            "--gt",
+            csv.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no frame named in"), "{}", text(&out));
 }
 
 #[test]
@@ -1369,6 +1396,7 @@ fn search_ranks_the_same_person_first_across_pictures_photos_and_video() {
         b"\xff\xd8 truncated",
     )
     .unwrap();
+    std::fs::write(gallery.join("broken.mp4"), b"not a video").unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
     std::fs::copy(
@@ -1389,10 +1417,14 @@ fn search_ranks_the_same_person_first_across_pictures_photos_and_video() {
         said.contains("0000_c1s1_000000_99.jpg is left out"),
         "{said}"
     );
+    assert!(
+        said.contains("broken.mp4 is left out: cannot read the video"),
+        "{said}"
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ranked.json")).unwrap()).unwrap();
     let entries = json["gallery"].as_array().unwrap();
-    let pictures = std::fs::read_dir(&gallery).unwrap().count() - 2;
+    let pictures = std::fs::read_dir(&gallery).unwrap().count() - 3;
     let tracks: Vec<&serde_json::Value> = entries.iter().filter(|e| e["kind"] == "track").collect();
     assert_eq!(entries.len(), pictures + tracks.len(), "{said}");
     assert_eq!(tracks.len(), 1, "{said}");
@@ -1451,7 +1483,25 @@ fn search_ranks_the_same_person_first_across_pictures_photos_and_video() {
     assert_eq!(entries[0]["kind"], "detected");
     assert!(json["queries"][0]["ranking"][0]["reranked_distance"].is_number());
 
-    // Nothing to look for, or nowhere to look: errors that say so.
+    // Nothing to look for, nowhere to look, or a rate that is none: errors that say so.
+    let out = reid(
+        &[
+            "search",
+            "--query",
+            &queries[0],
+            "--gallery",
+            "photos",
+            "--fps",
+            "0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("--fps must be a positive"),
+        "{}",
+        text(&out)
+    );
     let out = reid(
         &[
             "search",

@@ -99,7 +99,11 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let detector = HogDetector::opencv_people();
     let numbers = super::frame_numbers(&files);
     let truth = match &args.gt {
-        Some(path) if path.extension().is_some_and(|e| e == "csv") => {
+        Some(path)
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+        {
             Some(annotated_truth(path, &files, &numbers, args.min_height)?)
         }
         Some(path) => Some(ground_truth(path, args.min_height, args.min_visibility)?),
@@ -254,6 +258,26 @@ fn annotated_truth(
         .zip(numbers)
         .filter_map(|(f, &n)| Some((f.file_name()?.to_str()?.to_string(), n)))
         .collect();
+    let named: std::collections::BTreeSet<&str> = boxes.iter().map(|b| b.frame.as_str()).collect();
+    let unmatched: Vec<&str> = named
+        .iter()
+        .copied()
+        .filter(|f| !by_name.contains_key(*f))
+        .collect();
+    if !named.is_empty() && unmatched.len() == named.len() {
+        anyhow::bail!(
+            "no frame named in {} is among the pictures given (it names {}, ...)",
+            path.display(),
+            unmatched[..unmatched.len().min(3)].join(", ")
+        );
+    }
+    if !unmatched.is_empty() {
+        eprintln!(
+            "warning: {} frames named in {} are not among the pictures given; their boxes are left out",
+            unmatched.len(),
+            path.display()
+        );
+    }
     Ok(boxes
         .into_iter()
         .filter_map(|b| {

@@ -28,6 +28,9 @@ use super::footage::{follow, Footage, People};
 use crate::report::{Picture, RankedResult, RankedRow};
 use crate::video::is_video;
 
+/// Results per query on the result sheet (the text and the JSON have all of `--top`).
+const SHEET_RESULTS: usize = 20;
+
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// Picture(s) of the person to look for (a crop of one person each; one row of results each).
@@ -52,7 +55,7 @@ pub struct SearchArgs {
     /// Rank by k-reciprocal re-ranked distance (Zhong et al. 2017) instead of the similarity.
     #[arg(long)]
     rerank: bool,
-    /// The result sheet: each query and its best matches (PNG).
+    /// The result sheet: each query and its best matches, up to 20 (PNG).
     #[arg(long, default_value = "search.png")]
     sheet: PathBuf,
     /// Also write every entry and every query's full ranking as JSON.
@@ -151,8 +154,8 @@ impl Entry {
 
 /// Seconds as m:ss.s.
 fn clock(seconds: f64) -> String {
-    let m = (seconds / 60.0).floor();
-    format!("{m:.0}:{:04.1}", seconds - 60.0 * m)
+    let tenths = (seconds.max(0.0) * 10.0).round() as u64;
+    format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
 }
 
 /// The camera label of a picture or video at `path`.
@@ -214,13 +217,14 @@ fn is_picture(path: &Path) -> bool {
     })
 }
 
+/// Files under `dir`; linked folders are not followed (a link loop would never end).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            walk(&entry.path(), out)?;
         } else {
-            out.push(path);
+            out.push(entry.path());
         }
     }
     Ok(())
@@ -390,6 +394,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
+    if let Some(fps) = args.fps.filter(|f| !(f.is_finite() && *f > 0.0)) {
+        bail!("--fps must be a positive number of frames per second, not {fps}");
+    }
     let (pictures, videos) = gallery_files(&args.gallery)?;
     let model = super::read_model(&args.model)?;
     let device = pollster::block_on(device(Backend::Cpu))?;
@@ -496,6 +503,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
                 e.camera,
                 e.describe()
             );
+            if rank >= SHEET_RESULTS {
+                continue;
+            }
             results.push(RankedResult {
                 picture: match &e.thumbnail {
                     Some(t) => Picture::Image(t.clone()),
@@ -509,12 +519,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         rows.push(RankedRow {
             query: Picture::Image(thumbnail(qimage)),
             caption: format!(
-                "{}  (similarity{})",
+                "{}  (similarity; {})",
                 qpath.file_name().unwrap_or_default().to_string_lossy(),
                 if distance.is_some() {
-                    ", ranked re-ranked"
+                    "order: re-ranked"
                 } else {
-                    ""
+                    "best first"
                 }
             ),
             results,
@@ -547,4 +557,33 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_rounds_to_tenths_before_it_carries_minutes() {
+        assert_eq!(clock(0.0), "0:00.0");
+        assert_eq!(clock(59.96), "1:00.0");
+        assert_eq!(clock(61.25), "1:01.3");
+        assert_eq!(clock(3725.0), "62:05.0");
+    }
+
+    #[test]
+    fn cameras_come_from_market_names_else_the_video_or_the_folder() {
+        assert_eq!(
+            camera_of(Path::new("g/0002_c3s1_000100_01.jpg")),
+            ("c3".to_string(), Some(2))
+        );
+        assert_eq!(
+            camera_of(Path::new("videos/lobby.mp4")),
+            ("lobby".to_string(), None)
+        );
+        assert_eq!(
+            camera_of(Path::new("door/photo.jpg")),
+            ("door".to_string(), None)
+        );
+    }
 }

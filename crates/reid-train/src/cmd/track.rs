@@ -117,6 +117,7 @@ fn tracklets_json(tracklets: &[Tracklet], fps: Option<f64>) -> anyhow::Result<St
 
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let footage = Footage::open(&args.frames, args.fps)?;
+    let source = args.frames.display().to_string();
     let mut detections: BTreeMap<u64, Vec<(BBox, f32)>> = BTreeMap::new();
     if let Some(file) = &args.detections {
         let text = std::fs::read_to_string(file)
@@ -156,7 +157,8 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         embedder.as_ref(),
         config,
         args.thumbnails.is_some(),
-    )?;
+    )
+    .with_context(|| format!("cannot track {source}"))?;
     if args.detections.is_some() {
         let known: HashSet<u64> = followed.frames.iter().copied().collect();
         let orphans = detections.keys().filter(|f| !known.contains(f)).count();
