@@ -132,13 +132,14 @@ pub enum FromWorker {
         embedding: Vec<f32>,
         ms: f64,
     },
-    /// The people of photo `id` (surest first, at most [`MAX_PEOPLE`]), with the photo's size,
-    /// the detector's time and the whole job's.
+    /// The people of photo `id` (surest first, at most [`MAX_PEOPLE`]; `left_out` more were
+    /// found), with the photo's size, the detector's time and the whole job's.
     People {
         id: u32,
         width: u32,
         height: u32,
         people: Vec<FoundPerson>,
+        left_out: usize,
         detect_ms: f64,
         ms: f64,
     },

@@ -229,6 +229,7 @@ async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
         }
     };
     let mut found = people_in(&photo, &HogParams::default());
+    let left_out = found.len().saturating_sub(MAX_PEOPLE);
     found.truncate(MAX_PEOPLE);
     let detect_ms = now_ms() - start;
     let crops: Vec<RgbImage> = found.iter().map(|p| p.crop.clone()).collect();
@@ -254,6 +255,7 @@ async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
                 embedding: e.into_values(),
             })
             .collect(),
+        left_out,
         detect_ms,
         ms: now_ms() - start,
     }

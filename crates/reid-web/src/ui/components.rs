@@ -227,23 +227,28 @@ pub fn image_list(props: &ImageListProps) -> Html {
                 let (state, text, class) = match &item.status {
                     ItemStatus::Waiting => ("waiting", "embedding…".to_string(), ""),
                     ItemStatus::Done { ms, .. } => ("done", format!("embedded ({ms:.0} ms)"), ""),
-                    ItemStatus::Photo { people: 0, detect_ms } => (
+                    ItemStatus::Photo { people: 0, detect_ms, .. } => (
                         "photo",
                         format!("no person found (detector {detect_ms:.0} ms)"),
                         "",
                     ),
-                    ItemStatus::Photo { people, detect_ms } => (
+                    ItemStatus::Photo { people, left_out, detect_ms } => (
                         "photo",
                         format!(
-                            "{people} {} found (detector {detect_ms:.0} ms)",
-                            if *people == 1 { "person" } else { "people" }
+                            "{people} {} found{} (detector {detect_ms:.0} ms)",
+                            if *people == 1 { "person" } else { "people" },
+                            if *left_out > 0 {
+                                format!(", {left_out} less sure ones left out")
+                            } else {
+                                String::new()
+                            }
                         ),
                         "",
                     ),
                     ItemStatus::Failed(message) => ("failed", message.clone(), "error"),
                 };
                 let (people, detect_ms) = match item.status {
-                    ItemStatus::Photo { people, detect_ms } => {
+                    ItemStatus::Photo { people, detect_ms, .. } => {
                         (Some(people.to_string()), Some(format!("{detect_ms:.1}")))
                     }
                     _ => (None, None),

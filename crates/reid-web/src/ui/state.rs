@@ -62,9 +62,13 @@ pub enum ItemStatus {
     Waiting,
     /// Embedded.
     Done { embedding: Rc<Vec<f32>>, ms: f64 },
-    /// A photo searched for people: how many were found (each is an item of its own) and
-    /// how long the detector took.
-    Photo { people: usize, detect_ms: f64 },
+    /// A photo searched for people: how many were found (each is an item of its own), how
+    /// many less sure ones were left out (beyond [`MAX_PEOPLE`]) and how long the detector took.
+    Photo {
+        people: usize,
+        left_out: usize,
+        detect_ms: f64,
+    },
     /// Refused, with the reason in plain words.
     Failed(String),
 }
@@ -228,6 +232,7 @@ impl Reducible for AppState {
                     width,
                     height,
                     people,
+                    left_out,
                     detect_ms,
                     ms,
                 } => {
@@ -241,6 +246,7 @@ impl Reducible for AppState {
                         let photo = &mut items[at];
                         photo.status = ItemStatus::Photo {
                             people: people.len(),
+                            left_out,
                             detect_ms,
                         };
                         let (name, url) = (photo.name.clone(), photo.url.clone());
@@ -407,6 +413,7 @@ mod tests {
                         embedding: vec![1.0; d],
                     })
                     .collect(),
+                left_out: 0,
                 detect_ms: 5.0,
                 ms: 10.0,
             },
@@ -424,6 +431,7 @@ mod tests {
             state.items[0].status,
             ItemStatus::Photo {
                 people: 2,
+                left_out: 0,
                 detect_ms: 5.0
             }
         );
@@ -445,6 +453,7 @@ mod tests {
             state.items[2].status,
             ItemStatus::Photo {
                 people: 0,
+                left_out: 0,
                 detect_ms: 5.0
             }
         );
