@@ -1484,61 +1484,34 @@ fn search_ranks_the_same_person_first_across_pictures_photos_and_video() {
     assert!(json["queries"][0]["ranking"][0]["reranked_distance"].is_number());
 
     // Nothing to look for, nowhere to look, or a rate that is none: errors that say so.
-    let out = reid(
-        &[
-            "search",
-            "--query",
-            &queries[0],
-            "--gallery",
-            "photos",
-            "--fps",
-            "0",
-        ],
-        dir.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).contains("--fps must be a positive"),
-        "{}",
-        text(&out)
-    );
-    let out = reid(
-        &[
-            "search",
-            "--model",
-            model.to_str().unwrap(),
-            "--query",
-            "missing.jpg",
-            "--gallery",
-            photos.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).contains("no query picture could be read"),
-        "{}",
-        text(&out)
-    );
-    let out = reid(
-        &[
-            "search",
-            "--model",
-            model.to_str().unwrap(),
-            "--query",
-            &queries[0],
-            "--gallery",
-            frames.to_str().unwrap(),
-            "--detect",
-            "--hog-threshold",
-            "9",
-        ],
-        dir.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).contains("the gallery holds no person"),
-        "{}",
-        text(&out)
-    );
+    let model = model.to_str().unwrap();
+    let (photos, frames) = (photos.to_str().unwrap(), frames.to_str().unwrap());
+    for (extra, says) in [
+        (
+            vec!["--query", &queries[0], "--gallery", photos, "--fps", "0"],
+            "--fps must be a positive",
+        ),
+        (
+            vec!["--query", "missing.jpg", "--gallery", photos],
+            "no query picture could be read",
+        ),
+        (
+            vec![
+                "--query",
+                &queries[0],
+                "--gallery",
+                frames,
+                "--detect",
+                "--hog-threshold",
+                "9",
+            ],
+            "the gallery holds no person",
+        ),
+    ] {
+        let mut args = vec!["search", "--model", model];
+        args.extend(extra);
+        let out = reid(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
 }
