@@ -80,7 +80,8 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ScanError> {
     Ok(())
 }
 
-fn is_image_name(path: &Path) -> bool {
+/// Whether `path` is named like a picture (one of [`IMAGE_EXTENSIONS`], any case).
+pub fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))

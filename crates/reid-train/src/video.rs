@@ -221,10 +221,7 @@ impl Video {
             text
         });
         Ok(Self {
-            sampler: Sampler::new(
-                info.fps.unwrap_or(1.0),
-                max_fps.filter(|_| info.fps.is_some()),
-            ),
+            sampler: Sampler::new(info.fps.unwrap_or(1.0), max_fps),
             info,
             child,
             stdout,

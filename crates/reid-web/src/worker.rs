@@ -232,7 +232,10 @@ async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
     let left_out = found.len().saturating_sub(MAX_PEOPLE);
     found.truncate(MAX_PEOPLE);
     let detect_ms = now_ms() - start;
-    let crops: Vec<RgbImage> = found.iter().map(|p| p.crop.clone()).collect();
+    let (places, crops): (Vec<_>, Vec<RgbImage>) = found
+        .into_iter()
+        .map(|p| ((p.bbox, p.score), p.crop))
+        .unzip();
     let embeddings = match embedder.embed_images(&crops).await {
         Ok(e) => e,
         Err(e) => {
@@ -246,12 +249,12 @@ async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
         id,
         width: photo.width(),
         height: photo.height(),
-        people: found
-            .iter()
+        people: places
+            .into_iter()
             .zip(embeddings)
-            .map(|(p, e)| FoundPerson {
-                bbox: [p.bbox.x, p.bbox.y, p.bbox.w, p.bbox.h],
-                score: p.score as f32,
+            .map(|((b, score), e)| FoundPerson {
+                bbox: [b.x, b.y, b.w, b.h],
+                score: score as f32,
                 embedding: e.into_values(),
             })
             .collect(),

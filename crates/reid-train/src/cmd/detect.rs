@@ -18,7 +18,6 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::Alignment;
 use reid_core::{average_precision, parse_mot_rows, BBox, ScoredBox, TruthBox};
-use reid_model::decode_image;
 use reid_model::detect::hog::{Detection, HogDetector, HogParams};
 use serde::Serialize;
 
@@ -115,14 +114,11 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for (path, &frame) in files.iter().zip(&numbers) {
         let name = path.display().to_string();
-        let found = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| decode_image(&bytes).map_err(|e| e.to_string()))
-            .map(|image| {
-                let start = Instant::now();
-                let people = detector.detect(&image, &params);
-                (image, people, start.elapsed())
-            });
+        let found = super::read_picture(path).map(|image| {
+            let start = Instant::now();
+            let people = detector.detect(&image, &params);
+            (image, people, start.elapsed())
+        });
         match found {
             Ok((image, people, took)) => {
                 if !args.json {

@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use image::RgbImage;
 use reid_core::{BBox, TrackerConfig, Tracklet};
-use reid_model::decode_image;
 use reid_model::detect::hog::{HogDetector, HogParams};
 use reid_pipeline::{crop, hog_confidence, Embedder, VideoTracker};
 
@@ -117,11 +116,7 @@ impl Footage {
                         continue;
                     }
                     let (number, path) = &files[index];
-                    let picture = decode.then(|| {
-                        std::fs::read(path)
-                            .map_err(|e| e.to_string())
-                            .and_then(|b| decode_image(&b).map_err(|e| e.to_string()))
-                    });
+                    let picture = decode.then(|| super::read_picture(path));
                     return Ok(Some(Frame {
                         number: *number,
                         picture,
@@ -194,6 +189,13 @@ pub struct Followed {
     pub fps: Option<f64>,
     /// Frames of the source, kept or not.
     pub source_frames: u64,
+}
+
+impl Followed {
+    /// When frame `number` (counted from 1) is shown, in seconds, when the rate is known.
+    pub fn seconds_at(&self, number: u64) -> Option<f64> {
+        self.fps.map(|f| number.saturating_sub(1) as f64 / f)
+    }
 }
 
 /// Follows people through `footage`: detections below `min_score` are left out; with an

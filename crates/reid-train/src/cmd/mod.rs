@@ -43,6 +43,13 @@ pub fn read_model(path: &Path) -> anyhow::Result<Vec<u8>> {
     })
 }
 
+/// Reads and decodes a picture, with the reason in words when it cannot be.
+pub fn read_picture(path: &Path) -> Result<image::RgbImage, String> {
+    std::fs::read(path)
+        .map_err(|e| format!("cannot read the file: {e}"))
+        .and_then(|b| reid_model::decode_image(&b).map_err(|e| e.to_string()))
+}
+
 /// The frame number of each of `files` (in order): the numbers their names are
 /// (MOTChallenge's `000001.jpg`) when every name is one, else their places counted from 1.
 pub fn frame_numbers(files: &[PathBuf]) -> Vec<u64> {

@@ -17,14 +17,15 @@ use anyhow::{bail, Context};
 use clap::Args;
 use image::imageops::FilterType;
 use image::RgbImage;
+use reid_core::distance::dot;
 use reid_core::naming::parse_market1501;
 use reid_core::{k_reciprocal_rerank, BBox, FeatureMatrix, Metric, RerankParams, TrackerConfig};
-use reid_model::decode_image;
 use reid_model::detect::hog::HogParams;
 use reid_pipeline::{device, people_in, Backend, Embedder};
 use serde::Serialize;
 
 use super::footage::{follow, Footage, People};
+use super::read_picture;
 use crate::report::{Picture, RankedResult, RankedRow};
 use crate::video::is_video;
 
@@ -195,7 +196,7 @@ fn gallery_files(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf
         for file in found {
             if is_video(&file) {
                 videos.push(file);
-            } else if meta.is_file() || is_picture(&file) {
+            } else if meta.is_file() || reid_data::folder::is_image_name(&file) {
                 pictures.push(file);
             }
         }
@@ -211,12 +212,6 @@ fn gallery_files(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf
     Ok((pictures, videos))
 }
 
-fn is_picture(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        reid_data::folder::IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-    })
-}
-
 /// Files under `dir`; linked folders are not followed (a link loop would never end).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -228,13 +223,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Reads and decodes a picture, with the reason when it cannot be.
-fn read_picture(path: &Path) -> Result<RgbImage, String> {
-    std::fs::read(path)
-        .map_err(|e| format!("cannot read the file: {e}"))
-        .and_then(|b| decode_image(&b).map_err(|e| e.to_string()))
 }
 
 /// The gallery being built, and what went wrong on the way.
@@ -336,7 +324,6 @@ impl Gallery<'_> {
             );
         }
         let (camera, _) = camera_of(path);
-        let at = |frame: u64| followed.fps.map(|f| frame.saturating_sub(1) as f64 / f);
         let before = self.entries.len();
         for t in &followed.tracklets {
             let Some(embedding) = t.embedding() else {
@@ -351,8 +338,8 @@ impl Gallery<'_> {
                     first_frame: t.first_frame,
                     last_frame: t.last_frame,
                     frames_seen: t.frames_seen,
-                    start_seconds: at(t.first_frame),
-                    end_seconds: at(t.last_frame),
+                    start_seconds: followed.seconds_at(t.first_frame),
+                    end_seconds: followed.seconds_at(t.last_frame),
                 },
                 thumbnail: followed.thumbnails.get(&t.track_id).map(thumbnail),
                 embedding,
@@ -404,10 +391,13 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
 
     // The queries first: nothing to look for is an error before any gallery work.
     let mut failures = 0;
-    let mut queries: Vec<(PathBuf, RgbImage)> = Vec::new();
+    let (mut queries, mut images): (Vec<(PathBuf, RgbImage)>, Vec<RgbImage>) = Default::default();
     for path in &args.query {
         match read_picture(path) {
-            Ok(image) => queries.push((path.clone(), image)),
+            Ok(image) => {
+                queries.push((path.clone(), thumbnail(&image)));
+                images.push(image);
+            }
             Err(why) => {
                 eprintln!("warning: the query {} is left out: {why}", path.display());
                 failures += 1;
@@ -417,7 +407,6 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     if queries.is_empty() {
         bail!("no query picture could be read");
     }
-    let images: Vec<RgbImage> = queries.iter().map(|(_, i)| i.clone()).collect();
     let query_embeddings = pollster::block_on(embedder.embed_images(&images))?;
 
     let mut gallery = Gallery {
@@ -441,26 +430,22 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let dim = embedder.embedding_dim();
-    let unit = |v: &[f32]| {
-        let n = v
-            .iter()
-            .map(|x| x * x)
-            .sum::<f32>()
-            .sqrt()
-            .max(f32::MIN_POSITIVE);
-        v.iter().map(|x| x / n).collect::<Vec<f32>>()
-    };
     let g = FeatureMatrix::new(
-        entries.iter().flat_map(|e| unit(&e.embedding)).collect(),
-        dim,
-    )?;
-    let q = FeatureMatrix::new(
-        query_embeddings
+        entries
             .iter()
-            .flat_map(|e| unit(e.values()))
+            .flat_map(|e| e.embedding.iter().copied())
             .collect(),
         dim,
-    )?;
+    )?
+    .l2_normalized();
+    let q = FeatureMatrix::new(
+        query_embeddings
+            .into_iter()
+            .flat_map(|e| e.into_values())
+            .collect(),
+        dim,
+    )?
+    .l2_normalized();
     let reranked = args
         .rerank
         .then(|| k_reciprocal_rerank(&q, &g, Metric::Cosine, RerankParams::default()))
@@ -470,9 +455,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut json = Vec::new();
     for (qi, (qpath, qimage)) in queries.iter().enumerate() {
-        let similarity: Vec<f32> = (0..ng)
-            .map(|gi| q.row(qi).iter().zip(g.row(gi)).map(|(a, b)| a * b).sum())
-            .collect();
+        let similarity: Vec<f32> = (0..ng).map(|gi| dot(q.row(qi), g.row(gi))).collect();
         let distance = reranked.as_ref().map(|d| &d[qi * ng..(qi + 1) * ng]);
         let mut order: Vec<usize> = (0..ng).collect();
         match distance {
@@ -517,7 +500,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
             });
         }
         rows.push(RankedRow {
-            query: Picture::Image(thumbnail(qimage)),
+            query: Picture::Image(qimage.clone()),
             caption: format!(
                 "{}  (similarity; {})",
                 qpath.file_name().unwrap_or_default().to_string_lossy(),

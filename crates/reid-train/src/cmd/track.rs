@@ -17,12 +17,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use reid_core::{parse_mot_rows, parse_mot_text, BBox, MotAccumulator, TrackerConfig, Tracklet};
+use reid_core::{parse_mot_rows, parse_mot_text, BBox, MotAccumulator, TrackerConfig};
 use reid_model::detect::hog::HogParams;
 use reid_pipeline::{device, Backend, Embedder};
 use serde::Serialize;
 
-use super::footage::{follow, Footage, People};
+use super::footage::{follow, Followed, Footage, People};
 
 #[derive(Args, Debug)]
 pub struct TrackArgs {
@@ -95,9 +95,10 @@ struct TrackletJson {
 }
 
 /// Each track's summary as JSON (times from the source's frame rate, when it has one).
-fn tracklets_json(tracklets: &[Tracklet], fps: Option<f64>) -> anyhow::Result<String> {
-    let at = |frame: u64| fps.map(|f| (frame.saturating_sub(1)) as f64 / f);
-    let json: Vec<TrackletJson> = tracklets
+fn tracklets_json(followed: &Followed) -> anyhow::Result<String> {
+    let at = |frame: u64| followed.seconds_at(frame);
+    let json: Vec<TrackletJson> = followed
+        .tracklets
         .iter()
         .map(|t| TrackletJson {
             track_id: t.track_id,
@@ -172,7 +173,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let tracklets = &followed.tracklets;
     let json = args.out.extension().is_some_and(|e| e == "json");
     let text = if json {
-        tracklets_json(tracklets, followed.fps)?
+        tracklets_json(&followed)?
     } else {
         let mut out = String::new();
         for (number, seen) in &followed.boxes {
@@ -215,7 +216,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(path) = &args.tracklets {
-        std::fs::write(path, tracklets_json(tracklets, followed.fps)?)
+        std::fs::write(path, tracklets_json(&followed)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(gt) = &args.gt {
