@@ -1,7 +1,9 @@
 //! `reid-model` owns every network of the product, written once with burn's `Module` and run
 //! unchanged natively (training, evaluation) and in the browser (WebGPU or the `flex` CPU
-//! backend): backbones, heads, the assembled ReID network, the image preprocessing both homes
-//! share, loading/saving weights (burnpack, PyTorch checkpoints), and the training losses.
+//! backend): backbones, heads, the assembled ReID network, the temporal aggregators of video ReID
+//! (`temporal`: pooling, attention, GRU, LSTM, temporal convolution over frame features), the
+//! image preprocessing both homes share, loading/saving weights (burnpack, PyTorch
+//! checkpoints), and the training losses.
 //!
 //! It does not own the end-to-end job (that is `reid-pipeline`) nor any UI. Model code carries
 //! no backend type: the `Device` passed to `init` decides where it runs.
@@ -19,6 +21,7 @@ pub mod head;
 pub mod loss;
 pub mod network;
 pub mod preprocess;
+pub mod temporal;
 #[cfg(feature = "pytorch")]
 pub mod torchreid;
 pub mod weights;
