@@ -3,7 +3,8 @@
 //! L2-normalised embeddings in bounded batches, report per-image failures without losing
 //! the other images, rank a gallery on the device ([`GallerySearch`]), find the people in a
 //! photo ([`people_in`]) and follow people through video frames with their appearance
-//! ([`VideoTracker`]).
+//! ([`VideoTracker`]), each followed person becoming one embedding by a learned temporal
+//! aggregator when one is given ([`TrackletAggregator`]).
 //!
 //! The caller chooses the backend ([`Backend`]); everything here is async so the browser can read
 //! results back from the GPU without blocking (natively, `pollster::block_on` drives it).
@@ -12,6 +13,7 @@ pub mod backend;
 pub mod embedder;
 pub mod people;
 pub mod search;
+pub mod temporal;
 pub mod tracking;
 
 pub use backend::{device, Backend, BackendError};
@@ -22,4 +24,5 @@ pub use reid_model::detect::hog::HogParams;
 pub use reid_model::weights::{card_provenance, provenance, read_card};
 pub use reid_model::{decode_image, RgbImage};
 pub use search::{GallerySearch, SearchError};
+pub use temporal::TrackletAggregator;
 pub use tracking::{crop, TrackingError, VideoTracker};

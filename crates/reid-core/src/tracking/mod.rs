@@ -135,6 +135,7 @@ impl Track {
                 *s += w * v;
                 *p += v;
             }
+            tracklet.keep(e);
             self.features.push_back(e.clone());
             while self.features.len() > budget {
                 self.features.pop_front();
@@ -180,7 +181,20 @@ pub struct Tracklet {
     /// Plain sum of the frames' embeddings (see [`Tracklet::mean_embedding`]).
     #[serde(skip)]
     plain_sum: Vec<f32>,
+    /// An even sample of the frames' embeddings in time order (see
+    /// [`Tracklet::frame_embeddings`]).
+    #[serde(skip)]
+    kept: Vec<Vec<f32>>,
+    /// Every `kept_stride`-th embedding is kept.
+    #[serde(skip)]
+    kept_stride: u64,
+    /// Embeddings seen so far.
+    #[serde(skip)]
+    embedded: u64,
 }
+
+/// Most frame embeddings a tracklet keeps for a learned temporal aggregator.
+pub const TRACKLET_FRAMES_KEPT: usize = 64;
 
 impl Tracklet {
     /// The quality-weighted mean of the frames' embeddings, L2-normalised; `None` when no
@@ -192,6 +206,30 @@ impl Tracklet {
     /// The plain mean of the frames' embeddings (every frame alike), L2-normalised.
     pub fn mean_embedding(&self) -> Option<Vec<f32>> {
         unit(&self.plain_sum)
+    }
+
+    /// The frames' embeddings, in time order, for a learned temporal aggregator: all of them up
+    /// to [`TRACKLET_FRAMES_KEPT`]; beyond that an even sample of the whole track (every
+    /// other one is dropped each time the buffer fills, and then every second, fourth, ...
+    /// embedding is kept), so a track of any length holds bounded memory.
+    pub fn frame_embeddings(&self) -> &[Vec<f32>] {
+        &self.kept
+    }
+
+    fn keep(&mut self, embedding: &[f32]) {
+        let stride = self.kept_stride.max(1);
+        if self.embedded.is_multiple_of(stride) {
+            self.kept.push(embedding.to_vec());
+            if self.kept.len() > TRACKLET_FRAMES_KEPT {
+                let mut i = 0;
+                self.kept.retain(|_| {
+                    i += 1;
+                    i % 2 == 1
+                });
+                self.kept_stride = stride * 2;
+            }
+        }
+        self.embedded += 1;
     }
 }
 
@@ -427,6 +465,9 @@ impl Tracker {
                     best_quality: -1.0,
                     embedding_sum: Vec::new(),
                     plain_sum: Vec::new(),
+                    kept: Vec::new(),
+                    kept_stride: 1,
+                    embedded: 0,
                 },
             };
             self.next_id += 1;

@@ -214,6 +214,43 @@ fn a_long_track_keeps_a_bounded_memory_and_its_best_view() {
 }
 
 #[test]
+fn a_track_keeps_an_even_bounded_sample_of_its_frame_embeddings_in_order() {
+    let mut tracker = Tracker::new(TrackerConfig::default()).unwrap();
+    let seen = |tracker: &mut Tracker, frames: std::ops::Range<u32>| {
+        for f in frames {
+            // The frame's number rides in the embedding, so the sample can be read back.
+            tracker
+                .update(&[Detection {
+                    bbox: BBox::new(100.0, 0.0, 40.0, 100.0),
+                    score: 0.8,
+                    embedding: unit(&[1.0, f as f32 / 1000.0]),
+                }])
+                .unwrap();
+        }
+    };
+    let numbers = |t: &Tracklet| -> Vec<u32> {
+        t.frame_embeddings()
+            .iter()
+            .map(|e| (e[1] / e[0] * 1000.0).round() as u32)
+            .collect()
+    };
+    seen(&mut tracker, 0..40);
+    let short = tracker.finish();
+    assert_eq!(
+        numbers(&short[0]),
+        (0..40).collect::<Vec<_>>(),
+        "all of a short track"
+    );
+    let mut tracker = Tracker::new(TrackerConfig::default()).unwrap();
+    seen(&mut tracker, 0..1000);
+    let long = tracker.finish();
+    let kept = numbers(&long[0]);
+    assert!(kept.len() <= TRACKLET_FRAMES_KEPT && kept.len() > TRACKLET_FRAMES_KEPT / 2);
+    // Every 16th frame from the first: even over the whole span, in time order.
+    assert_eq!(kept, (0..1000).step_by(16).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_view_partly_covered_by_a_nearer_person_loses_that_share_of_its_quality() {
     let d = |x: f32, y: f32| Detection {
         bbox: BBox::new(x, y, 40.0, 128.0),
