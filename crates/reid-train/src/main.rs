@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod report;
+mod temporal;
 mod train;
 mod video;
 
@@ -33,6 +34,8 @@ enum Command {
     Synth(cmd::synth::SynthArgs),
     /// Train a ReID network (ID + triplet + center losses on P x K batches) into a run folder.
     Train(cmd::train::TrainArgs),
+    /// Train temporal aggregators (pooling, attention, GRU, LSTM) on a video dataset's tracklets and compare them.
+    Temporal(cmd::temporal::TemporalArgs),
     /// Write a trained run's model with its card (and metrics measured now) for the app and `reid`.
     Export(cmd::export::ExportArgs),
     /// Find pedestrians in images with the HOG people detector (OpenCV's default SVM).
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Track(args) => cmd::track::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Temporal(args) => cmd::temporal::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };

@@ -1515,3 +1515,229 @@ fn search_ranks_the_same_person_first_across_pictures_photos_and_video() {
         assert!(text(&out).contains(says), "{}", text(&out));
     }
 }
+
+#[test]
+fn temporal_trains_every_aggregator_compares_them_and_tracks_use_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("models/mobilenetv2-synth-bot.bpk");
+    // The tiny world's video: 4-frame tracklets, and a scene of 12 frames to track.
+    let world = tiny_world(dir.path(), &["--scene-frames", "12"]);
+    let run = dir.path().join("run");
+    let temporal = |extra: &[&str]| {
+        let mut args = vec![
+            "temporal",
+            world.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--p",
+            "3",
+            "--k",
+            "2",
+            "--hidden",
+            "16",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        reid(&args, dir.path())
+    };
+    let out = temporal(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json["results"].as_array().unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["aggregator"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["image", "mean", "attention", "gru", "lstm", "conv"]);
+    for r in rows {
+        for key in ["rank1", "map", "minp"] {
+            let v = r[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{r}");
+        }
+    }
+    // The image model's row needs no training; every aggregator is a file with its card.
+    assert_eq!(rows[0]["parameters"], 0);
+    assert!(rows[3]["parameters"].as_u64().unwrap() > rows[1]["parameters"].as_u64().unwrap());
+    for name in &names[1..] {
+        assert!(run.join(format!("{name}.bpk")).is_file(), "{name}");
+    }
+    let table = std::fs::read_to_string(run.join("results.md")).unwrap();
+    assert!(
+        table.contains("temporal attention") && table.contains("LSTM"),
+        "{table}"
+    );
+    // Again with one aggregator: the frame features come from the cache and the seed repeats
+    // the training, so the numbers are the same.
+    let cached = run.join("frames.npy");
+    let before = std::fs::metadata(&cached).unwrap().modified().unwrap();
+    let out = temporal(&["--aggregators", "attention"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().modified().unwrap(),
+        before
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["results"][1]["map"], rows[2]["map"]);
+    assert_eq!(again["results"][0]["map"], rows[0]["map"]);
+
+    // A track's embedding through an aggregator: unit length, and not the weighted mean.
+    let scene = world.join("mot/c1-01");
+    let det = dir.path().join("det.txt");
+    detections_from_truth(&scene.join("gt/gt.txt"), &det);
+    let frames = scene.join("img1");
+    let track = |extra: &[&str]| {
+        let out_file = dir.path().join("tracks.json");
+        let mut args = vec![
+            "track",
+            frames.to_str().unwrap(),
+            "--detections",
+            det.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = reid(&args, dir.path());
+        let json = std::fs::read(&out_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        std::fs::remove_file(&out_file).ok();
+        (out, json)
+    };
+    let (out, plain) = track(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gru = run.join("gru.bpk");
+    let (out, learned) = track(&["--temporal", gru.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let vector = |json: &serde_json::Value| -> Vec<f64> {
+        json[0]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (plain, learned) = (vector(&plain.unwrap()), vector(&learned.unwrap()));
+    assert_eq!(learned.len(), 16, "the GRU's state width");
+    assert_eq!(plain.len(), 1280);
+    assert!((learned.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-4);
+    // Search through the aggregator: the query picture, the gallery's pictures and a video's
+    // track are all embedded in its 16-wide space (a picture as a one-frame tracklet).
+    let street = dir.path().join("street");
+    std::fs::create_dir(&street).unwrap();
+    for n in 1..=6 {
+        std::fs::copy(
+            root().join("tests/fixtures/hog/scene1.png"),
+            street.join(format!("{n:06}.png")),
+        )
+        .unwrap();
+    }
+    let gallery = dir.path().join("gallery");
+    std::fs::create_dir(&gallery).unwrap();
+    lossless_video(&street, &gallery.join("street.mkv"));
+    let mut people: Vec<PathBuf> = std::fs::read_dir(world.join("bounding_box_test"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    people.sort();
+    for p in people.iter().take(5) {
+        std::fs::copy(p, gallery.join(p.file_name().unwrap())).unwrap();
+    }
+    let out = reid(
+        &[
+            "search",
+            "--model",
+            model.to_str().unwrap(),
+            "--query",
+            people[0].to_str().unwrap(),
+            "--gallery",
+            gallery.to_str().unwrap(),
+            "--temporal",
+            gru.to_str().unwrap(),
+            "--json",
+            "ranked.json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let ranked: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ranked.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = ranked["gallery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "track").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    let ranking = ranked["queries"][0]["ranking"].as_array().unwrap();
+    // The query's own picture, through the same aggregator, is its best match.
+    assert!(
+        (ranking[0]["similarity"].as_f64().unwrap() - 1.0).abs() < 1e-5,
+        "{ranking:?}"
+    );
+    assert_eq!(
+        ranked["gallery"][ranking[0]["entry"].as_u64().unwrap() as usize]["source"]
+            .as_str()
+            .unwrap(),
+        gallery
+            .join(people[0].file_name().unwrap())
+            .to_str()
+            .unwrap()
+    );
+
+    // An image network is not an aggregator.
+    let (out, _) = track(&["--temporal", model.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("image network"), "{}", text(&out));
+
+    // Bad input: an unknown aggregator, a folder without video, a bad --frames; an unreadable
+    // frame is left out with a warning (exit 1) and the rest still trains and evaluates.
+    for (extra, says) in [
+        (&["--aggregators", "transformer"][..], "choose from mean"),
+        (&["--frames", "0"][..], "--frames 0"),
+    ] {
+        let out = temporal(extra);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
+    let out = reid(
+        &[
+            "temporal",
+            dir.path().to_str().unwrap(),
+            "--out",
+            "elsewhere",
+        ],
+        dir.path(),
+    );
+    assert!(text(&out).contains("no video dataset"), "{}", text(&out));
+    let tracklets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.join("tracklets.json")).unwrap()).unwrap();
+    let query_frame = tracklets["tracklets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["split"] == "query")
+        .unwrap()["frames"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(world.join(&query_frame), b"\xff\xd8 truncated").unwrap();
+    let out = temporal(&["--aggregators", "mean"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 of the frames could not be used"),
+        "{}",
+        text(&out)
+    );
+}

@@ -10,9 +10,43 @@ use anyhow::{bail, Context};
 use image::RgbImage;
 use reid_core::{BBox, TrackerConfig, Tracklet};
 use reid_model::detect::hog::{HogDetector, HogParams};
-use reid_pipeline::{crop, hog_confidence, Embedder, VideoTracker};
+use reid_pipeline::{crop, hog_confidence, Embedder, TrackletAggregator, VideoTracker};
 
 use crate::video::{is_video, Video};
+
+/// Reads `reid temporal`'s aggregator file, checked against `embedder`'s embeddings.
+pub fn read_aggregator(path: &Path, embedder: &Embedder) -> anyhow::Result<TrackletAggregator> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the aggregator {}", path.display()))?;
+    TrackletAggregator::from_burnpack(&bytes, embedder.device().clone(), embedder.embedding_dim())
+        .with_context(|| format!("the aggregator {}", path.display()))
+}
+
+/// A tracklet's embedding: the aggregator's over the frames it kept when one is given, else the
+/// quality-weighted mean of its frames.
+pub fn tracklet_embedding(
+    tracklet: &Tracklet,
+    aggregator: Option<&TrackletAggregator>,
+) -> anyhow::Result<Option<Vec<f32>>> {
+    Ok(match aggregator {
+        Some(a) => pollster::block_on(a.embed_tracklet(tracklet))?,
+        None => tracklet.embedding(),
+    })
+}
+
+/// A picture's embedding in the same space as the tracks': with an aggregator, the picture is a
+/// one-frame tracklet through it (its width may differ from the image network's); without, the
+/// image network's embedding as it is.
+pub fn picture_embedding(
+    values: Vec<f32>,
+    aggregator: Option<&TrackletAggregator>,
+) -> anyhow::Result<Vec<f32>> {
+    Ok(match aggregator {
+        Some(a) => pollster::block_on(a.embed(&[values]))?
+            .context("the aggregator gave a picture a zero embedding")?,
+        None => values,
+    })
+}
 
 /// Where frames come from.
 pub enum Footage {

@@ -11,6 +11,7 @@ pub mod import;
 pub mod lookalike;
 pub mod search;
 pub mod synth;
+pub mod temporal;
 pub mod track;
 pub mod train;
 

@@ -21,10 +21,12 @@ use reid_core::distance::dot;
 use reid_core::naming::parse_market1501;
 use reid_core::{k_reciprocal_rerank, BBox, FeatureMatrix, Metric, RerankParams, TrackerConfig};
 use reid_model::detect::hog::HogParams;
-use reid_pipeline::{device, people_in, Backend, Embedder};
+use reid_pipeline::{device, people_in, Backend, Embedder, TrackletAggregator};
 use serde::Serialize;
 
-use super::footage::{follow, Footage, People};
+use super::footage::{
+    follow, picture_embedding, read_aggregator, tracklet_embedding, Footage, People,
+};
 use super::read_picture;
 use crate::report::{Picture, RankedResult, RankedRow};
 use crate::video::is_video;
@@ -68,6 +70,10 @@ pub struct SearchArgs {
     /// Crops per forward pass.
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// A temporal aggregator from `reid temporal`: each video track's embedding comes from it
+    /// over the track's frames instead of their quality-weighted mean.
+    #[arg(long)]
+    temporal: Option<PathBuf>,
 }
 
 /// What a gallery entry is.
@@ -228,6 +234,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// The gallery being built, and what went wrong on the way.
 struct Gallery<'a> {
     embedder: &'a Embedder,
+    /// Each track's embedding from its frames, instead of their quality-weighted mean; pictures
+    /// go through it as one-frame tracks, so that every entry is in its space.
+    aggregator: Option<&'a TrackletAggregator>,
     /// People embedded at a time.
     batch: usize,
     entries: Vec<Entry>,
@@ -245,7 +254,7 @@ impl Gallery<'_> {
         let (mut entries, images): (Vec<Entry>, Vec<RgbImage>) = people.into_iter().unzip();
         let embeddings = pollster::block_on(self.embedder.embed_images(&images))?;
         for (entry, e) in entries.iter_mut().zip(embeddings) {
-            entry.embedding = e.values().to_vec();
+            entry.embedding = picture_embedding(e.into_values(), self.aggregator)?;
         }
         self.entries.extend(entries);
         Ok(())
@@ -326,8 +335,13 @@ impl Gallery<'_> {
         let (camera, _) = camera_of(path);
         let before = self.entries.len();
         for t in &followed.tracklets {
-            let Some(embedding) = t.embedding() else {
-                continue;
+            let embedding = match tracklet_embedding(t, self.aggregator) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.fail(path, format!("{e:#}"));
+                    return Ok(());
+                }
             };
             self.entries.push(Entry {
                 source: path.to_path_buf(),
@@ -407,10 +421,19 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     if queries.is_empty() {
         bail!("no query picture could be read");
     }
-    let query_embeddings = pollster::block_on(embedder.embed_images(&images))?;
-
+    let aggregator = args
+        .temporal
+        .as_ref()
+        .map(|path| read_aggregator(path, &embedder))
+        .transpose()?;
+    // With an aggregator, a query picture is a one-frame tracklet in the aggregator's space.
+    let query_embeddings = pollster::block_on(embedder.embed_images(&images))?
+        .into_iter()
+        .map(|e| picture_embedding(e.into_values(), aggregator.as_ref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut gallery = Gallery {
         embedder: &embedder,
+        aggregator: aggregator.as_ref(),
         batch: args.batch,
         entries: Vec::new(),
         failures: 0,
@@ -429,7 +452,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         bail!("the gallery holds no person (no picture could be read, and no person was found in the photos or videos)");
     }
 
-    let dim = embedder.embedding_dim();
+    let dim = aggregator
+        .as_ref()
+        .map_or(embedder.embedding_dim(), |a| a.embedding_dim());
     let g = FeatureMatrix::new(
         entries
             .iter()
@@ -438,14 +463,8 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         dim,
     )?
     .l2_normalized();
-    let q = FeatureMatrix::new(
-        query_embeddings
-            .into_iter()
-            .flat_map(|e| e.into_values())
-            .collect(),
-        dim,
-    )?
-    .l2_normalized();
+    let q =
+        FeatureMatrix::new(query_embeddings.into_iter().flatten().collect(), dim)?.l2_normalized();
     let reranked = args
         .rerank
         .then(|| k_reciprocal_rerank(&q, &g, Metric::Cosine, RerankParams::default()))

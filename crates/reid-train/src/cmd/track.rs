@@ -15,14 +15,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
 use reid_core::{parse_mot_rows, parse_mot_text, BBox, MotAccumulator, TrackerConfig};
 use reid_model::detect::hog::HogParams;
-use reid_pipeline::{device, Backend, Embedder};
+use reid_pipeline::{device, Backend, Embedder, TrackletAggregator};
 use serde::Serialize;
 
-use super::footage::{follow, Followed, Footage, People};
+use super::footage::{follow, read_aggregator, tracklet_embedding, Followed, Footage, People};
 
 #[derive(Args, Debug)]
 pub struct TrackArgs {
@@ -68,6 +68,10 @@ pub struct TrackArgs {
     /// Crops per forward pass.
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// A temporal aggregator from `reid temporal` (`attention.bpk`, ...): each track's
+    /// embedding comes from it over the track's frames instead of their quality-weighted mean.
+    #[arg(long)]
+    temporal: Option<PathBuf>,
     /// Frames a track may go unseen before it ends.
     #[arg(long, default_value_t = TrackerConfig::default().max_age)]
     max_age: u32,
@@ -95,24 +99,29 @@ struct TrackletJson {
 }
 
 /// Each track's summary as JSON (times from the source's frame rate, when it has one).
-fn tracklets_json(followed: &Followed) -> anyhow::Result<String> {
+fn tracklets_json(
+    followed: &Followed,
+    aggregator: Option<&TrackletAggregator>,
+) -> anyhow::Result<String> {
     let at = |frame: u64| followed.seconds_at(frame);
     let json: Vec<TrackletJson> = followed
         .tracklets
         .iter()
-        .map(|t| TrackletJson {
-            track_id: t.track_id,
-            first_frame: t.first_frame,
-            last_frame: t.last_frame,
-            frames_seen: t.frames_seen,
-            best_frame: t.best_frame,
-            best_bbox: t.best_bbox,
-            best_quality: t.best_quality,
-            start_seconds: at(t.first_frame),
-            end_seconds: at(t.last_frame),
-            embedding: t.embedding(),
+        .map(|t| {
+            Ok(TrackletJson {
+                track_id: t.track_id,
+                first_frame: t.first_frame,
+                last_frame: t.last_frame,
+                frames_seen: t.frames_seen,
+                best_frame: t.best_frame,
+                best_bbox: t.best_bbox,
+                best_quality: t.best_quality,
+                start_seconds: at(t.first_frame),
+                end_seconds: at(t.last_frame),
+                embedding: tracklet_embedding(t, aggregator)?,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     Ok(serde_json::to_string(&json)?)
 }
 
@@ -146,6 +155,13 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         let device = pollster::block_on(device(Backend::Cpu))?;
         Some(Embedder::from_burnpack(&model, device, args.batch)?)
     };
+    let aggregator = match (&args.temporal, &embedder) {
+        (None, _) => None,
+        (Some(_), None) => {
+            bail!("--temporal aggregates appearance: it cannot go with --no-appearance")
+        }
+        (Some(path), Some(embedder)) => Some(read_aggregator(path, embedder)?),
+    };
     let config = TrackerConfig {
         max_age: args.max_age,
         n_init: args.n_init,
@@ -173,7 +189,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let tracklets = &followed.tracklets;
     let json = args.out.extension().is_some_and(|e| e == "json");
     let text = if json {
-        tracklets_json(&followed)?
+        tracklets_json(&followed, aggregator.as_ref())?
     } else {
         let mut out = String::new();
         for (number, seen) in &followed.boxes {
@@ -216,7 +232,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(path) = &args.tracklets {
-        std::fs::write(path, tracklets_json(&followed)?)
+        std::fs::write(path, tracklets_json(&followed, aggregator.as_ref())?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(gt) = &args.gt {
