@@ -362,17 +362,13 @@ pub fn to_burnpack_bytes(
     config: &TemporalConfig,
     metadata: &crate::weights::Metadata,
 ) -> Result<Vec<u8>, ModelError> {
-    let json = serde_json::to_string(config).map_err(|e| ModelError::Weights(e.to_string()))?;
-    let mut store = BurnpackStore::from_bytes(None).metadata(TEMPORAL_CONFIG_KEY, json);
-    for (key, value) in metadata {
-        store = store.metadata(key.as_str(), value.as_str());
-    }
-    net.save_into(&mut store)
-        .map_err(|e| ModelError::Weights(e.to_string()))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| ModelError::Weights(e.to_string()))?;
-    Ok(bytes.to_vec())
+    crate::weights::module_to_burnpack(
+        net,
+        BurnpackStore::from_bytes(None),
+        TEMPORAL_CONFIG_KEY,
+        config,
+        metadata,
+    )
 }
 
 /// Reads an aggregator written by [`to_burnpack_bytes`]: every tensor must be there with its

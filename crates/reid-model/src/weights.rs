@@ -106,17 +106,29 @@ pub fn to_burnpack_bytes(
     metadata: &Metadata,
     precision: Precision,
 ) -> Result<Vec<u8>, ModelError> {
-    let config_json =
-        serde_json::to_string(config).map_err(|e| ModelError::Weights(e.to_string()))?;
     let mut store = BurnpackStore::from_bytes(None);
     if precision == Precision::F16 {
         store = store.with_to_adapter(HalfPrecisionAdapter::new());
     }
-    let mut store = store.metadata(CONFIG_KEY, config_json);
+    module_to_burnpack(net, store, CONFIG_KEY, config, metadata)
+}
+
+/// Writes `module` into `store` with its configuration as JSON under `config_key` and every
+/// `metadata` entry: the burnpack file's bytes.
+pub(crate) fn module_to_burnpack<M: ModuleSnapshot>(
+    module: &M,
+    store: BurnpackStore,
+    config_key: &str,
+    config: &impl serde::Serialize,
+    metadata: &Metadata,
+) -> Result<Vec<u8>, ModelError> {
+    let json = serde_json::to_string(config).map_err(|e| ModelError::Weights(e.to_string()))?;
+    let mut store = store.metadata(config_key, json);
     for (key, value) in metadata {
         store = store.metadata(key.as_str(), value.as_str());
     }
-    net.save_into(&mut store)
+    module
+        .save_into(&mut store)
         .map_err(|e| ModelError::Weights(e.to_string()))?;
     let bytes = store
         .get_bytes()
