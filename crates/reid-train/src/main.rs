@@ -34,7 +34,7 @@ enum Command {
     Synth(cmd::synth::SynthArgs),
     /// Train a ReID network (ID + triplet + center losses on P x K batches) into a run folder.
     Train(cmd::train::TrainArgs),
-    /// Train temporal aggregators (pooling, attention, GRU, LSTM) on a video dataset's tracklets and compare them.
+    /// Train temporal aggregators (pooling, attention, GRU, LSTM, temporal convolution) on a video dataset's tracklets and compare them.
     Temporal(cmd::temporal::TemporalArgs),
     /// Write a trained run's model with its card (and metrics measured now) for the app and `reid`.
     Export(cmd::export::ExportArgs),

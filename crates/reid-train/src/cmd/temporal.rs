@@ -53,6 +53,7 @@ pub struct TemporalArgs {
     /// Tracklets per identity in a batch.
     #[arg(long, default_value_t = 4)]
     pub k: usize,
+    /// Epochs, each one P x K batch per P training identities (every identity once).
     #[arg(long, default_value_t = 60)]
     pub epochs: usize,
     /// Adam's learning rate (a tenth of it for the last third of the epochs).
