@@ -57,6 +57,12 @@ impl Embedding {
     }
 }
 
+/// `v` divided by its length; `None` for an empty, zero or non-finite vector.
+pub fn unit(v: &[f32]) -> Option<Vec<f32>> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    (norm > 0.0 && norm.is_finite()).then(|| v.iter().map(|x| x / norm).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

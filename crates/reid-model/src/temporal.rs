@@ -22,9 +22,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
-use burn_store::burn_pack::Tensor as PackTensor;
-use burn_store::burn_pack::{Bytes, Reader};
-use burn_store::{BurnpackStore, IdentityAdapter, ModuleSnapshot, ModuleStore};
+use burn_store::{BurnpackStore, IdentityAdapter, ModuleSnapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -377,9 +375,7 @@ pub fn from_burnpack_bytes(
     bytes: &[u8],
     device: &Device,
 ) -> Result<(TemporalNet, TemporalConfig, BTreeMap<String, String>), ModelError> {
-    let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?;
-    let metadata = reader.metadata().clone();
+    let metadata = crate::weights::burnpack_metadata(bytes)?;
     let json = metadata.get(TEMPORAL_CONFIG_KEY).ok_or_else(|| {
         if metadata.contains_key(crate::weights::CONFIG_KEY) {
             ModelError::Weights(
@@ -395,13 +391,7 @@ pub fn from_burnpack_bytes(
     let config: TemporalConfig = serde_json::from_str(json)
         .map_err(|e| ModelError::Weights(format!("unreadable `{TEMPORAL_CONFIG_KEY}`: {e}")))?;
     let mut net = config.init(device);
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
-    let tensors: Vec<PackTensor> = store
-        .get_all_tensors()
-        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?
-        .values()
-        .cloned()
-        .collect();
+    let tensors = crate::weights::burnpack_tensors(bytes)?;
     let result = net.apply(tensors, None, Some(Box::new(IdentityAdapter)), false);
     if let Some(error) = result.errors.first() {
         return Err(ModelError::Weights(format!(

@@ -136,13 +136,31 @@ pub(crate) fn module_to_burnpack<M: ModuleSnapshot>(
     Ok(bytes.to_vec())
 }
 
+/// The metadata entries of burnpack bytes, without loading tensors.
+pub(crate) fn burnpack_metadata(
+    bytes: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, ModelError> {
+    let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?;
+    Ok(reader.metadata().clone())
+}
+
+/// Every tensor of burnpack bytes, as stored.
+pub(crate) fn burnpack_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, ModelError> {
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    Ok(store
+        .get_all_tensors()
+        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?
+        .values()
+        .cloned()
+        .collect())
+}
+
 /// Reads the configuration and metadata of burnpack bytes without loading tensors.
 pub fn read_burnpack_metadata(
     bytes: &[u8],
 ) -> Result<(ReidNetConfig, std::collections::BTreeMap<String, String>), ModelError> {
-    let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?;
-    let metadata = reader.metadata().clone();
+    let metadata = burnpack_metadata(bytes)?;
     let json = metadata.get(CONFIG_KEY).ok_or_else(|| {
         ModelError::Weights(format!(
             "the burnpack file has no `{CONFIG_KEY}` entry: it was not written by reid"
@@ -161,13 +179,7 @@ pub fn from_burnpack_bytes(
 ) -> Result<(ReidNet, ReidNetConfig), ModelError> {
     let (config, _) = read_burnpack_metadata(bytes)?;
     let mut net = config.init(device);
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
-    let tensors: Vec<PackTensor> = store
-        .get_all_tensors()
-        .map_err(|e| ModelError::Weights(format!("not a burnpack file or damaged ({e})")))?
-        .values()
-        .cloned()
-        .collect();
+    let tensors = burnpack_tensors(bytes)?;
     // Our own models store convolutions in f16 ([`Precision::F16`]); imported ones are f32
     // throughout. (Chosen by looking, not by a general cast, which would cost the browser's
     // download several hundred kilobytes of conversion code.)

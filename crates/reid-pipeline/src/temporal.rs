@@ -3,6 +3,7 @@
 //! ([`reid_core::Tracklet::frame_embeddings`]), in place of the quality-weighted mean.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use reid_core::embedding::unit;
 use reid_core::Tracklet;
 use reid_model::temporal::{from_burnpack_bytes, TemporalConfig, TemporalKind, TemporalNet};
 use reid_model::ModelError;
@@ -52,31 +53,49 @@ impl TrackletAggregator {
     /// The L2-normalised embedding of `frames` (each one image-network embedding, in time
     /// order); `None` when there are none.
     pub async fn embed(&self, frames: &[Vec<f32>]) -> Result<Option<Vec<f32>>, ModelError> {
-        let d = self.config.d_input;
         if frames.is_empty() {
             return Ok(None);
         }
-        if let Some(bad) = frames.iter().find(|f| f.len() != d) {
-            return Err(ModelError::Weights(format!(
-                "a {}-wide frame embedding for an aggregator of {d}",
-                bad.len()
-            )));
-        }
-        let values: Vec<f32> = frames.iter().flatten().copied().collect();
-        let x = Tensor::<2>::from_data(TensorData::new(values, [frames.len(), d]), &self.device);
+        let d = self.config.d_input;
+        let x = Tensor::<2>::from_data(
+            TensorData::new(self.flatten(frames, "frame")?, [frames.len(), d]),
+            &self.device,
+        );
         let e = self
             .net
             .embed_tracklet(x, CHUNK)
             .map_err(|e| ModelError::Weights(e.to_string()))?;
-        let v: Vec<f32> = e
-            .into_data_async()
-            .await
-            .map_err(|e| ModelError::Device(format!("{e:?}")))?
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| ModelError::Device(format!("{e:?}")))?;
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        Ok((norm > 0.0 && norm.is_finite()).then(|| v.iter().map(|x| x / norm).collect()))
+        Ok(unit(&read(e).await?))
+    }
+
+    /// Single pictures as one-frame tracklets, all in one pass: each one's L2-normalised
+    /// embedding (`None` for a zero one), in order. Equal to [`Self::embed`] of each alone.
+    pub async fn embed_pictures(
+        &self,
+        pictures: &[Vec<f32>],
+    ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+        if pictures.is_empty() {
+            return Ok(Vec::new());
+        }
+        let d = self.config.d_input;
+        let x = Tensor::<3>::from_data(
+            TensorData::new(self.flatten(pictures, "picture")?, [pictures.len(), 1, d]),
+            &self.device,
+        );
+        let v = read(self.net.forward(x).embedding).await?;
+        Ok(v.chunks(self.embedding_dim()).map(unit).collect())
+    }
+
+    /// `rows` end to end, each checked to be as wide as the aggregator reads.
+    fn flatten(&self, rows: &[Vec<f32>], what: &str) -> Result<Vec<f32>, ModelError> {
+        let d = self.config.d_input;
+        if let Some(bad) = rows.iter().find(|f| f.len() != d) {
+            return Err(ModelError::Weights(format!(
+                "a {}-wide {what} embedding for an aggregator of {d}",
+                bad.len()
+            )));
+        }
+        Ok(rows.iter().flatten().copied().collect())
     }
 
     /// A tracklet's embedding through the aggregator (`None` without frame embeddings).
@@ -86,6 +105,16 @@ impl TrackletAggregator {
     ) -> Result<Option<Vec<f32>>, ModelError> {
         self.embed(tracklet.frame_embeddings()).await
     }
+}
+
+/// A tensor's values, read back from the device.
+async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ModelError> {
+    t.into_data_async()
+        .await
+        .map_err(|e| ModelError::Device(format!("{e:?}")))?
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| ModelError::Device(format!("{e:?}")))
 }
 
 #[cfg(test)]
@@ -123,5 +152,33 @@ mod tests {
         assert!((e.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5);
         assert_eq!(pollster::block_on(aggregator.embed(&[])).unwrap(), None);
         assert!(pollster::block_on(aggregator.embed(&[vec![1.0; 3]])).is_err());
+    }
+
+    #[test]
+    fn pictures_in_one_pass_equal_one_frame_tracklets_one_at_a_time() {
+        for kind in TemporalKind::ALL {
+            let aggregator =
+                TrackletAggregator::from_burnpack(&file(kind, 4), Device::flex(), 4).unwrap();
+            let pictures = vec![
+                vec![1.0, 0.0, 0.0, 0.0],
+                vec![0.0, 1.0, 0.5, 0.0],
+                vec![0.2, -0.3, 0.4, 0.9],
+            ];
+            let together = pollster::block_on(aggregator.embed_pictures(&pictures)).unwrap();
+            assert_eq!(together.len(), 3);
+            for (picture, batched) in pictures.iter().zip(&together) {
+                let alone = pollster::block_on(aggregator.embed(std::slice::from_ref(picture)))
+                    .unwrap()
+                    .unwrap();
+                let batched = batched.as_ref().unwrap();
+                let diff = alone
+                    .iter()
+                    .zip(batched)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(diff < 1e-5, "{}: {diff}", kind.name());
+            }
+            assert!(pollster::block_on(aggregator.embed_pictures(&[vec![1.0; 3]])).is_err());
+        }
     }
 }

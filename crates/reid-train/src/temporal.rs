@@ -68,7 +68,7 @@ fn frames_stamp(frames: &[PathBuf]) -> String {
         }
         hash.update([0]);
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::cmd::hex(&hash.finalize())
 }
 
 /// Frames embedded per batch (bounds memory: decoded pictures of one batch at a time).

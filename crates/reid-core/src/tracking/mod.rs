@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::assignment::min_cost_assignment;
 use crate::bbox::BBox;
+use crate::embedding::unit;
 use kalman::{KalmanState, GATE_4DOF};
 
 /// A person found in a frame.
@@ -231,12 +232,6 @@ impl Tracklet {
         }
         self.embedded += 1;
     }
-}
-
-/// `v` divided by its length; `None` for an empty or zero vector.
-fn unit(v: &[f32]) -> Option<Vec<f32>> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    (norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
 }
 
 /// A confirmed track seen in the current frame.

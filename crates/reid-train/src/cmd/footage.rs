@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use image::RgbImage;
-use reid_core::{BBox, TrackerConfig, Tracklet};
+use reid_core::{BBox, Embedding, TrackerConfig, Tracklet};
 use reid_model::detect::hog::{HogDetector, HogParams};
 use reid_pipeline::{crop, hog_confidence, Embedder, TrackletAggregator, VideoTracker};
 
@@ -34,18 +34,21 @@ pub fn tracklet_embedding(
     })
 }
 
-/// A picture's embedding in the same space as the tracks': with an aggregator, the picture is a
-/// one-frame tracklet through it (its width may differ from the image network's); without, the
-/// image network's embedding as it is.
-pub fn picture_embedding(
-    values: Vec<f32>,
+/// Pictures' embeddings in the same space as the tracks': with an aggregator, each picture is a
+/// one-frame tracklet through it (its width may differ from the image network's), all in one
+/// pass; without, the image network's embeddings as they are.
+pub fn picture_embeddings(
+    embeddings: Vec<Embedding>,
     aggregator: Option<&TrackletAggregator>,
-) -> anyhow::Result<Vec<f32>> {
-    Ok(match aggregator {
-        Some(a) => pollster::block_on(a.embed(&[values]))?
-            .context("the aggregator gave a picture a zero embedding")?,
-        None => values,
-    })
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let values: Vec<Vec<f32>> = embeddings.into_iter().map(Embedding::into_values).collect();
+    let Some(a) = aggregator else {
+        return Ok(values);
+    };
+    pollster::block_on(a.embed_pictures(&values))?
+        .into_iter()
+        .map(|e| e.context("the aggregator gave a picture a zero embedding"))
+        .collect()
 }
 
 /// Where frames come from.

@@ -67,7 +67,7 @@ pub struct ImportArgs {
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let source = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let source_sha = hex(&Sha256::digest(&source));
+    let source_sha = super::hex(&Sha256::digest(&source));
     let device = burn::tensor::Device::flex();
     let file_name = args
         .file
@@ -134,7 +134,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         "wrote {} ({} bytes, sha256 {}) from {} (sha256 {source_sha})",
         args.output.display(),
         bytes.len(),
-        hex(&Sha256::digest(&bytes)),
+        super::hex(&Sha256::digest(&bytes)),
         args.file.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -186,8 +186,4 @@ fn peer_card(
         },
     });
     (imported.net, imported.config, card, Precision::F32)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -25,6 +25,11 @@ pub const DEFAULT_MODEL: &str = "models/mobilenetv2-synth-bot.bpk";
 /// The ImageNet model `cargo xtask model` builds (the starting point of training).
 pub const IMAGENET_MODEL: &str = "models/mobilenetv2-imagenet.bpk";
 
+/// Bytes as lowercase hexadecimal (how model cards write SHA-256 digests).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads a model file, with a hint on how to make the default one.
 pub fn read_model(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| {

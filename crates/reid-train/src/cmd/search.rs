@@ -25,7 +25,7 @@ use reid_pipeline::{device, people_in, Backend, Embedder, TrackletAggregator};
 use serde::Serialize;
 
 use super::footage::{
-    follow, picture_embedding, read_aggregator, tracklet_embedding, Footage, People,
+    follow, picture_embeddings, read_aggregator, tracklet_embedding, Footage, People,
 };
 use super::read_picture;
 use crate::report::{Picture, RankedResult, RankedRow};
@@ -71,7 +71,8 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// A temporal aggregator from `reid temporal`: each video track's embedding comes from it
-    /// over the track's frames instead of their quality-weighted mean.
+    /// over the track's frames instead of their quality-weighted mean, and the pictures (queries
+    /// and gallery) go through it as one-frame tracklets, so every entry is in its space.
     #[arg(long)]
     temporal: Option<PathBuf>,
 }
@@ -253,8 +254,11 @@ impl Gallery<'_> {
     fn add(&mut self, people: Vec<(Entry, RgbImage)>) -> anyhow::Result<()> {
         let (mut entries, images): (Vec<Entry>, Vec<RgbImage>) = people.into_iter().unzip();
         let embeddings = pollster::block_on(self.embedder.embed_images(&images))?;
-        for (entry, e) in entries.iter_mut().zip(embeddings) {
-            entry.embedding = picture_embedding(e.into_values(), self.aggregator)?;
+        for (entry, e) in entries
+            .iter_mut()
+            .zip(picture_embeddings(embeddings, self.aggregator)?)
+        {
+            entry.embedding = e;
         }
         self.entries.extend(entries);
         Ok(())
@@ -427,10 +431,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         .map(|path| read_aggregator(path, &embedder))
         .transpose()?;
     // With an aggregator, a query picture is a one-frame tracklet in the aggregator's space.
-    let query_embeddings = pollster::block_on(embedder.embed_images(&images))?
-        .into_iter()
-        .map(|e| picture_embedding(e.into_values(), aggregator.as_ref()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let query_embeddings = picture_embeddings(
+        pollster::block_on(embedder.embed_images(&images))?,
+        aggregator.as_ref(),
+    )?;
     let mut gallery = Gallery {
         embedder: &embedder,
         aggregator: aggregator.as_ref(),

@@ -145,10 +145,7 @@ pub fn run(args: TemporalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let model_bytes = super::read_model(&args.model)?;
-    let model_sha: String = Sha256::digest(&model_bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let model_sha = super::hex(&Sha256::digest(&model_bytes));
     let cpu = Device::flex();
     let embedder = Embedder::from_burnpack(&model_bytes, cpu.clone(), 64)
         .with_context(|| format!("the image network {}", args.model.display()))?;

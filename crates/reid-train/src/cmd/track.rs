@@ -188,22 +188,28 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     }
     let tracklets = &followed.tracklets;
     let json = args.out.extension().is_some_and(|e| e == "json");
-    let text = if json {
-        tracklets_json(&followed, aggregator.as_ref())?
-    } else {
-        let mut out = String::new();
-        for (number, seen) in &followed.boxes {
-            for (id, b) in seen {
-                writeln!(
-                    out,
-                    "{number},{id},{:.2},{:.2},{:.2},{:.2},1,-1,-1,-1",
-                    b.x, b.y, b.w, b.h
-                )?;
+    // Each track's summary, built once (the aggregator runs over every track) for `--out` and
+    // `--tracklets` alike.
+    let summary = (json || args.tracklets.is_some())
+        .then(|| tracklets_json(&followed, aggregator.as_ref()))
+        .transpose()?;
+    let text: std::borrow::Cow<str> = match &summary {
+        Some(summary) if json => summary.into(),
+        _ => {
+            let mut out = String::new();
+            for (number, seen) in &followed.boxes {
+                for (id, b) in seen {
+                    writeln!(
+                        out,
+                        "{number},{id},{:.2},{:.2},{:.2},{:.2},1,-1,-1,-1",
+                        b.x, b.y, b.w, b.h
+                    )?;
+                }
             }
+            out.into()
         }
-        out
     };
-    std::fs::write(&args.out, text)
+    std::fs::write(&args.out, text.as_bytes())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let frames = followed.frames.len();
     if frames as u64 != followed.source_frames {
@@ -231,8 +237,8 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if let Some(path) = &args.tracklets {
-        std::fs::write(path, tracklets_json(&followed, aggregator.as_ref())?)
+    if let (Some(path), Some(summary)) = (&args.tracklets, &summary) {
+        std::fs::write(path, summary)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(gt) = &args.gt {
