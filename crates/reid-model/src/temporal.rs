@@ -354,6 +354,11 @@ impl TemporalNet {
 /// Burnpack metadata key holding an aggregator's [`TemporalConfig`] as JSON.
 pub const TEMPORAL_CONFIG_KEY: &str = "reid.temporal";
 
+/// Whether `bytes` are a temporal aggregator's file (not an image network's, nor junk).
+pub fn is_aggregator_file(bytes: &[u8]) -> bool {
+    crate::weights::burnpack_metadata(bytes).is_ok_and(|m| m.contains_key(TEMPORAL_CONFIG_KEY))
+}
+
 /// Serialises an aggregator (f32) with its configuration and `metadata` into burnpack bytes.
 pub fn to_burnpack_bytes(
     net: &TemporalNet,

@@ -38,6 +38,22 @@ pub fn people_in(photo: &RgbImage, params: &HogParams) -> Vec<FoundPerson> {
     found
 }
 
+/// The people the HOG `detector` finds in `frame` with `params` whose margin is at least
+/// `min_margin`, as `(box, confidence)` for the tracker ([`hog_confidence`]).
+pub fn hog_boxes(
+    detector: &HogDetector,
+    frame: &RgbImage,
+    params: &HogParams,
+    min_margin: f32,
+) -> Vec<(BBox, f32)> {
+    detector
+        .detect(frame, params)
+        .iter()
+        .filter(|d| d.score as f32 >= min_margin)
+        .map(|d| (d.rect.bbox(), hog_confidence(d.score)))
+        .collect()
+}
+
 /// A HOG window's SVM margin as a confidence from 0 to 1 (a logistic curve: margin 0, the
 /// default threshold, is 0.5), for the tracker's quality weights, which expect a detector's
 /// probability-like score.

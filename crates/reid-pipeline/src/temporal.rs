@@ -5,6 +5,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use reid_core::embedding::unit;
 use reid_core::Tracklet;
+pub use reid_model::temporal::is_aggregator_file;
 use reid_model::temporal::{from_burnpack_bytes, TemporalConfig, TemporalKind, TemporalNet};
 use reid_model::ModelError;
 
@@ -43,6 +44,16 @@ impl TrackletAggregator {
     /// Which aggregator it is.
     pub fn kind(&self) -> TemporalKind {
         self.config.kind
+    }
+
+    /// Width of the image-network embeddings it reads.
+    pub fn d_input(&self) -> usize {
+        self.config.d_input
+    }
+
+    /// Its learned parameters.
+    pub fn learned_params(&self) -> usize {
+        self.net.learned_params()
     }
 
     /// Width of the tracklet embeddings it gives.
@@ -137,6 +148,13 @@ mod tests {
             message.contains("8-wide") && message.contains("1280"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn aggregator_files_are_told_from_image_networks_and_junk() {
+        assert!(is_aggregator_file(&file(TemporalKind::Mean, 8)));
+        assert!(!is_aggregator_file(b"not a burnpack file"));
+        assert!(!is_aggregator_file(&[]));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! tracker, which then matches people by appearance as well as by position (DeepSORT).
 //!
 //! Detection itself is not here: boxes come from the caller (a detector, or a MOTChallenge
-//! `det.txt`).
+//! `det.txt`). The embedder is passed with each frame, so a long-lived tracker (the browser
+//! worker's, one per video) does not hold on to a model that may be replaced.
+
+use std::collections::HashMap;
 
 use reid_core::tracking::FrameTracks;
 use reid_core::{BBox, Detection, Tracker, TrackerConfig, TrackerError, Tracklet};
@@ -46,37 +49,53 @@ pub fn crop(frame: &RgbImage, bbox: &BBox) -> Option<RgbImage> {
     )
 }
 
-/// Tracks people through a video, frame by frame.
-pub struct VideoTracker<'a> {
-    embedder: Option<&'a Embedder>,
-    tracker: Tracker,
+/// A person's view shrunk to fit 64 x 128 (its shape kept; never enlarged), as PNG bytes, for
+/// a thumbnail.
+pub fn thumbnail_png(view: &RgbImage) -> Vec<u8> {
+    let scale = (64.0 / view.width() as f32)
+        .min(128.0 / view.height() as f32)
+        .min(1.0);
+    let w = ((view.width() as f32 * scale).round() as u32).max(1);
+    let h = ((view.height() as f32 * scale).round() as u32).max(1);
+    let small = image::imageops::resize(view, w, h, image::imageops::FilterType::Triangle);
+    let mut png = Vec::new();
+    // Encoding into memory fails only on a zero-size picture, which `max(1)` rules out.
+    let _ = small.write_with_encoder(image::codecs::png::PngEncoder::new(&mut png));
+    png
 }
 
-impl<'a> VideoTracker<'a> {
-    /// With an `embedder`, people are matched by appearance too; without, by position alone.
-    pub fn new(
-        embedder: Option<&'a Embedder>,
-        config: TrackerConfig,
-    ) -> Result<Self, TrackerError> {
+/// Tracks people through a video, frame by frame.
+pub struct VideoTracker {
+    tracker: Tracker,
+    /// Per track, the quality and picture of its best view so far (when views are kept).
+    views: Option<HashMap<u64, (f32, RgbImage)>>,
+}
+
+impl VideoTracker {
+    /// A tracker; with `keep_views`, each track's best view (the crop of its best-quality
+    /// observation) is kept for a thumbnail: one picture per track.
+    pub fn new(config: TrackerConfig, keep_views: bool) -> Result<Self, TrackerError> {
         Ok(Self {
-            embedder,
             tracker: Tracker::new(config)?,
+            views: keep_views.then(HashMap::new),
         })
     }
 
     /// Tracks the next frame: its picture (`None` when it could not be read: its people are
-    /// then matched by position only) and its detections as `(box, score)`.
+    /// then matched by position only) and its detections as `(box, score)`. With an
+    /// `embedder`, people are matched by appearance too; without, by position alone.
     pub async fn next_frame(
         &mut self,
+        embedder: Option<&Embedder>,
         frame: Option<&RgbImage>,
         boxes: &[(BBox, f32)],
     ) -> Result<FrameTracks, TrackingError> {
-        let crops: Vec<Option<RgbImage>> = match (frame, self.embedder) {
+        let crops: Vec<Option<RgbImage>> = match (frame, embedder) {
             (Some(frame), Some(_)) => boxes.iter().map(|(b, _)| crop(frame, b)).collect(),
             _ => vec![None; boxes.len()],
         };
         let mut embeddings: Vec<Option<Vec<f32>>> = vec![None; boxes.len()];
-        if let Some(embedder) = self.embedder {
+        if let Some(embedder) = embedder {
             let (which, images): (Vec<usize>, Vec<RgbImage>) = crops
                 .into_iter()
                 .enumerate()
@@ -96,12 +115,33 @@ impl<'a> VideoTracker<'a> {
                 embedding,
             })
             .collect();
-        Ok(self.tracker.update(&detections)?)
+        let tracks = self.tracker.update(&detections)?;
+        if let (Some(views), Some(frame)) = (self.views.as_mut(), frame) {
+            for o in &tracks.observations {
+                let better = views.get(&o.track_id).is_none_or(|(q, _)| o.quality > *q);
+                if better {
+                    if let Some(view) = crop(frame, &boxes[o.detection].0) {
+                        views.insert(o.track_id, (o.quality, view));
+                    }
+                }
+            }
+        }
+        Ok(tracks)
     }
 
-    /// Ends the video: every confirmed track as a tracklet.
-    pub fn finish(self) -> Vec<Tracklet> {
-        self.tracker.finish()
+    /// Ends the video: every confirmed track as a tracklet, and (when views were kept) each
+    /// one's best view.
+    pub fn finish(self) -> (Vec<Tracklet>, HashMap<u64, RgbImage>) {
+        let tracklets = self.tracker.finish();
+        let mut views = self.views.unwrap_or_default();
+        views.retain(|id, _| tracklets.iter().any(|t| t.track_id == *id));
+        (
+            tracklets,
+            views
+                .into_iter()
+                .map(|(id, (_, view))| (id, view))
+                .collect(),
+        )
     }
 }
 
@@ -120,5 +160,16 @@ mod tests {
         assert!(crop(&frame, &BBox::new(99.5, 10.0, 20.0, 10.0)).is_none());
         assert!(crop(&frame, &BBox::new(200.0, 10.0, 20.0, 10.0)).is_none());
         assert!(crop(&frame, &BBox::new(10.0, 10.0, 0.0, 10.0)).is_none());
+    }
+
+    #[test]
+    fn thumbnails_fit_64_by_128_keep_their_shape_and_are_pngs() {
+        let view = RgbImage::from_fn(100, 100, |x, _| image::Rgb([x as u8, 0, 0]));
+        let png = thumbnail_png(&view);
+        let back = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
+        assert_eq!((back.width(), back.height()), (64, 64));
+        let small = RgbImage::new(20, 30);
+        let back = image::load_from_memory(&thumbnail_png(&small)).unwrap();
+        assert_eq!((back.width(), back.height()), (20, 30));
     }
 }

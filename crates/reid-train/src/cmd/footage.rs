@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use image::RgbImage;
 use reid_core::{BBox, Embedding, TrackerConfig, Tracklet};
 use reid_model::detect::hog::{HogDetector, HogParams};
-use reid_pipeline::{crop, hog_confidence, Embedder, TrackletAggregator, VideoTracker};
+use reid_pipeline::{hog_boxes, Embedder, TrackletAggregator, VideoTracker};
 
 use crate::video::{is_video, Video};
 
@@ -245,7 +245,7 @@ pub fn follow(
     config: TrackerConfig,
     thumbnails: bool,
 ) -> anyhow::Result<Followed> {
-    let mut tracker = VideoTracker::new(embedder, config)?;
+    let mut tracker = VideoTracker::new(config, thumbnails)?;
     let detector = HogDetector::opencv_people();
     let start = Instant::now();
     let mut out = Followed {
@@ -261,7 +261,6 @@ pub fn follow(
         fps: footage.fps(),
         source_frames: 0,
     };
-    let mut best: HashMap<u64, f32> = HashMap::new();
     let none = Vec::new();
     // A picture is only looked at by the model or the detector: without them, positions do.
     let look = embedder.is_some() || matches!(people, People::Hog(_));
@@ -281,19 +280,14 @@ pub fn follow(
         let detected: Vec<(BBox, f32)>;
         let found = match (people, &picture) {
             (People::Hog(params), Some(image)) => {
-                detected = detector
-                    .detect(image, params)
-                    .iter()
-                    .filter(|d| d.score as f32 >= min_score)
-                    .map(|d| (d.rect.bbox(), hog_confidence(d.score)))
-                    .collect();
+                detected = hog_boxes(detector, image, params, min_score);
                 &detected
             }
             (People::Hog(_), None) => &none,
             (People::Given(boxes), _) => boxes.get(&frame.number).unwrap_or(&none),
         };
         out.detections += found.len();
-        let tracks = pollster::block_on(tracker.next_frame(picture.as_ref(), found))
+        let tracks = pollster::block_on(tracker.next_frame(embedder, picture.as_ref(), found))
             .with_context(|| format!("frame {} ({})", frame.number, frame.source))?;
         out.skipped += tracks.skipped.len();
         for o in &tracks.observations {
@@ -302,13 +296,6 @@ pub fn follow(
                 .entry(frame.number)
                 .or_default()
                 .push((o.track_id, b));
-            let better = best.get(&o.track_id).is_none_or(|q| o.quality > *q);
-            if thumbnails && better {
-                if let Some(view) = picture.as_ref().and_then(|p| crop(p, &b)) {
-                    best.insert(o.track_id, o.quality);
-                    out.thumbnails.insert(o.track_id, view);
-                }
-            }
         }
         out.frames.push(frame.number);
     }
@@ -323,8 +310,9 @@ pub fn follow(
             .copied()
             .unwrap_or(update)
     };
-    out.tracklets = tracker
-        .finish()
+    let (tracklets, views) = tracker.finish();
+    out.thumbnails = views;
+    out.tracklets = tracklets
         .into_iter()
         .map(|mut t| {
             t.first_frame = number(t.first_frame);
