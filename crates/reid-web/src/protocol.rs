@@ -31,13 +31,16 @@ impl ModelSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ToWorker {
-    /// Choose a backend (forced, or the fastest available when `None`) and load the model.
+    /// Choose a backend (forced, or the fastest available when `None`) and load the model, and
+    /// the temporal aggregator for video tracks when one was chosen before.
     Start {
         requested: Option<Backend>,
         model: ModelSource,
+        aggregator: Option<ModelSource>,
     },
-    /// Replace the running model by another on the same backend; answered by `Ready` (the new
-    /// model runs) or `ModelRefused` (the old one still does).
+    /// Replace the running model by another on the same backend, or, for a temporal
+    /// aggregator's file (`reid temporal`'s), use it for every embedding from now on; answered
+    /// by `Ready` (the new file is in use) or `ModelRefused` (nothing changed).
     SwitchModel { model: ModelSource },
     /// Decode and embed one image file.
     Embed {
@@ -52,6 +55,21 @@ pub enum ToWorker {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// Frame `index` (counted from 0, in time order) of video `id`, as RGBA pixels: its people
+    /// are found (HOG), embedded and followed (DeepSORT); answered by `FrameTracked`, or by
+    /// `Failed`, which ends the video. Frame 0 starts the video's tracks afresh.
+    VideoFrame {
+        id: u32,
+        index: u32,
+        /// When the frame is shown, in seconds from the video's start.
+        time_s: f64,
+        width: u32,
+        height: u32,
+        #[serde(with = "serde_bytes")]
+        rgba: Vec<u8>,
+    },
+    /// Video `id` has no more frames: answered by `Tracks`, each followed person one entry.
+    VideoEnd { id: u32 },
     /// Rank the gallery (`gallery_ids[r]` names row `r` of the row-major `gallery`) by
     /// similarity to `query`, on the worker's backend; answered by `Ranked` or `SearchFailed`.
     Search {
@@ -89,6 +107,38 @@ pub struct FoundPerson {
     pub embedding: Vec<f32>,
 }
 
+/// One person followed through a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoTrack {
+    /// The tracker's number for the person.
+    pub track: u64,
+    /// First and last time the person was seen, in seconds.
+    pub span_s: [f64; 2],
+    /// Frames in which the person was seen.
+    pub frames: u64,
+    /// The best view, as a PNG picture.
+    #[serde(with = "serde_bytes")]
+    pub thumbnail: Vec<u8>,
+    /// L2-normalised embedding of the track: the temporal aggregator's of its frames, else the
+    /// quality-weighted mean of its frames' embeddings.
+    pub embedding: Vec<f32>,
+}
+
+/// The temporal aggregator in use for video tracks (and for pictures, as one-frame tracks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregatorInfo {
+    /// The file it came from.
+    pub name: String,
+    /// Which aggregator, by `reid temporal`'s name for it ("gru", "attention").
+    pub kind: String,
+    /// The same in words ("GRU, outputs averaged").
+    pub label: String,
+    /// Width of its embeddings.
+    pub dim: usize,
+    /// Its learned parameters.
+    pub params: usize,
+}
+
 /// What the worker found out about WebGPU on this device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterInfo {
@@ -116,6 +166,9 @@ pub struct ReadyInfo {
     pub provenance: String,
     /// From the start message to the model being ready.
     pub load_ms: f64,
+    /// The temporal aggregator every embedding passes through, if one was chosen; embeddings
+    /// are then `aggregator.dim` wide.
+    pub aggregator: Option<AggregatorInfo>,
 }
 
 /// Worker -> UI.
@@ -143,7 +196,26 @@ pub enum FromWorker {
         detect_ms: f64,
         ms: f64,
     },
-    /// One image could not be embedded; the others are unaffected.
+    /// Frame `index` of video `id` was tracked: `people` found in it, `followed` of them on
+    /// confirmed tracks, in `ms` (detection, embedding and tracking), `detect_ms` of it
+    /// finding the people.
+    FrameTracked {
+        id: u32,
+        index: u32,
+        people: usize,
+        followed: usize,
+        detect_ms: f64,
+        ms: f64,
+    },
+    /// The people followed through video `id` (longest tracks first, at most [`MAX_PEOPLE`];
+    /// `left_out` more were followed), over `frames` frames.
+    Tracks {
+        id: u32,
+        tracks: Vec<VideoTrack>,
+        left_out: usize,
+        frames: u32,
+    },
+    /// One image (or video) could not be embedded; the others are unaffected.
     Failed {
         id: u32,
         message: String,
@@ -161,11 +233,14 @@ pub enum FromWorker {
     },
     /// The model's speed on this device: `crops_per_s` over the `iters` passes of `batch` crops
     /// that were timed (from decoded pixels: resizing, normalisation and the network).
+    /// With a temporal aggregator, `tracklet_ms` is its median time over 31 aggregations of a
+    /// 16-frame track (from frame embeddings to the track's).
     Benchmarked {
         backend: Backend,
         batch: usize,
         iters: usize,
         crops_per_s: f64,
+        tracklet_ms: Option<f64>,
     },
     /// The benchmark could not run (no model loaded, or the device failed).
     BenchmarkFailed {

@@ -1,14 +1,18 @@
 //! The inference worker: receives [`ToWorker`] messages, chooses and starts a backend, loads the
-//! model from the page's origin, embeds images in small batches and finds the people in photos,
-//! answering with [`FromWorker`]. A panic is reported as [`FromWorker::Fatal`] so the UI can restart the worker
+//! model from the page's origin, embeds images in small batches, finds the people in photos and
+//! follows them through videos' frames (one tracker per video), passing every embedding through
+//! the temporal aggregator when the user chose one, answering with [`FromWorker`]. A panic is reported as [`FromWorker::Fatal`] so the UI can restart the worker
 //! on the CPU without losing queued images.
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
-use reid_core::FeatureMatrix;
+use std::collections::BTreeMap;
+
+use reid_core::{FeatureMatrix, TrackerConfig};
 use reid_pipeline::{
-    decode_image, device, people_in, Backend, Device, Embedder, GallerySearch, HogParams, RgbImage,
+    decode_image, device, hog_boxes, is_aggregator_file, people_in, thumbnail_png, Backend, Device,
+    Embedder, GallerySearch, HogDetector, HogParams, RgbImage, TrackletAggregator, VideoTracker,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -16,8 +20,8 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
-    choose_backend, looks_like_software_adapter, AdapterInfo, FoundPerson, FromWorker, ModelSource,
-    RankedHit, ReadyInfo, ToWorker, MAX_PEOPLE,
+    choose_backend, looks_like_software_adapter, AdapterInfo, AggregatorInfo, FoundPerson,
+    FromWorker, ModelSource, RankedHit, ReadyInfo, ToWorker, VideoTrack, MAX_PEOPLE,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -77,6 +81,9 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
     // What the last `Ready` said: the backend in use; a switched model keeps its backend,
     // reason and adapter.
     let mut ready: Option<ReadyInfo> = None;
+    let mut aggregator: Option<Aggregator> = None;
+    let mut videos: BTreeMap<u32, VideoJob> = BTreeMap::new();
+    let detector = HogDetector::opencv_people();
     let mut deferred: Option<ToWorker> = None;
     loop {
         let message = match deferred.take() {
@@ -87,14 +94,50 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             },
         };
         match message {
-            ToWorker::Start { requested, model } => match start_backend(requested, &model).await {
-                Ok((loaded, info)) => {
+            ToWorker::Start {
+                requested,
+                model,
+                aggregator: chosen,
+            } => match start_backend(requested, &model).await {
+                Ok((loaded, mut info)) => {
+                    // The aggregator chosen before a restart; if it no longer loads, the
+                    // model runs without it and the user is told.
+                    if let Some(source) = chosen {
+                        match load_aggregator(&source, &loaded).await {
+                            Ok(a) => {
+                                info.aggregator = Some(a.info.clone());
+                                aggregator = Some(a);
+                            }
+                            Err(message) => post(&FromWorker::ModelRefused {
+                                name: source.name().to_string(),
+                                message,
+                            }),
+                        }
+                    }
                     embedder = Some(loaded);
                     post(&FromWorker::Ready(info.clone()));
                     ready = Some(info);
                 }
                 Err(message) => post(&FromWorker::Fatal { message }),
             },
+            ToWorker::SwitchModel { model } if is_model_aggregator(&model) => {
+                let name = model.name().to_string();
+                let loaded = match (&embedder, &ready) {
+                    (Some(e), Some(info)) => {
+                        load_aggregator(&model, e).await.map(|a| (a, info.clone()))
+                    }
+                    _ => Err("no model is running yet; try again in a moment".into()),
+                };
+                match loaded {
+                    Ok((a, mut info)) => {
+                        info.aggregator = Some(a.info.clone());
+                        aggregator = Some(a);
+                        post(&FromWorker::Ready(info.clone()));
+                        ready = Some(info);
+                    }
+                    Err(message) => post(&FromWorker::ModelRefused { name, message }),
+                }
+            }
             ToWorker::SwitchModel { model } => {
                 let name = model.name().to_string();
                 let switched = match (&embedder, &ready) {
@@ -116,7 +159,15 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     _ => Err("no model is running yet; try again in a moment".into()),
                 };
                 match switched {
-                    Ok((loaded, info)) => {
+                    Ok((loaded, mut info)) => {
+                        // An aggregator reads one network's embeddings: a network of another
+                        // width leaves it out.
+                        if let Some(a) = aggregator.take() {
+                            if a.aggregator.d_input() == loaded.embedding_dim() {
+                                info.aggregator = Some(a.info.clone());
+                                aggregator = Some(a);
+                            }
+                        }
                         embedder = Some(loaded);
                         post(&FromWorker::Ready(info.clone()));
                         ready = Some(info);
@@ -149,23 +200,95 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             ToWorker::Benchmark { batch, iters } => {
                 // The sizes timed (and reported) are kept within reason.
                 let (batch, iters) = (batch.clamp(1, 64), iters.clamp(1, 100));
-                post(&match &embedder {
+                let measured = match &embedder {
                     Some(e) => match benchmark(e, batch, iters).await {
-                        Ok((crops_per_s, iters)) => FromWorker::Benchmarked {
-                            backend: in_use(&ready),
-                            batch,
-                            iters,
-                            crops_per_s,
+                        Ok(rate) => match &aggregator {
+                            Some(a) => tracklet_ms(&a.aggregator).await.map(|ms| (rate, Some(ms))),
+                            None => Ok((rate, None)),
                         },
-                        Err(message) => FromWorker::BenchmarkFailed { message },
+                        Err(message) => Err(message),
                     },
-                    None => FromWorker::BenchmarkFailed {
-                        message: "the model is not loaded".into(),
+                    None => Err("the model is not loaded".to_string()),
+                };
+                post(&match measured {
+                    Ok(((crops_per_s, iters), tracklet_ms)) => FromWorker::Benchmarked {
+                        backend: in_use(&ready),
+                        batch,
+                        iters,
+                        crops_per_s,
+                        tracklet_ms,
                     },
+                    Err(message) => FromWorker::BenchmarkFailed { message },
                 });
             }
+            ToWorker::VideoFrame {
+                id,
+                index,
+                time_s,
+                width,
+                height,
+                rgba,
+            } => {
+                let Some(e) = &embedder else {
+                    post(&FromWorker::Failed {
+                        id,
+                        message: "the model is not loaded".into(),
+                    });
+                    continue;
+                };
+                if index == 0 {
+                    videos.remove(&id);
+                }
+                let job = match videos.entry(id) {
+                    std::collections::btree_map::Entry::Occupied(job) => job.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        match VideoTracker::new(TrackerConfig::default(), true) {
+                            Ok(tracker) => slot.insert(VideoJob {
+                                tracker,
+                                times: Vec::new(),
+                                size: [width, height],
+                            }),
+                            Err(e) => {
+                                post(&FromWorker::Failed {
+                                    id,
+                                    message: e.to_string(),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let frame = VideoFrame {
+                    index,
+                    time_s,
+                    width,
+                    height,
+                    rgba,
+                };
+                let answer = track_frame(id, job, e, detector, frame).await;
+                if matches!(answer, FromWorker::Failed { .. }) {
+                    videos.remove(&id);
+                }
+                post(&answer);
+            }
+            ToWorker::VideoEnd { id } => {
+                let answer = match (videos.remove(&id), &embedder) {
+                    (Some(job), Some(_)) => video_tracks(id, job, aggregator.as_ref()).await,
+                    (None, Some(_)) => FromWorker::Tracks {
+                        id,
+                        tracks: Vec::new(),
+                        left_out: 0,
+                        frames: 0,
+                    },
+                    (_, None) => FromWorker::Failed {
+                        id,
+                        message: "the model is not loaded".into(),
+                    },
+                };
+                post(&answer);
+            }
             ToWorker::Detect { id, bytes } => post(&match &embedder {
-                Some(e) => people(e, id, &bytes).await,
+                Some(e) => people(e, aggregator.as_ref(), id, &bytes).await,
                 None => FromWorker::Failed {
                     id,
                     message: "the model is not loaded".into(),
@@ -195,19 +318,25 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 };
                 let start = now_ms();
                 let files: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
-                let results = embedder.embed_files(&files).await;
+                let results: Vec<Result<Vec<f32>, String>> = embedder
+                    .embed_files(&files)
+                    .await
+                    .into_iter()
+                    .map(|r| r.map(|e| e.into_values()).map_err(|e| e.to_string()))
+                    .collect();
+                let results = match &aggregator {
+                    Some(a) => a.pictures(results).await,
+                    None => results,
+                };
                 let ms = (now_ms() - start) / batch.len() as f64;
                 for ((id, _), result) in batch.iter().zip(results) {
                     post(&match result {
                         Ok(embedding) => FromWorker::Embedded {
                             id: *id,
-                            embedding: embedding.into_values(),
+                            embedding,
                             ms,
                         },
-                        Err(e) => FromWorker::Failed {
-                            id: *id,
-                            message: e.to_string(),
-                        },
+                        Err(message) => FromWorker::Failed { id: *id, message },
                     });
                 }
             }
@@ -216,8 +345,14 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
 }
 
 /// Decodes photo `id`, finds its people (HOG, on the CPU whatever the backend: it is not yet
-/// written as tensor operations) and embeds each on the backend in use.
-async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
+/// written as tensor operations) and embeds each on the backend in use (through the
+/// aggregator, as one-frame tracks, when there is one).
+async fn people(
+    embedder: &Embedder,
+    aggregator: Option<&Aggregator>,
+    id: u32,
+    bytes: &[u8],
+) -> FromWorker {
     let start = now_ms();
     let photo = match decode_image(bytes) {
         Ok(photo) => photo,
@@ -237,13 +372,21 @@ async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
         .map(|p| ((p.bbox, p.score), p.crop))
         .unzip();
     let embeddings = match embedder.embed_images(&crops).await {
-        Ok(e) => e,
+        Ok(e) => e.into_iter().map(|e| Ok(e.into_values())).collect(),
         Err(e) => {
             return FromWorker::Failed {
                 id,
                 message: e.to_string(),
             }
         }
+    };
+    let embeddings = match aggregator {
+        Some(a) => a.pictures(embeddings).await,
+        None => embeddings,
+    };
+    let embeddings = match embeddings.into_iter().collect::<Result<Vec<_>, String>>() {
+        Ok(e) => e,
+        Err(message) => return FromWorker::Failed { id, message },
     };
     FromWorker::People {
         id,
@@ -255,7 +398,7 @@ async fn people(embedder: &Embedder, id: u32, bytes: &[u8]) -> FromWorker {
             .map(|((b, score), e)| FoundPerson {
                 bbox: [b.x, b.y, b.w, b.h],
                 score: score as f32,
-                embedding: e.into_values(),
+                embedding: e,
             })
             .collect(),
         left_out,
@@ -304,6 +447,32 @@ async fn benchmark(
         (batch * passes) as f64 / ((now_ms() - start) / 1000.0),
         passes,
     ))
+}
+
+/// The aggregator's median time, in ms, over 31 aggregations of a 16-frame track (after one
+/// warm-up), as `reid temporal` times it natively.
+async fn tracklet_ms(aggregator: &TrackletAggregator) -> Result<f64, String> {
+    let d = aggregator.d_input();
+    let frames: Vec<Vec<f32>> = (0..16)
+        .map(|t| {
+            (0..d)
+                .map(|k| ((t * 31 + k * 7) % 97) as f32 / 97.0 - 0.5)
+                .collect()
+        })
+        .collect();
+    let mut times = Vec::with_capacity(31);
+    for pass in 0..32 {
+        let start = now_ms();
+        aggregator
+            .embed(&frames)
+            .await
+            .map_err(|e| format!("the aggregator failed: {e}"))?;
+        if pass > 0 {
+            times.push(now_ms() - start);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// Ranks the gallery for one query on the embedder's device (matrix product and top-k there).
@@ -388,7 +557,229 @@ fn ready_info(
         model_bytes,
         provenance,
         load_ms: now_ms() - start,
+        aggregator: None,
     }
+}
+
+/// The temporal aggregator in use, and what `Ready` says of it.
+struct Aggregator {
+    aggregator: TrackletAggregator,
+    info: AggregatorInfo,
+}
+
+impl Aggregator {
+    /// Pictures' embeddings (or why each failed) through the aggregator as one-frame tracks,
+    /// in one pass; a failure of the pass fails every picture.
+    async fn pictures(
+        &self,
+        results: Vec<Result<Vec<f32>, String>>,
+    ) -> Vec<Result<Vec<f32>, String>> {
+        let ok: Vec<Vec<f32>> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut through = match self.aggregator.embed_pictures(&ok).await {
+            Ok(e) => e.into_iter(),
+            Err(e) => {
+                let message = format!("the aggregator failed: {e}");
+                return results
+                    .into_iter()
+                    .map(|r| r.and(Err(message.clone())))
+                    .collect();
+            }
+        };
+        results
+            .into_iter()
+            .map(|r| {
+                r.and_then(|_| {
+                    through.next().flatten().ok_or_else(|| {
+                        "the aggregator's embedding of this picture is zero or not a number".into()
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+/// Whether the user's file is a temporal aggregator's rather than an image network's.
+fn is_model_aggregator(model: &ModelSource) -> bool {
+    matches!(model, ModelSource::File { bytes, .. } if is_aggregator_file(bytes))
+}
+
+/// Loads the temporal aggregator in `source` for the embeddings of `embedder`'s network.
+async fn load_aggregator(source: &ModelSource, embedder: &Embedder) -> Result<Aggregator, String> {
+    let name = source.name().to_string();
+    let bytes = source_bytes(source).await?;
+    let aggregator = TrackletAggregator::from_burnpack(
+        &bytes,
+        embedder.device().clone(),
+        embedder.embedding_dim(),
+    )
+    .map_err(|e| format!("the aggregator {name} cannot be used: {e}"))?;
+    let info = AggregatorInfo {
+        name,
+        kind: aggregator.kind().name().to_string(),
+        label: aggregator.kind().label().to_string(),
+        dim: aggregator.embedding_dim(),
+        params: aggregator.learned_params(),
+    };
+    Ok(Aggregator { aggregator, info })
+}
+
+/// A video being tracked: its tracker, when each frame tracked so far is shown, and the
+/// frames' size (every frame must have it).
+struct VideoJob {
+    tracker: VideoTracker,
+    times: Vec<f64>,
+    size: [u32; 2],
+}
+
+/// One video frame as the page sent it.
+struct VideoFrame {
+    index: u32,
+    time_s: f64,
+    width: u32,
+    height: u32,
+    rgba: Vec<u8>,
+}
+
+/// Finds the people in `frame` (HOG at OpenCV's default threshold), embeds them and tracks
+/// them with the rest of the video; a frame of the wrong size or out of order ends the video.
+async fn track_frame(
+    id: u32,
+    job: &mut VideoJob,
+    embedder: &Embedder,
+    detector: &HogDetector,
+    frame: VideoFrame,
+) -> FromWorker {
+    let start = now_ms();
+    let id_failed = |message: String| FromWorker::Failed { id, message };
+    let VideoFrame {
+        index,
+        time_s,
+        width,
+        height,
+        rgba,
+    } = frame;
+    let checked = if [width, height] != job.size {
+        Err(format!(
+            "frame {index} is {width}x{height}, the video's first was {}x{}",
+            job.size[0], job.size[1]
+        ))
+    } else if index as usize != job.times.len() {
+        Err(format!(
+            "frame {index} came after {} frames: frames were lost",
+            job.times.len()
+        ))
+    } else {
+        rgba_to_rgb(width, height, &rgba).ok_or_else(|| {
+            format!(
+                "frame {index} holds {} bytes, not the {width}x{height} RGBA picture it claims",
+                rgba.len()
+            )
+        })
+    };
+    let picture = match checked {
+        Ok(p) => p,
+        Err(message) => return id_failed(message),
+    };
+    let detect_start = now_ms();
+    let boxes = hog_boxes(detector, &picture, &HogParams::default(), 0.0);
+    let detect_ms = now_ms() - detect_start;
+    match job
+        .tracker
+        .next_frame(Some(embedder), Some(&picture), &boxes)
+        .await
+    {
+        Ok(tracks) => {
+            job.times.push(time_s);
+            FromWorker::FrameTracked {
+                id,
+                index,
+                people: boxes.len(),
+                followed: tracks.observations.len(),
+                detect_ms,
+                ms: now_ms() - start,
+            }
+        }
+        Err(e) => id_failed(format!("frame {index}: {e}")),
+    }
+}
+
+/// `width` x `height` RGBA bytes as an RGB picture; `None` when the sizes disagree or are 0.
+fn rgba_to_rgb(width: u32, height: u32, rgba: &[u8]) -> Option<RgbImage> {
+    let pixels = (width as usize).checked_mul(height as usize)?;
+    if pixels == 0 || rgba.len() != pixels.checked_mul(4)? {
+        return None;
+    }
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    RgbImage::from_raw(width, height, rgb)
+}
+
+/// Ends video `id`: its tracks, longest first, each with its time span, best view and
+/// embedding (the aggregator's when there is one, else the quality-weighted mean).
+async fn video_tracks(id: u32, job: VideoJob, aggregator: Option<&Aggregator>) -> FromWorker {
+    let frames = job.times.len() as u32;
+    let (mut tracklets, views) = job.tracker.finish();
+    tracklets.sort_by(|a, b| {
+        b.frames_seen
+            .cmp(&a.frames_seen)
+            .then(a.track_id.cmp(&b.track_id))
+    });
+    let left_out = tracklets.len().saturating_sub(MAX_PEOPLE);
+    tracklets.truncate(MAX_PEOPLE);
+    // The tracker counts frames from 1.
+    let time = |frame: u64| {
+        usize::try_from(frame)
+            .ok()
+            .and_then(|f| job.times.get(f.checked_sub(1)?))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let mut tracks = Vec::new();
+    for t in tracklets {
+        let embedding = match aggregator {
+            Some(a) => match a.aggregator.embed_tracklet(&t).await {
+                Ok(e) => e,
+                Err(e) => {
+                    return FromWorker::Failed {
+                        id,
+                        message: format!("the aggregator failed: {e}"),
+                    }
+                }
+            },
+            None => t.embedding(),
+        };
+        // A track whose people were never embedded (no crop) has nothing to search by.
+        let Some(embedding) = embedding else { continue };
+        tracks.push(VideoTrack {
+            track: t.track_id,
+            span_s: [time(t.first_frame), time(t.last_frame)],
+            frames: t.frames_seen,
+            thumbnail: views
+                .get(&t.track_id)
+                .map(thumbnail_png)
+                .unwrap_or_default(),
+            embedding,
+        });
+    }
+    FromWorker::Tracks {
+        id,
+        tracks,
+        left_out,
+        frames,
+    }
+}
+
+/// The bytes of a model file: fetched from the page's origin, or the user's.
+async fn source_bytes(model: &ModelSource) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    Ok(match model {
+        ModelSource::Url { url } => std::borrow::Cow::Owned(fetch_bytes(url).await?),
+        ModelSource::File { bytes, .. } => std::borrow::Cow::Borrowed(bytes.as_slice()),
+    })
 }
 
 /// Loads `model` onto `device`: the embedder, the file's size and what its card says. A file
@@ -397,14 +788,8 @@ async fn load_model(
     model: &ModelSource,
     device: Device,
 ) -> Result<(Embedder, usize, String), String> {
-    let fetched;
-    let (name, bytes) = match model {
-        ModelSource::Url { url } => {
-            fetched = fetch_bytes(url).await?;
-            (url.as_str(), fetched.as_slice())
-        }
-        ModelSource::File { name, bytes } => (name.as_str(), bytes.as_slice()),
-    };
+    let name = model.name();
+    let bytes = &*source_bytes(model).await?;
     let card = reid_pipeline::read_card(bytes)
         .map_err(|e| format!("the model {name} cannot be loaded: {e}"))?;
     let embedder = Embedder::from_burnpack(bytes, device, MAX_BATCH)

@@ -52,17 +52,20 @@ fn run() -> Result<()> {
         Some("model") => setup::model(),
         Some("peers") => setup::peers().map(|_| ()),
         Some("fixtures") => setup::fixtures(),
-        Some("bench") => match args.get(1).map(String::as_str) {
-            None => setup::bench(),
-            Some("train") => setup::bench_training(),
-            Some("torchreid") => setup::bench_torchreid(),
-            Some("hog") => setup::bench_hog(),
-            Some(other) => {
-                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|hog]")
+        Some("bench") => {
+            match args.get(1).map(String::as_str) {
+                None => setup::bench(),
+                Some("train") => setup::bench_training(),
+                Some("torchreid") => setup::bench_torchreid(),
+                Some("hog") => setup::bench_hog(),
+                Some("temporal") => setup::bench_temporal(),
+                Some(other) => {
+                    bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|hog|temporal]")
+                }
             }
-        },
+        }
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|torchreid|hog]>")
+            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|torchreid|hog|temporal]>")
         }
     }
 }

@@ -421,6 +421,32 @@ pub fn bench_hog() -> Result<()> {
     run(&mut cmd)
 }
 
+/// `cargo xtask bench temporal`: the cost of each temporal aggregator natively and in the
+/// browser. `reid temporal` trains all five for one epoch at the README's width (hidden 512)
+/// on the demo's synthetic world (the weights' values do not change the cost) and times each
+/// natively; `tests/e2e/bench_aggregators.mjs` picks each file in the app and times it there.
+pub fn bench_temporal() -> Result<()> {
+    browser_tools()?;
+    web_tools()?;
+    build_web()?;
+    let dir = Path::new("target/bench-temporal");
+    run(Command::new(reid_bin())
+        .args([
+            "temporal",
+            "target/demo-synth",
+            "--model",
+            SHIPPED_MODEL,
+            "--out",
+        ])
+        .arg(dir)
+        .args(["--epochs", "1", "--hidden", "512", "--p", "3", "--k", "2"]))?;
+    let app = crate::serve::Server::start(Path::new("dist"), 0)?;
+    run(Command::new("node")
+        .arg("tests/e2e/bench_aggregators.mjs")
+        .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port()))
+        .env("TEMPORAL_DIR", dir))
+}
+
 /// `cargo xtask bench train`: only the training comparison.
 pub fn bench_training() -> Result<()> {
     model()?;

@@ -45,6 +45,14 @@ pub fn backend_status(props: &BackendStatusProps) -> Html {
                         { format!(" WebGPU adapter: {}.", adapter.description) }
                     }
                 </p>
+                if let Some(a) = &info.aggregator {
+                    <p id="aggregator" data-kind={a.kind.clone()} data-dim={a.dim.to_string()}>
+                        { format!(
+                            "Temporal aggregator: {} from {} ({} learned parameters), {}-d embeddings: each video track is its frames through it, each picture a one-frame track.",
+                            a.label, a.name, a.params, a.dim
+                        ) }
+                    </p>
+                }
             </>
         },
     };
@@ -91,7 +99,8 @@ pub fn model_picker(props: &ModelPickerProps) -> Html {
             </label>
             <span class="hint">
                 { " a .bpk file from " }<code>{ "reid import" }</code>{ " (torchreid or fast-reid checkpoints) or " }
-                <code>{ "reid export" }</code>{ "; it stays on this device, and every picture is embedded again with it." }
+                <code>{ "reid export" }</code>{ ", or a temporal aggregator for video tracks from " }<code>{ "reid temporal" }</code>
+                { "; it stays on this device, and every picture and video is embedded again with it." }
             </span>
             if let Some(name) = &props.switching {
                 <p id="model-switching">{ format!("Loading {name}…") }</p>
@@ -155,12 +164,13 @@ pub fn drop_zone(props: &DropZoneProps) -> Html {
             <label class={classes!("drop-zone", (*hover).then_some("hover"))}
                 ondragover={on_drag_over} ondragleave={on_drag_leave} ondrop={on_drop}>
                 <input id="file-input" type="file" multiple=true
-                    accept=".jpg,.jpeg,.png,.webp,.bmp,image/*" onchange={on_change} />
+                    accept=".jpg,.jpeg,.png,.webp,.bmp,image/*,.webm,.mp4,.ogv,video/*" onchange={on_change} />
                 if props.find_people {
                     <span>{ "Drop photos here, or click to pick them: the people in each are found and each becomes a picture of its own." }</span>
                 } else {
                     <span>{ "Drop pictures of people here, or click to pick them (two or more to compare)." }</span>
                 }
+                <span class="hint">{ " Videos are followed frame by frame: each person followed becomes one entry." }</span>
             </label>
             <p class="find-people">
                 <label>
@@ -212,6 +222,8 @@ pub struct ImageListProps {
     pub items: Rc<Vec<Item>>,
     /// Called with an embedded image's id when the user asks who else looks like it.
     pub on_search: Callback<u32>,
+    /// Called with a video's id when the user stops following people through it.
+    pub on_stop: Callback<u32>,
 }
 
 /// A card per image: thumbnail, name, whether it was embedded or why not, and a button to
@@ -226,7 +238,10 @@ pub fn image_list(props: &ImageListProps) -> Html {
             { for props.items.iter().map(|item| {
                 let (state, text, class) = match &item.status {
                     ItemStatus::Waiting => ("waiting", "embedding…".to_string(), ""),
-                    ItemStatus::Done { ms, .. } => ("done", format!("embedded ({ms:.0} ms)"), ""),
+                    ItemStatus::Done { ms, .. } => match item.frames {
+                        Some(n) => ("done", format!("seen in {n} frames"), ""),
+                        None => ("done", format!("embedded ({ms:.0} ms)"), ""),
+                    },
                     ItemStatus::Photo { people: 0, detect_ms, .. } => (
                         "photo",
                         format!("no person found (detector {detect_ms:.0} ms)"),
@@ -245,13 +260,52 @@ pub fn image_list(props: &ImageListProps) -> Html {
                         ),
                         "",
                     ),
+                    ItemStatus::Video { done, total, tracks: None, fps, .. } => (
+                        "video",
+                        format!("following people: frame {done} of {total} ({} frames/s)", significant(*fps)),
+                        "",
+                    ),
+                    ItemStatus::Video { done, tracks: Some(tracks), left_out, fps, cost, .. } => (
+                        "followed",
+                        format!(
+                            "{tracks} {} followed through {done} frames ({} frames/s; a frame took {:.0} ms in the worker, {:.0} ms of them finding people){}",
+                            if *tracks == 1 { "person" } else { "people" },
+                            significant(*fps),
+                            cost.worker_ms,
+                            cost.detect_ms,
+                            if *left_out > 0 {
+                                format!(", {left_out} shorter tracks left out")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        "",
+                    ),
                     ItemStatus::Failed(message) => ("failed", message.clone(), "error"),
                 };
+                let (tracks, frames, fps) = match item.status {
+                    ItemStatus::Video { done, tracks, fps, .. } => (
+                        tracks.map(|t| t.to_string()),
+                        Some(done.to_string()),
+                        Some(format!("{fps:.2}")),
+                    ),
+                    _ => (None, None, None),
+                };
+                let is_video = matches!(item.status, ItemStatus::Video { .. });
+                let running = matches!(item.status, ItemStatus::Video { tracks: None, .. });
+                let video = item.source.filter(|_| item.crop.is_none())
+                    .and_then(|s| props.items.iter().find(|i| i.id == s))
+                    .map(|v| v.name.clone());
                 let (people, detect_ms) = match item.status {
                     ItemStatus::Photo { people, detect_ms, .. } => {
                         (Some(people.to_string()), Some(format!("{detect_ms:.1}")))
                     }
+                    ItemStatus::Video { cost, .. } => (None, Some(format!("{:.1}", cost.detect_ms))),
                     _ => (None, None),
+                };
+                let worker_ms = match item.status {
+                    ItemStatus::Video { cost, .. } => Some(format!("{:.1}", cost.worker_ms)),
+                    _ => None,
                 };
                 let place = item.crop.map(|c| {
                     let [x, y, w, h] = c.bbox;
@@ -261,11 +315,15 @@ pub fn image_list(props: &ImageListProps) -> Html {
                     .map(|p| p.name.clone());
                 let is_photo = matches!(item.status, ItemStatus::Photo { .. });
                 html! {
-                    <li class={classes!("item", is_photo.then_some("photo"))} data-name={item.name.clone()}
+                    <li class={classes!("item", is_photo.then_some("photo"), is_video.then_some("video"))}
+                        data-name={item.name.clone()}
                         data-state={state} data-people={people} data-detect-ms={detect_ms} data-box={place}
-                        data-photo={photo}>
+                        data-photo={photo} data-video={video} data-tracks={tracks} data-frames={frames}
+                        data-fps={fps} data-worker-ms={worker_ms}>
                         if matches!(item.status, ItemStatus::Failed(_)) {
                             <div class="thumb missing">{ "✕" }</div>
+                        } else if is_video {
+                            <div class="thumb film" role="img" aria-label={format!("video {}", item.name)}>{ "▶" }</div>
                         } else if is_photo {
                             <img class="thumb photo" src={item.url.clone()} alt={item.name.clone()} />
                         } else {
@@ -278,6 +336,12 @@ pub fn image_list(props: &ImageListProps) -> Html {
                                 let (on_search, id) = (props.on_search.clone(), item.id);
                                 Callback::from(move |_| on_search.emit(id))
                             }>{ "Find this person" }</button>
+                        }
+                        if running {
+                            <button class="stop" onclick={
+                                let (on_stop, id) = (props.on_stop.clone(), item.id);
+                                Callback::from(move |_| on_stop.emit(id))
+                            }>{ "Stop here" }</button>
                         }
                     </li>
                 }
@@ -467,10 +531,15 @@ pub fn speed(props: &SpeedProps) -> Html {
             batch,
             passes,
             crops_per_s,
+            tracklet_ms,
         }) => html! {
-            <span id="benchmark-result" data-crops-per-s={format!("{crops_per_s:.4}")} data-passes={passes.to_string()}>
+            <span id="benchmark-result" data-crops-per-s={format!("{crops_per_s:.4}")} data-passes={passes.to_string()}
+                data-tracklet-ms={tracklet_ms.map(|ms| format!("{ms:.4}"))}>
                 { format!(" {} crops/s on the {} ({passes} timed {} of {batch} crops, from pixels to embeddings).",
                     significant(*crops_per_s), backend.label(), if *passes == 1 { "batch" } else { "batches" }) }
+                if let Some(ms) = tracklet_ms {
+                    { format!(" The temporal aggregator takes {} ms per 16-frame track (median of 31).", significant(*ms)) }
+                }
             </span>
         },
         Some(Benchmark::Failed(message)) => html! {

@@ -1,26 +1,62 @@
 //! Owns the inference worker: starts it, sends it images (to embed whole, or photos to find
-//! the people in), turns its answers into [`Action`]s,
-//! and restarts it on the CPU when WebGPU fails, re-sending every image still waiting so none
-//! is lost. When the user switches to their own model file, every image read so far is embedded
-//! again by the new model once it runs (embeddings of two models cannot be compared).
+//! the people in) and videos' frames (decoded here by the browser, a few a second, one frame
+//! in flight at a time), turns its answers into [`Action`]s,
+//! and restarts it on the CPU when WebGPU fails, re-sending every image still waiting and
+//! following again every video not finished, so none is lost. When the user switches to their
+//! own model file (or a temporal aggregator), every image and video read so far is embedded
+//! again once it runs (embeddings of two models cannot be compared).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::{Rc, Weak};
 
-use js_sys::Uint8Array;
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use js_sys::{Promise, Uint8Array};
 use reid_core::Backend;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{ErrorEvent, File, MessageEvent, Response, Url, Worker};
+use web_sys::{
+    AddEventListenerOptions, Blob, BlobPropertyBag, CanvasRenderingContext2d, ErrorEvent,
+    EventTarget, File, HtmlCanvasElement, HtmlVideoElement, MessageEvent, Response, Url, Worker,
+};
 use yew::UseReducerDispatcher;
 
-use super::state::{Action, AppState, Item, ItemStatus};
-use crate::protocol::{FromWorker, ModelSource, ToWorker};
+use super::state::{Action, AppState, FollowedPerson, Item, ItemStatus, VideoCost};
+use crate::protocol::{FromWorker, ModelSource, ToWorker, VideoTrack};
 
-/// Files larger than this are refused before they are read (memory stays bounded).
+/// Files larger than this are refused before they are read (memory stays bounded). Videos are
+/// not read whole: the browser streams them.
 pub const MAX_FILE_BYTES: f64 = 200.0 * 1024.0 * 1024.0;
+
+/// Frames a second of video that are followed (a faster source is sampled).
+pub const SAMPLE_FPS: f64 = 5.0;
+
+/// Most frames followed of one video (10 minutes at [`SAMPLE_FPS`]); the rest is left out.
+pub const MAX_VIDEO_FRAMES: u32 = 3000;
+
+/// Frames wider than this are scaled down before detection (HOG finds people from 128 pixels
+/// tall; a 1920 x 1080 frame at 960 x 540 keeps people of 256 pixels and more).
+pub const MAX_VIDEO_WIDTH: u32 = 960;
+
+/// The worker's answer about a video being followed.
+enum VideoAnswer {
+    /// Frame `index` was tracked, in `ms` of the worker's time, `detect_ms` of them finding
+    /// the people.
+    Frame {
+        index: u32,
+        detect_ms: f64,
+        ms: f64,
+    },
+    /// The video's tracks, after `VideoEnd`.
+    Tracks {
+        tracks: Vec<VideoTrack>,
+        left_out: usize,
+        frames: u32,
+    },
+    Failed(String),
+}
 
 struct WorkerHandle {
     worker: Worker,
@@ -41,9 +77,21 @@ struct Inner {
     pending: BTreeMap<u32, Rc<Vec<u8>>>,
     /// Images to search for people (photos), not to embed whole.
     photos: BTreeSet<u32>,
-    /// Every image read from the user's disk (the browser's handle, not a copy), to embed again
-    /// when the model changes.
+    /// Every image and video read from the user's disk (the browser's handle, not a copy), to
+    /// embed again when the model changes.
     files: BTreeMap<u32, File>,
+    /// Which of `files` are videos.
+    videos: BTreeSet<u32>,
+    /// Videos being followed, each with its loop's number and the channel the loop reads the
+    /// worker's answers from. A video followed again gets a new loop; the old one sees that
+    /// it is no longer the video's and stops before sending another frame.
+    following: BTreeMap<u32, (u32, mpsc::UnboundedSender<VideoAnswer>)>,
+    /// Numbers the loops.
+    next_loop: u32,
+    /// Videos to follow again once a restarted worker listens.
+    refollow: Vec<u32>,
+    /// Videos the user stopped: followed up to the frame reached.
+    stopping: BTreeSet<u32>,
     /// The model being tried in place of the running one.
     switching: Option<ModelSource>,
     next_id: u32,
@@ -57,6 +105,8 @@ pub struct Controller {
     dispatch: UseReducerDispatcher<AppState>,
     /// The model the worker runs (and loads again after a restart).
     model: RefCell<ModelSource>,
+    /// The temporal aggregator in use, if the user chose one (loaded again after a restart).
+    aggregator: RefCell<Option<ModelSource>>,
     inner: RefCell<Inner>,
 }
 
@@ -73,6 +123,7 @@ impl Controller {
             model: RefCell::new(ModelSource::Url {
                 url: model_url.to_string(),
             }),
+            aggregator: RefCell::new(None),
             inner: RefCell::new(Inner::default()),
         })
     }
@@ -89,6 +140,9 @@ impl Controller {
         inner.listening = false;
         inner.stopped = None;
         inner.switching = None;
+        // Their loops end (the channels close) and the new worker follows them from the start.
+        let running: Vec<u32> = std::mem::take(&mut inner.following).into_keys().collect();
+        inner.refollow.extend(running);
         let generation = inner.generation;
         let worker = match Worker::new("./worker_loader.js") {
             Ok(worker) => worker,
@@ -137,13 +191,19 @@ impl Controller {
     pub fn add_files(self: &Rc<Self>, files: Vec<File>, find_people: bool) {
         let mut items = Vec::new();
         let mut to_read = Vec::new();
+        let mut to_follow = Vec::new();
         {
             let mut inner = self.inner.borrow_mut();
             for file in files {
                 let id = inner.next_id;
                 inner.next_id += 1;
                 let url = Url::create_object_url_with_blob(&file).unwrap_or_default();
-                let status = if file.size() > MAX_FILE_BYTES {
+                let status = if is_video(&file) {
+                    to_follow.push(id);
+                    inner.files.insert(id, file.clone());
+                    inner.videos.insert(id);
+                    ItemStatus::Waiting
+                } else if file.size() > MAX_FILE_BYTES {
                     ItemStatus::Failed(format!(
                         "the file is {:.0} MB, more than the {:.0} MB this page reads",
                         file.size() / 1048576.0,
@@ -162,12 +222,264 @@ impl Controller {
                     name: file.name(),
                     url,
                     crop: None,
+                    source: None,
+                    frames: None,
                     status,
                 });
             }
         }
         self.dispatch.dispatch(Action::Added(items));
         self.read_and_submit(to_read);
+        for id in to_follow {
+            self.follow(id);
+        }
+    }
+
+    /// Follows the people through video `id` (one of `files`) in the background; a video the
+    /// browser cannot play, or one the worker fails on, gets its reason.
+    fn follow(self: &Rc<Self>, id: u32) {
+        let Some(file) = self.inner.borrow().files.get(&id).cloned() else {
+            return;
+        };
+        let (this_loop, answers) = {
+            let mut inner = self.inner.borrow_mut();
+            let (tx, rx) = mpsc::unbounded();
+            inner.next_loop += 1;
+            let this_loop = inner.next_loop;
+            inner.following.insert(id, (this_loop, tx));
+            (this_loop, rx)
+        };
+        let this = self.clone();
+        spawn_local(async move {
+            if let Err(message) = this.follow_video(id, &file, this_loop, answers).await {
+                let mut inner = this.inner.borrow_mut();
+                // A newer loop (the worker restarted, or a new model) reports for itself.
+                if inner.following.get(&id).map(|(n, _)| *n) != Some(this_loop) {
+                    return;
+                }
+                inner.following.remove(&id);
+                inner.stopping.remove(&id);
+                drop(inner);
+                this.dispatch.dispatch(Action::Unreadable { id, message });
+            }
+        });
+    }
+
+    /// Stops following video `id` at the frame reached: the people followed so far stay.
+    pub fn stop_video(&self, id: u32) {
+        self.inner.borrow_mut().stopping.insert(id);
+    }
+
+    /// Sends `message` if the worker listens; `false` if not (it is restarting).
+    fn send(&self, message: &ToWorker) -> bool {
+        let inner = self.inner.borrow();
+        match inner.worker.as_ref().filter(|_| inner.listening) {
+            Some(handle) => {
+                post(&handle.worker, message);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Decodes video `id` in a `<video>` element (shown small in a corner while it runs, so
+    /// the user sees what is being read), a frame every 1/[`SAMPLE_FPS`] s, and
+    /// has the worker follow its people; ends with the tracks as items. Returns quietly when
+    /// the worker restarts (the new one follows the video from the start).
+    async fn follow_video(
+        self: &Rc<Self>,
+        id: u32,
+        file: &File,
+        this_loop: u32,
+        mut answers: mpsc::UnboundedReceiver<VideoAnswer>,
+    ) -> Result<(), String> {
+        let js = |e: JsValue| format!("{e:?}");
+        let document = web_sys::window()
+            .and_then(|w| w.document())
+            .ok_or("no document")?;
+        let video: HtmlVideoElement = document
+            .create_element("video")
+            .map_err(js)?
+            .unchecked_into();
+        let url = Url::create_object_url_with_blob(file).map_err(js)?;
+        let _preview = Preview {
+            video: video.clone(),
+            url: url.clone(),
+        };
+        video.set_muted(true);
+        video.set_preload("auto");
+        video.set_class_name("preview");
+        let _ = video.set_attribute("aria-hidden", "true");
+        if let Some(body) = document.body() {
+            body.append_child(&video).map_err(js)?;
+        }
+        video.set_src(&url);
+        if event(&video, "loadeddata").await.is_err() {
+            return Err(media_error(&video));
+        }
+        let duration = video.duration();
+        if !(duration.is_finite() && duration > 0.0) {
+            return Err("the video has no length the browser can read".into());
+        }
+        let (vw, vh) = (video.video_width(), video.video_height());
+        if vw == 0 || vh == 0 {
+            return Err("the video has no picture".into());
+        }
+        let width = vw.min(MAX_VIDEO_WIDTH);
+        let height = ((vh as f64 * width as f64 / vw as f64).round() as u32).max(1);
+        let total = ((duration * SAMPLE_FPS).ceil() as u32).clamp(1, MAX_VIDEO_FRAMES);
+        let canvas: HtmlCanvasElement = document
+            .create_element("canvas")
+            .map_err(js)?
+            .unchecked_into();
+        canvas.set_width(width);
+        canvas.set_height(height);
+        let options = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&options, &"willReadFrequently".into(), &true.into());
+        let context: CanvasRenderingContext2d = canvas
+            .get_context_with_context_options("2d", &options)
+            .map_err(js)?
+            .ok_or("the browser gives no 2D canvas")?
+            .unchecked_into();
+        let start = now_ms();
+        // The worker's time over the frames answered: finding people, and all of it.
+        let cost = Cell::new((0.0f64, 0.0f64));
+        let mean = |done: u32| {
+            let (detect, all) = cost.get();
+            let n = done.max(1) as f64;
+            VideoCost {
+                detect_ms: detect / n,
+                worker_ms: all / n,
+            }
+        };
+        let fps = |done: u32| {
+            let seconds = (now_ms() - start) / 1000.0;
+            if seconds > 0.0 {
+                done as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        let progress = |done: u32| Action::VideoProgress {
+            id,
+            done,
+            total,
+            fps: fps(done),
+            cost: mean(done),
+        };
+        let answered = |times: (f64, f64)| {
+            let (detect, all) = cost.get();
+            cost.set((detect + times.0, all + times.1));
+        };
+        self.dispatch.dispatch(progress(0));
+        // The worker restarted, the video was forgotten or it is followed by a newer loop.
+        let superseded = |this: &Self| {
+            this.inner.borrow().following.get(&id).map(|(n, _)| *n) != Some(this_loop)
+        };
+        let mut sent = 0u32;
+        for index in 0..total {
+            if superseded(self) {
+                return Ok(());
+            }
+            if self.inner.borrow().stopping.contains(&id) {
+                break;
+            }
+            let t = (index as f64 / SAMPLE_FPS + 0.01)
+                .min(duration - 0.001)
+                .max(0.0);
+            video.set_current_time(t);
+            if event(&video, "seeked").await.is_err() {
+                return Err(format!("{} (at {t:.1} s)", media_error(&video)));
+            }
+            context
+                .draw_image_with_html_video_element_and_dw_and_dh(
+                    &video,
+                    0.0,
+                    0.0,
+                    width as f64,
+                    height as f64,
+                )
+                .map_err(js)?;
+            let rgba = context
+                .get_image_data(0.0, 0.0, width as f64, height as f64)
+                .map_err(js)?
+                .data()
+                .0;
+            // One frame in flight: this one was decoded while the worker tracked the last.
+            if index > 0 {
+                match frame_answer(&mut answers, index - 1).await {
+                    Some(Ok(times)) => {
+                        answered(times);
+                        self.dispatch.dispatch(progress(index));
+                    }
+                    Some(Err(message)) => return Err(message),
+                    None => return Ok(()),
+                }
+            }
+            let frame = ToWorker::VideoFrame {
+                id,
+                index,
+                time_s: video.current_time(),
+                width,
+                height,
+                rgba,
+            };
+            if superseded(self) || !self.send(&frame) {
+                return Ok(());
+            }
+            sent = index + 1;
+        }
+        if sent > 0 {
+            match frame_answer(&mut answers, sent - 1).await {
+                Some(Ok(times)) => {
+                    answered(times);
+                    self.dispatch.dispatch(progress(sent));
+                }
+                Some(Err(message)) => return Err(message),
+                None => return Ok(()),
+            }
+        }
+        if !self.send(&ToWorker::VideoEnd { id }) {
+            return Ok(());
+        }
+        loop {
+            match answers.next().await {
+                Some(VideoAnswer::Tracks {
+                    tracks,
+                    left_out,
+                    frames,
+                }) => {
+                    let people = tracks
+                        .into_iter()
+                        .map(|t| FollowedPerson {
+                            url: png_url(&t.thumbnail),
+                            span_s: t.span_s,
+                            frames: t.frames,
+                            embedding: t.embedding,
+                        })
+                        .collect();
+                    if superseded(self) {
+                        return Ok(());
+                    }
+                    let mut inner = self.inner.borrow_mut();
+                    inner.following.remove(&id);
+                    inner.stopping.remove(&id);
+                    drop(inner);
+                    self.dispatch.dispatch(Action::VideoTracks {
+                        id,
+                        people,
+                        left_out,
+                        frames,
+                        fps: fps(frames),
+                        cost: mean(frames),
+                    });
+                    return Ok(());
+                }
+                Some(VideoAnswer::Failed(message)) => return Err(message),
+                Some(VideoAnswer::Frame { .. }) => {}
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Reads each file and sends it to the worker.
@@ -234,12 +546,16 @@ impl Controller {
         });
     }
 
-    /// Forgets every image (their files included).
+    /// Forgets every image and video (their files included); videos being followed stop.
     pub fn forget_images(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.files.clear();
         inner.pending.clear();
         inner.photos.clear();
+        inner.videos.clear();
+        inner.following.clear();
+        inner.refollow.clear();
+        inner.stopping.clear();
     }
 
     /// Adds the demo pictures shipped with the app (`demo/index.json` lists them), fetched from
@@ -251,6 +567,34 @@ impl Controller {
                 Ok(files) => this.add_files(files, false),
                 Err(message) => this.dispatch.dispatch(Action::Notice(format!(
                     "the demo pictures could not be loaded: {message}"
+                ))),
+            }
+        });
+    }
+
+    /// Adds the demo clip shipped with the app (`demo/scene.webm`), fetched from the page's own
+    /// origin, as if the user had picked it.
+    pub fn add_demo_video(self: &Rc<Self>) {
+        let this = self.clone();
+        spawn_local(async move {
+            let file = async {
+                let response = fetch_ok("demo/scene.webm").await?;
+                let blob = JsFuture::from(response.blob().map_err(|e| format!("{e:?}"))?)
+                    .await
+                    .map_err(|e| format!("scene.webm: {e:?}"))?;
+                let options = web_sys::FilePropertyBag::new();
+                options.set_type("video/webm");
+                File::new_with_blob_sequence_and_options(
+                    &js_sys::Array::of1(&blob),
+                    "scene.webm",
+                    &options,
+                )
+                .map_err(|e| format!("scene.webm: {e:?}"))
+            };
+            match file.await {
+                Ok(file) => this.add_files(vec![file], false),
+                Err(message) => this.dispatch.dispatch(Action::Notice(format!(
+                    "the demo video could not be loaded: {message}"
                 ))),
             }
         });
@@ -332,6 +676,48 @@ impl Controller {
                 return;
             }
             match &message {
+                FromWorker::FrameTracked {
+                    id,
+                    index,
+                    detect_ms,
+                    ms,
+                    ..
+                } => {
+                    if let Some((_, tx)) = inner.following.get(id) {
+                        let _ = tx.unbounded_send(VideoAnswer::Frame {
+                            index: *index,
+                            detect_ms: *detect_ms,
+                            ms: *ms,
+                        });
+                    }
+                    return;
+                }
+                FromWorker::Tracks { id, .. } => {
+                    if let (
+                        Some((_, tx)),
+                        FromWorker::Tracks {
+                            tracks,
+                            left_out,
+                            frames,
+                            ..
+                        },
+                    ) = (inner.following.get(id), message)
+                    {
+                        let _ = tx.unbounded_send(VideoAnswer::Tracks {
+                            tracks,
+                            left_out,
+                            frames,
+                        });
+                    }
+                    return;
+                }
+                FromWorker::Failed { id, message: why } if inner.following.contains_key(id) => {
+                    // The video's loop reports it.
+                    if let Some((_, tx)) = inner.following.get(id) {
+                        let _ = tx.unbounded_send(VideoAnswer::Failed(why.clone()));
+                    }
+                    return;
+                }
                 FromWorker::Embedded { id, .. }
                 | FromWorker::Failed { id, .. }
                 | FromWorker::People { id, .. } => {
@@ -340,24 +726,47 @@ impl Controller {
                 FromWorker::Ready(info) => {
                     inner.running = Some(info.backend);
                     if let Some(model) = inner.switching.take() {
-                        // The new model runs: it is the one to load after a restart, and every
-                        // image read so far (not waiting for an answer) is embedded again.
-                        *self.model.borrow_mut() = model;
+                        // The new file is in use: it is the one to load after a restart, and
+                        // every image read so far (not waiting for an answer) is embedded
+                        // again, every video followed again.
+                        let is_aggregator = info
+                            .aggregator
+                            .as_ref()
+                            .is_some_and(|a| a.name == model.name())
+                            && matches!(model, ModelSource::File { .. });
+                        if is_aggregator {
+                            *self.aggregator.borrow_mut() = Some(model);
+                        } else {
+                            *self.model.borrow_mut() = model;
+                            if info.aggregator.is_none() {
+                                *self.aggregator.borrow_mut() = None;
+                            }
+                        }
                         let again: Vec<(u32, File)> = inner
                             .files
                             .iter()
-                            .filter(|(id, _)| !inner.pending.contains_key(id))
+                            .filter(|(id, _)| {
+                                !inner.pending.contains_key(id) && !inner.videos.contains(id)
+                            })
                             .map(|(&id, file)| (id, file.clone()))
                             .collect();
+                        let videos: Vec<u32> = inner.videos.iter().copied().collect();
                         drop(inner);
                         self.dispatch.dispatch(Action::Worker {
                             message,
                             at_ms: now_ms(),
                         });
                         self.dispatch.dispatch(Action::Reembedding(
-                            again.iter().map(|(id, _)| *id).collect(),
+                            again
+                                .iter()
+                                .map(|(id, _)| *id)
+                                .chain(videos.iter().copied())
+                                .collect(),
                         ));
                         self.read_and_submit(again);
+                        for id in videos {
+                            self.follow(id);
+                        }
                         return;
                     }
                 }
@@ -375,7 +784,8 @@ impl Controller {
                 | FromWorker::Benchmarked { .. }
                 | FromWorker::BenchmarkFailed { .. } => {}
                 FromWorker::Listening => {
-                    // Start the backend, then (re)send every image still waiting.
+                    // Start the backend, then (re)send every image still waiting and follow
+                    // again every video not finished.
                     inner.listening = true;
                     if let Some(handle) = &inner.worker {
                         post(
@@ -383,11 +793,17 @@ impl Controller {
                             &ToWorker::Start {
                                 requested: inner.requested,
                                 model: self.model.borrow().clone(),
+                                aggregator: self.aggregator.borrow().clone(),
                             },
                         );
                         for (&id, bytes) in &inner.pending {
                             post(&handle.worker, &job(&inner.photos, id, bytes.to_vec()));
                         }
+                    }
+                    let refollow = std::mem::take(&mut inner.refollow);
+                    drop(inner);
+                    for id in refollow {
+                        self.follow(id);
                     }
                     return;
                 }
@@ -427,6 +843,8 @@ impl Controller {
         } else {
             let mut inner = self.inner.borrow_mut();
             inner.pending.clear();
+            // Videos being followed end (their loops see the channels close).
+            inner.following.clear();
             inner.stopped = Some(message.clone());
             drop(inner);
             self.dispatch.dispatch(Action::Worker {
@@ -472,6 +890,89 @@ async fn demo_files() -> Result<Vec<File>, String> {
         files.push(file);
     }
     Ok(files)
+}
+
+/// Whether the user's file is a video (by its type, else its name).
+fn is_video(file: &File) -> bool {
+    let name = file.name().to_ascii_lowercase();
+    file.type_().starts_with("video/")
+        || [".webm", ".mp4", ".m4v", ".ogv", ".mov", ".mkv", ".avi"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+}
+
+/// The `<video>` element following a video and its `blob:` URL, removed when the loop ends.
+struct Preview {
+    video: HtmlVideoElement,
+    url: String,
+}
+
+impl Drop for Preview {
+    fn drop(&mut self) {
+        self.video.remove_attribute("src").ok();
+        self.video.remove();
+        let _ = Url::revoke_object_url(&self.url);
+    }
+}
+
+/// Waits for `name` (or `error`) on `target`: `Err` on `error`.
+async fn event(target: &EventTarget, name: &str) -> Result<(), JsValue> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        let options = AddEventListenerOptions::new();
+        options.set_once(true);
+        let _ = target.add_event_listener_with_callback_and_add_event_listener_options(
+            name, &resolve, &options,
+        );
+        let _ = target.add_event_listener_with_callback_and_add_event_listener_options(
+            "error", &reject, &options,
+        );
+    });
+    JsFuture::from(promise).await.map(|_| ())
+}
+
+/// Why the browser could not play `video`, in plain words.
+fn media_error(video: &HtmlVideoElement) -> String {
+    match video.error().map(|e| e.code()) {
+        Some(1) => "reading the video was stopped".into(),
+        Some(2) => "the video could not be read from disk".into(),
+        Some(3) => "the video is damaged: the browser could not decode it".into(),
+        Some(4) => "this browser cannot play this file: it is not a video, or in a format the browser lacks (WebM with VP8 or VP9 plays everywhere)".into(),
+        _ => "the browser could not play the video".into(),
+    }
+}
+
+/// Waits for the worker's answer to frame `index` (its detection and whole times, in ms):
+/// `None` when the worker restarted.
+async fn frame_answer(
+    answers: &mut mpsc::UnboundedReceiver<VideoAnswer>,
+    index: u32,
+) -> Option<Result<(f64, f64), String>> {
+    loop {
+        match answers.next().await? {
+            VideoAnswer::Frame {
+                index: i,
+                detect_ms,
+                ms,
+            } if i == index => return Some(Ok((detect_ms, ms))),
+            VideoAnswer::Frame { .. } | VideoAnswer::Tracks { .. } => {}
+            VideoAnswer::Failed(message) => return Some(Err(message)),
+        }
+    }
+}
+
+/// A `blob:` URL of PNG bytes (empty when there are none).
+fn png_url(png: &[u8]) -> String {
+    if png.is_empty() {
+        return String::new();
+    }
+    let options = BlobPropertyBag::new();
+    options.set_type("image/png");
+    Blob::new_with_u8_array_sequence_and_options(
+        &js_sys::Array::of1(&Uint8Array::from(png)),
+        &options,
+    )
+    .and_then(|blob| Url::create_object_url_with_blob(&blob))
+    .unwrap_or_default()
 }
 
 /// What to ask of the worker for image `id`: find its people (a photo) or embed it whole.

@@ -90,11 +90,27 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_stop = {
+        let controller = controller.clone();
+        Callback::from(move |id: u32| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.stop_video(id);
+            }
+        })
+    };
     let on_demo = {
         let controller = controller.clone();
         Callback::from(move |_| {
             if let Some(c) = controller.borrow().as_ref() {
                 c.add_demo();
+            }
+        })
+    };
+    let on_demo_video = {
+        let controller = controller.clone();
+        Callback::from(move |_| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.add_demo_video();
             }
         })
     };
@@ -141,9 +157,10 @@ pub fn app() -> Html {
             <DropZone on_files={on_files} find_people={*find_people} on_find_people={on_find_people} />
             <p class="demo">
                 <button id="demo" onclick={on_demo}>{ "Try the demo pictures" }</button>
+                <button id="demo-video" onclick={on_demo_video}>{ "Try the demo video" }</button>
                 <span class="hint">{ " synthetic people from this project's generator, shipped with the app" }</span>
             </p>
-            <ImageList items={state.items.clone()} on_search={on_search} />
+            <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
             <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />
             <div class="actions">

@@ -15,9 +15,25 @@ pub struct Item {
     pub name: String,
     /// `blob:` URL of the user's own file (a person's photo), for the thumbnail.
     pub url: String,
-    /// Where a person found in a photo is in it; `None` for a picture the user added.
+    /// Where a person found in a photo is in it; `None` for a picture the user added and for
+    /// a person followed through a video (whose `url` is their best view).
     pub crop: Option<Crop>,
+    /// The photo or video a person was found in.
+    pub source: Option<u32>,
+    /// For a person followed through a video, the frames they were seen in.
+    pub frames: Option<u64>,
     pub status: ItemStatus,
+}
+
+/// A person followed through a video, ready to become an item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowedPerson {
+    /// `blob:` URL of the best view (a PNG the worker made).
+    pub url: String,
+    /// First and last time seen, in seconds.
+    pub span_s: [f64; 2],
+    pub frames: u64,
+    pub embedding: Vec<f32>,
 }
 
 /// A person's place in a photo.
@@ -55,6 +71,14 @@ pub fn person_id(photo: u32, k: usize) -> u32 {
     (1 << 31) | (photo.wrapping_mul(MAX_PEOPLE as u32) + k as u32)
 }
 
+/// The worker's mean time per frame of a video: finding the people (HOG), and all of it
+/// (with embedding and tracking), in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct VideoCost {
+    pub detect_ms: f64,
+    pub worker_ms: f64,
+}
+
 /// Where an image is in the pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemStatus {
@@ -68,6 +92,17 @@ pub enum ItemStatus {
         people: usize,
         left_out: usize,
         detect_ms: f64,
+    },
+    /// A video being followed (`tracks` is `None` until its end): frames tracked of those
+    /// sampled, people followed (each an item of its own, beyond [`MAX_PEOPLE`] left out)
+    /// and frames per second of the whole job (decoding, detection, embedding, tracking).
+    Video {
+        done: u32,
+        total: u32,
+        tracks: Option<usize>,
+        left_out: usize,
+        fps: f64,
+        cost: VideoCost,
     },
     /// Refused, with the reason in plain words.
     Failed(String),
@@ -109,6 +144,8 @@ pub enum Benchmark {
         /// Passes timed.
         passes: usize,
         crops_per_s: f64,
+        /// The temporal aggregator's median ms per 16-frame track, when there is one.
+        tracklet_ms: Option<f64>,
     },
     Failed(String),
 }
@@ -179,6 +216,23 @@ pub enum Action {
     ModelRefused(String),
     /// A new model runs: these images are embedded again.
     Reembedding(Vec<u32>),
+    /// Video `id` is being followed: `done` of `total` frames, at `fps` frames a second.
+    VideoProgress {
+        id: u32,
+        done: u32,
+        total: u32,
+        fps: f64,
+        cost: VideoCost,
+    },
+    /// Video `id` was followed to its end (or to where the user stopped it).
+    VideoTracks {
+        id: u32,
+        people: Vec<FollowedPerson>,
+        left_out: usize,
+        frames: u32,
+        fps: f64,
+        cost: VideoCost,
+    },
 }
 
 impl AppState {
@@ -207,7 +261,10 @@ impl Reducible for AppState {
                 Rc::make_mut(&mut next.items).extend(items);
             }
             Action::Worker { message, at_ms } => match message {
-                FromWorker::Listening => {}
+                // The controller turns these into `VideoProgress` and `VideoTracks`.
+                FromWorker::Listening
+                | FromWorker::FrameTracked { .. }
+                | FromWorker::Tracks { .. } => {}
                 FromWorker::Ready(info) => {
                     next.engine = Engine::Ready(Rc::new(info));
                     next.switching_model = None;
@@ -241,7 +298,7 @@ impl Reducible for AppState {
                     }
                     let items = Rc::make_mut(&mut next.items);
                     // A photo searched again (by a new model) replaces its people.
-                    items.retain(|i| i.crop.is_none_or(|c| c.photo != id));
+                    items.retain(|i| i.source != Some(id));
                     if let Some(at) = items.iter().position(|i| i.id == id) {
                         let photo = &mut items[at];
                         photo.status = ItemStatus::Photo {
@@ -260,6 +317,8 @@ impl Reducible for AppState {
                                 bbox: p.bbox,
                                 size: [width, height],
                             }),
+                            source: Some(id),
+                            frames: None,
                             status: ItemStatus::Done {
                                 embedding: Rc::new(p.embedding),
                                 ms: each_ms,
@@ -295,12 +354,14 @@ impl Reducible for AppState {
                     batch,
                     iters,
                     crops_per_s,
+                    tracklet_ms,
                 } => {
                     next.benchmark = Some(Benchmark::Done {
                         backend,
                         batch,
                         passes: iters,
                         crops_per_s,
+                        tracklet_ms,
                     })
                 }
                 FromWorker::BenchmarkFailed { message } => {
@@ -315,8 +376,16 @@ impl Reducible for AppState {
                         next.set_search(s, SearchStatus::Failed(message.clone()));
                     }
                     for item in Rc::make_mut(&mut next.items) {
-                        if item.status == ItemStatus::Waiting {
-                            item.status = ItemStatus::Failed(format!("not embedded: {message}"));
+                        match item.status {
+                            ItemStatus::Waiting => {
+                                item.status =
+                                    ItemStatus::Failed(format!("not embedded: {message}"));
+                            }
+                            ItemStatus::Video { tracks: None, .. } => {
+                                item.status =
+                                    ItemStatus::Failed(format!("not followed: {message}"));
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -353,10 +422,73 @@ impl Reducible for AppState {
                 next.switching_model = None;
                 next.model_refused = Some(message);
             }
+            Action::VideoProgress {
+                id,
+                done,
+                total,
+                fps,
+                cost,
+            } => next.set_status(
+                id,
+                ItemStatus::Video {
+                    done,
+                    total,
+                    tracks: None,
+                    left_out: 0,
+                    fps,
+                    cost,
+                },
+            ),
+            Action::VideoTracks {
+                id,
+                people,
+                left_out,
+                frames,
+                fps,
+                cost,
+            } => {
+                let items = Rc::make_mut(&mut next.items);
+                items.retain(|i| i.source != Some(id));
+                if let Some(at) = items.iter().position(|i| i.id == id) {
+                    let video = &mut items[at];
+                    let total = match video.status {
+                        ItemStatus::Video { total, .. } => total.max(frames),
+                        _ => frames,
+                    };
+                    video.status = ItemStatus::Video {
+                        done: frames,
+                        total,
+                        tracks: Some(people.len()),
+                        left_out,
+                        fps,
+                        cost,
+                    };
+                    let name = video.name.clone();
+                    let found = people.into_iter().enumerate().map(|(k, p)| Item {
+                        id: person_id(id, k),
+                        name: format!(
+                            "{name} #{} ({:.1}-{:.1} s)",
+                            k + 1,
+                            p.span_s[0],
+                            p.span_s[1]
+                        ),
+                        url: p.url,
+                        crop: None,
+                        source: Some(id),
+                        frames: Some(p.frames),
+                        status: ItemStatus::Done {
+                            embedding: Rc::new(p.embedding),
+                            ms: 0.0,
+                        },
+                    });
+                    items.splice(at + 1..at + 1, found);
+                }
+            }
             Action::Reembedding(ids) => {
-                // Photos are searched again: their people come back with the new model's.
+                // Photos and videos are searched again: their people come back with the new
+                // model's embeddings.
                 Rc::make_mut(&mut next.items)
-                    .retain(|i| i.crop.is_none_or(|c| !ids.contains(&c.photo)));
+                    .retain(|i| i.source.is_none_or(|s| !ids.contains(&s)));
                 for id in ids {
                     next.set_status(id, ItemStatus::Waiting);
                 }
@@ -394,6 +526,8 @@ mod tests {
             name: format!("{id}.jpg"),
             url: String::new(),
             crop: None,
+            source: None,
+            frames: None,
             status: ItemStatus::Waiting,
         }
     }
@@ -500,6 +634,94 @@ mod tests {
         assert_eq!(
             state.model_refused.as_deref(),
             Some("damaged.bpk cannot be used")
+        );
+    }
+
+    fn followed(state: Rc<AppState>, id: u32, people: usize) -> Rc<AppState> {
+        state.reduce(Action::VideoTracks {
+            id,
+            people: (0..people)
+                .map(|k| FollowedPerson {
+                    url: format!("blob:{k}"),
+                    span_s: [0.2 * k as f64, 4.0],
+                    frames: 10,
+                    embedding: vec![1.0; 16],
+                })
+                .collect(),
+            left_out: 0,
+            frames: 30,
+            fps: 4.0,
+            cost: VideoCost::default(),
+        })
+    }
+
+    #[test]
+    fn a_videos_people_follow_it_and_are_replaced_when_it_is_followed_again() {
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0), item(1)]));
+        let state = state.reduce(Action::VideoProgress {
+            id: 0,
+            done: 3,
+            total: 30,
+            fps: 5.0,
+            cost: VideoCost::default(),
+        });
+        assert!(matches!(
+            state.items[0].status,
+            ItemStatus::Video {
+                done: 3,
+                tracks: None,
+                ..
+            }
+        ));
+        let state = followed(state, 0, 2);
+        let ids: Vec<u32> = state.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [0, person_id(0, 0), person_id(0, 1), 1]);
+        assert_eq!(state.items[2].name, "0.jpg #2 (0.2-4.0 s)");
+        assert_eq!(state.items[2].source, Some(0));
+        assert!(matches!(
+            state.items[0].status,
+            ItemStatus::Video {
+                done: 30,
+                total: 30,
+                tracks: Some(2),
+                ..
+            }
+        ));
+        // A new model (or aggregator): the video waits again without its people.
+        let state = state.reduce(Action::Reembedding(vec![0]));
+        assert_eq!(state.items.len(), 2);
+        assert_eq!(state.items[0].status, ItemStatus::Waiting);
+        let state = followed(state, 0, 1);
+        assert_eq!(state.items.len(), 3);
+    }
+
+    #[test]
+    fn a_worker_that_cannot_go_on_fails_the_video_being_followed_but_keeps_the_followed_ones() {
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0), item(1)]));
+        let state = followed(state, 0, 1).reduce(Action::VideoProgress {
+            id: 1,
+            done: 3,
+            total: 30,
+            fps: 5.0,
+            cost: VideoCost::default(),
+        });
+        let state = state.reduce(Action::Worker {
+            message: FromWorker::Fatal {
+                message: "device lost".into(),
+            },
+            at_ms: 0.0,
+        });
+        assert!(matches!(
+            state.items[0].status,
+            ItemStatus::Video {
+                tracks: Some(1),
+                ..
+            }
+        ));
+        assert!(matches!(state.items[1].status, ItemStatus::Done { .. }));
+        assert_eq!(
+            state.items[2].status,
+            ItemStatus::Failed("not followed: device lost".into())
         );
     }
 
