@@ -369,7 +369,8 @@ test('videos: the demo clip is followed in the page as natively, and a temporal 
   const pictures = GOOD.slice(0, 4);
   const searchFile = path.join(OUT, 'temporal-search.json');
   execFileSync(REID_BIN, ['search', '--model', MODEL, '--temporal', gru, '--query', pictures[0],
-    '--gallery', ...pictures.slice(1), '--json', searchFile], { stdio: 'pipe' });
+    '--gallery', ...pictures.slice(1), '--json', searchFile, '--sheet', path.join(OUT, 'temporal-search.png')],
+    { stdio: 'pipe' });
   const nativeSearch = JSON.parse(fs.readFileSync(searchFile, 'utf8'));
   const gruTracksFile = path.join(OUT, 'demo-tracks-gru.json');
   execFileSync(REID_BIN, ['track', clip, '--model', MODEL, '--fps', '5', '--temporal', gru, '--out', gruTracksFile], { stdio: 'pipe' });
