@@ -1,8 +1,9 @@
 // The browser side of `cargo xtask bench temporal`: each temporal aggregator `reid temporal`
 // wrote (TEMPORAL_DIR/<kind>.bpk, trained on the shipped model's embeddings) is picked in the
 // app's "Use your own model", and "Measure speed" times it in the worker on the CPU path (the
-// median of 31 aggregations of a 16-frame track after one warm-up, as `reid temporal` times it
-// natively); printed beside the native times of the same files from TEMPORAL_DIR/results.json.
+// median of 31 aggregations of a 16-frame track after one warm-up, from frame embeddings to the
+// track's, read back; `reid temporal` times the network alone on a ready tensor, without a
+// warm-up); printed beside the native times of the same files from TEMPORAL_DIR/results.json.
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';

@@ -169,6 +169,9 @@ pub struct ReadyInfo {
     /// The temporal aggregator every embedding passes through, if one was chosen; embeddings
     /// are then `aggregator.dim` wide.
     pub aggregator: Option<AggregatorInfo>,
+    /// This `Ready` answers a `SwitchModel` whose file was an aggregator (the image network
+    /// did not change).
+    pub aggregator_switched: bool,
 }
 
 /// Worker -> UI.

@@ -132,7 +132,10 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     Ok((a, mut info)) => {
                         info.aggregator = Some(a.info.clone());
                         aggregator = Some(a);
-                        post(&FromWorker::Ready(info.clone()));
+                        post(&FromWorker::Ready(ReadyInfo {
+                            aggregator_switched: true,
+                            ..info.clone()
+                        }));
                         ready = Some(info);
                     }
                     Err(message) => post(&FromWorker::ModelRefused { name, message }),
@@ -450,7 +453,8 @@ async fn benchmark(
 }
 
 /// The aggregator's median time, in ms, over 31 aggregations of a 16-frame track (after one
-/// warm-up), as `reid temporal` times it natively.
+/// warm-up), each from the frame embeddings to the track's unit vector read back (`reid
+/// temporal` times the network alone on a ready tensor, without a warm-up).
 async fn tracklet_ms(aggregator: &TrackletAggregator) -> Result<f64, String> {
     let d = aggregator.d_input();
     let frames: Vec<Vec<f32>> = (0..16)
@@ -558,6 +562,7 @@ fn ready_info(
         provenance,
         load_ms: now_ms() - start,
         aggregator: None,
+        aggregator_switched: false,
     }
 }
 

@@ -367,9 +367,17 @@ impl Controller {
             fps: fps(done),
             cost: mean(done),
         };
-        let answered = |times: (f64, f64)| {
-            let (detect, all) = cost.get();
-            cost.set((detect + times.0, all + times.1));
+        // Waits for the worker's answer to frame `index` and shows the progress: `Ok(false)`
+        // when the worker restarted.
+        let mut answer = async |index: u32| match frame_answer(&mut answers, index).await {
+            Some(Ok((detect_ms, ms))) => {
+                let (detect, all) = cost.get();
+                cost.set((detect + detect_ms, all + ms));
+                self.dispatch.dispatch(progress(index + 1));
+                Ok(true)
+            }
+            Some(Err(message)) => Err(message),
+            None => Ok(false),
         };
         self.dispatch.dispatch(progress(0));
         // The worker restarted, the video was forgotten or it is followed by a newer loop.
@@ -406,15 +414,8 @@ impl Controller {
                 .data()
                 .0;
             // One frame in flight: this one was decoded while the worker tracked the last.
-            if index > 0 {
-                match frame_answer(&mut answers, index - 1).await {
-                    Some(Ok(times)) => {
-                        answered(times);
-                        self.dispatch.dispatch(progress(index));
-                    }
-                    Some(Err(message)) => return Err(message),
-                    None => return Ok(()),
-                }
+            if index > 0 && !answer(index - 1).await? {
+                return Ok(());
             }
             let frame = ToWorker::VideoFrame {
                 id,
@@ -429,15 +430,8 @@ impl Controller {
             }
             sent = index + 1;
         }
-        if sent > 0 {
-            match frame_answer(&mut answers, sent - 1).await {
-                Some(Ok(times)) => {
-                    answered(times);
-                    self.dispatch.dispatch(progress(sent));
-                }
-                Some(Err(message)) => return Err(message),
-                None => return Ok(()),
-            }
+        if sent > 0 && !answer(sent - 1).await? {
+            return Ok(());
         }
         if !self.send(&ToWorker::VideoEnd { id }) {
             return Ok(());
@@ -729,12 +723,7 @@ impl Controller {
                         // The new file is in use: it is the one to load after a restart, and
                         // every image read so far (not waiting for an answer) is embedded
                         // again, every video followed again.
-                        let is_aggregator = info
-                            .aggregator
-                            .as_ref()
-                            .is_some_and(|a| a.name == model.name())
-                            && matches!(model, ModelSource::File { .. });
-                        if is_aggregator {
+                        if info.aggregator_switched {
                             *self.aggregator.borrow_mut() = Some(model);
                         } else {
                             *self.model.borrow_mut() = model;
