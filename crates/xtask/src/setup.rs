@@ -336,7 +336,13 @@ pub fn demo_assets() -> Result<()> {
 /// pictures.
 pub fn build_web() -> Result<()> {
     demo_assets()?;
-    run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))
+    run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))?;
+    let bytes = crate::site::write_offline_list(Path::new("dist"))?;
+    eprintln!(
+        "xtask: dist/sw.js keeps {:.1} MB of the app's files for offline use",
+        bytes as f64 / 1e6
+    );
+    Ok(())
 }
 
 /// Serves `dist/` on a free port and runs the end-to-end tests against it.

@@ -3,6 +3,7 @@
 
 mod components;
 mod controller;
+mod offline;
 mod state;
 
 use std::cell::RefCell;
@@ -17,6 +18,7 @@ use components::{
     Speed,
 };
 use controller::Controller;
+use offline::OfflineStatus;
 use state::{Action, AppState};
 
 /// The model served beside the app (copied into the build by Trunk).
@@ -148,6 +150,7 @@ pub fn app() -> Html {
                 <p class="tagline">
                     { "Everything runs on this device: your images are read from disk and never leave it." }
                 </p>
+                <OfflineStatus />
             </header>
             <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
                 notices={state.notices.clone()} />

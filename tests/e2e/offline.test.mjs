@@ -1,0 +1,116 @@
+// Offline use: after one visit the app opens and works with its server gone. The test serves
+// the built app (dist/) from its own server, visits it once (the service worker keeps the app's
+// files), stops the server, reloads, and runs the demo's search and the demo clip again: the
+// ranking must be the online one, and no request may leave the origin, online or off.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launch, audit } from './browser.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const DIST = path.resolve(HERE, '../../dist');
+const OUT = path.join(HERE, 'out');
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.jpg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webm': 'video/webm',
+};
+
+// A plain static server of dist/ that can be stopped for good.
+async function serveDist() {
+  const server = http.createServer((req, res) => {
+    let rel = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (rel.endsWith('/')) rel += 'index.html';
+    const file = path.join(DIST, path.normalize(rel));
+    if (!file.startsWith(DIST) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    res.writeHead(200, {
+      'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream',
+      'Cache-Control': 'no-cache',
+    });
+    res.end(fs.readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
+// Adds the demo pictures, searches with the first, and returns the ranking with its scores.
+async function demoSearch(page) {
+  const index = JSON.parse(fs.readFileSync(path.join(DIST, 'demo/index.json'), 'utf8'));
+  await page.click('#demo');
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('.item[data-state="done"]').length === n,
+    index.images.length,
+    { timeout: 300000 },
+  );
+  await page.click(`.item[data-name="${index.images[0]}"] button.search`);
+  await page.waitForFunction((n) => document.querySelectorAll('#ranked li').length === n, index.images.length, { timeout: 120000 });
+  return page.$$eval('#ranked li', (lis) => lis.map((li) => [li.dataset.name, Number(li.dataset.score)]));
+}
+
+test('offline: after one visit the app opens, searches and follows the demo clip with its server gone', async () => {
+  const sw = fs.readFileSync(path.join(DIST, 'sw.js'), 'utf8');
+  assert.ok(!sw.includes('__REID_FILES__'), 'dist/sw.js has no file list: build the app with `cargo xtask`');
+  const kept = sw.match(/const FILES = \[(.*)\];/)[1].split('","').length;
+  const server = await serveDist();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, origin);
+    const page = await context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+
+    // The first visit, online: the service worker keeps every file of the build.
+    await page.goto(`${origin}/?backend=cpu`);
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
+    const cached = await page.evaluate(async () => {
+      const names = (await caches.keys()).filter((k) => k.startsWith('reid-app-'));
+      return { names, entries: names.length ? (await (await caches.open(names[0])).keys()).length : 0 };
+    });
+    assert.equal(cached.names.length, 1, `caches: ${cached.names}`);
+    assert.equal(cached.entries, kept, 'the kept files are not the build\'s list');
+    const online = await demoSearch(page);
+    const seenOnline = net.seen.length;
+
+    // The server goes away for good.
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    const probe = await page.evaluate(() => fetch('/not-kept').then(() => 'answered', () => 'unreachable'));
+    assert.equal(probe, 'unreachable', 'the server still answers');
+
+    await page.reload();
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    await page.waitForSelector('#offline[data-state="ready"]', { timeout: 60000 });
+    const offline = await demoSearch(page);
+    assert.deepEqual(offline.map(([n]) => n), online.map(([n]) => n), 'the ranking changed offline');
+    const worst = Math.max(...offline.map(([, s], i) => Math.abs(s - online[i][1])));
+    assert.ok(worst < 1e-6, `scores differ by ${worst}`);
+
+    await page.click('#demo-video');
+    await page.waitForSelector('.item[data-name="scene.webm"][data-state="followed"]', { timeout: 300000 });
+    const tracks = Number(await page.getAttribute('.item[data-name="scene.webm"]', 'data-tracks'));
+    assert.ok(tracks >= 1, 'no one was followed in the demo clip offline');
+    assert.equal(await page.locator('.item[data-video="scene.webm"]').count(), tracks);
+    console.log(`  offline: ${kept} files kept; ${seenOnline} requests online, ${net.seen.length - seenOnline} after the server stopped (all answered by the service worker); ${online.length} pictures ranked as online (max score difference ${worst.toExponential(1)}); ${tracks} people followed in the demo clip`);
+    fs.mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUT, 'app-offline.png'), fullPage: true });
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
