@@ -1,6 +1,8 @@
 // Shared helpers of the browser tests: launching Debian's Chromium (WebGPU on SwiftShader) and
 // the network audit, which records every request the page and its workers make, through the
 // browser's own request events, and blocks any that would leave the page's origin.
+import fs from 'node:fs';
+import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -48,4 +50,20 @@ export async function audit(context, origin) {
     seen,
     foreign: () => seen.filter((u) => !ownOrigin(u, origin)),
   };
+}
+
+// Adds the demo pictures of the built app in `dist` to `page`, waits until all are embedded,
+// searches with the first, and returns the demo's index and the ranking as [name, score] rows.
+export async function demoSearch(page, dist) {
+  const index = JSON.parse(fs.readFileSync(path.join(dist, 'demo/index.json'), 'utf8'));
+  await page.click('#demo');
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('.item[data-state="done"]').length === n,
+    index.images.length,
+    { timeout: 300000 },
+  );
+  await page.click(`.item[data-name="${index.images[0]}"] button.search`);
+  await page.waitForFunction((n) => document.querySelectorAll('#ranked li').length === n, index.images.length, { timeout: 120000 });
+  const ranking = await page.$$eval('#ranked li', (lis) => lis.map((li) => [li.dataset.name, Number(li.dataset.score)]));
+  return { index, ranking };
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, audit } from './browser.mjs';
+import { launch, audit, demoSearch } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.resolve(HERE, '../../dist');
@@ -44,20 +44,6 @@ async function serveDist() {
   return server;
 }
 
-// Adds the demo pictures, searches with the first, and returns the ranking with its scores.
-async function demoSearch(page) {
-  const index = JSON.parse(fs.readFileSync(path.join(DIST, 'demo/index.json'), 'utf8'));
-  await page.click('#demo');
-  await page.waitForFunction(
-    (n) => document.querySelectorAll('.item[data-state="done"]').length === n,
-    index.images.length,
-    { timeout: 300000 },
-  );
-  await page.click(`.item[data-name="${index.images[0]}"] button.search`);
-  await page.waitForFunction((n) => document.querySelectorAll('#ranked li').length === n, index.images.length, { timeout: 120000 });
-  return page.$$eval('#ranked li', (lis) => lis.map((li) => [li.dataset.name, Number(li.dataset.score)]));
-}
-
 test('offline: after one visit the app opens, searches and follows the demo clip with its server gone', async () => {
   const sw = fs.readFileSync(path.join(DIST, 'sw.js'), 'utf8');
   assert.ok(!sw.includes('__REID_FILES__'), 'dist/sw.js has no file list: build the app with `cargo xtask`');
@@ -82,7 +68,7 @@ test('offline: after one visit the app opens, searches and follows the demo clip
     });
     assert.equal(cached.names.length, 1, `caches: ${cached.names}`);
     assert.equal(cached.entries, kept, 'the kept files are not the build\'s list');
-    const online = await demoSearch(page);
+    const { ranking: online } = await demoSearch(page, DIST);
     const seenOnline = net.seen.length;
 
     // The server goes away for good.
@@ -94,7 +80,7 @@ test('offline: after one visit the app opens, searches and follows the demo clip
     await page.reload();
     await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
     await page.waitForSelector('#offline[data-state="ready"]', { timeout: 60000 });
-    const offline = await demoSearch(page);
+    const { ranking: offline } = await demoSearch(page, DIST);
     assert.deepEqual(offline.map(([n]) => n), online.map(([n]) => n), 'the ranking changed offline');
     const worst = Math.max(...offline.map(([, s], i) => Math.abs(s - online[i][1])));
     assert.ok(worst < 1e-6, `scores differ by ${worst}`);

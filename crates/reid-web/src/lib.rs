@@ -7,6 +7,8 @@
 //! beside the app, and images are read from the user's disk.
 
 pub mod protocol;
+#[cfg(target_arch = "wasm32")]
+pub mod requests;
 /// The page's state is pure data: natively it is compiled on its own, so that `cargo test`
 /// runs its tests.
 #[cfg(not(target_arch = "wasm32"))]

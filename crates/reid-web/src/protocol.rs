@@ -84,6 +84,9 @@ pub enum ToWorker {
     /// timed pass) once the timed passes have taken 10 s, so that a slow adapter answers in
     /// three passes' time; answered by `Benchmarked` or `BenchmarkFailed`.
     Benchmark { batch: usize, iters: usize },
+    /// Drop everything kept of the user's pictures and videos (the trackers, embeddings and
+    /// best views of videos being followed); answered by `Forgotten`.
+    Forget,
 }
 
 /// One ranked gallery entry.
@@ -172,6 +175,9 @@ pub struct ReadyInfo {
     /// This `Ready` answers a `SwitchModel` whose file was an aggregator (the image network
     /// did not change).
     pub aggregator_switched: bool,
+    /// Every request the worker has made since it started (its Resource Timing entries: its
+    /// code and the model), for the page's count of requests.
+    pub requests: Vec<String>,
 }
 
 /// Worker -> UI.
@@ -180,8 +186,12 @@ pub struct ReadyInfo {
 pub enum FromWorker {
     /// The worker's code is loaded and listening: messages sent before this are lost.
     Listening,
+    /// The worker dropped what it kept of the user's videos (`videos` being followed).
+    Forgotten {
+        videos: usize,
+    },
     /// The backend is running and the model is loaded.
-    Ready(ReadyInfo),
+    Ready(Box<ReadyInfo>),
     /// One image's L2-normalised embedding.
     Embedded {
         id: u32,

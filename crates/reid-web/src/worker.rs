@@ -73,6 +73,7 @@ pub fn start() {
     scope().set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
     spawn_local(run(rx));
+    crate::requests::keep_record();
     post(&FromWorker::Listening);
 }
 
@@ -115,7 +116,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                         }
                     }
                     embedder = Some(loaded);
-                    post(&FromWorker::Ready(info.clone()));
+                    post(&FromWorker::Ready(Box::new(info.clone())));
                     ready = Some(info);
                 }
                 Err(message) => post(&FromWorker::Fatal { message }),
@@ -132,10 +133,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     Ok((a, mut info)) => {
                         info.aggregator = Some(a.info.clone());
                         aggregator = Some(a);
-                        post(&FromWorker::Ready(ReadyInfo {
+                        post(&FromWorker::Ready(Box::new(ReadyInfo {
                             aggregator_switched: true,
+                            requests: crate::requests::made(),
                             ..info.clone()
-                        }));
+                        })));
                         ready = Some(info);
                     }
                     Err(message) => post(&FromWorker::ModelRefused { name, message }),
@@ -172,7 +174,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                             }
                         }
                         embedder = Some(loaded);
-                        post(&FromWorker::Ready(info.clone()));
+                        post(&FromWorker::Ready(Box::new(info.clone())));
                         ready = Some(info);
                     }
                     Err(message) => post(&FromWorker::ModelRefused { name, message }),
@@ -199,6 +201,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     },
                     Err(message) => FromWorker::SearchFailed { query_id, message },
                 });
+            }
+            ToWorker::Forget => {
+                let dropped = videos.len();
+                videos.clear();
+                post(&FromWorker::Forgotten { videos: dropped });
             }
             ToWorker::Benchmark { batch, iters } => {
                 // The sizes timed (and reported) are kept within reason.
@@ -563,6 +570,7 @@ fn ready_info(
         load_ms: now_ms() - start,
         aggregator: None,
         aggregator_switched: false,
+        requests: crate::requests::made(),
     }
 }
 

@@ -541,15 +541,24 @@ impl Controller {
     }
 
     /// Forgets every image and video (their files included); videos being followed stop.
-    pub fn forget_images(&self) {
-        let mut inner = self.inner.borrow_mut();
-        inner.files.clear();
-        inner.pending.clear();
-        inner.photos.clear();
-        inner.videos.clear();
-        inner.following.clear();
-        inner.refollow.clear();
-        inner.stopping.clear();
+    pub fn forget_everything(&self) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.files.clear();
+            inner.pending.clear();
+            inner.photos.clear();
+            inner.videos.clear();
+            inner.following.clear();
+            inner.refollow.clear();
+            inner.stopping.clear();
+        }
+        // A worker that is restarting keeps nothing of the user's: say so at once.
+        if !self.send(&ToWorker::Forget) {
+            self.dispatch.dispatch(Action::Worker {
+                message: FromWorker::Forgotten { videos: 0 },
+                at_ms: now_ms(),
+            });
+        }
     }
 
     /// Adds the demo pictures shipped with the app (`demo/index.json` lists them), fetched from
@@ -769,6 +778,7 @@ impl Controller {
                     return;
                 }
                 FromWorker::Ranked { .. }
+                | FromWorker::Forgotten { .. }
                 | FromWorker::SearchFailed { .. }
                 | FromWorker::Benchmarked { .. }
                 | FromWorker::BenchmarkFailed { .. } => {}

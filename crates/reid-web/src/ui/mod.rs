@@ -4,6 +4,7 @@
 mod components;
 mod controller;
 mod offline;
+mod privacy;
 mod state;
 
 use std::cell::RefCell;
@@ -19,6 +20,7 @@ use components::{
 };
 use controller::Controller;
 use offline::OfflineStatus;
+use privacy::{HeadBlurFilter, Privacy};
 use state::{Action, AppState};
 
 /// The model served beside the app (copied into the build by Trunk).
@@ -44,6 +46,7 @@ pub fn app() -> Html {
         let dispatcher = state.dispatcher();
         let controller = controller.clone();
         use_effect_with((), move |_| {
+            crate::requests::keep_record();
             let c = Controller::new(dispatcher, MODEL_URL);
             c.start(requested_backend());
             *controller.borrow_mut() = Some(c);
@@ -51,6 +54,11 @@ pub fn app() -> Html {
     }
 
     let find_people = use_state(|| false);
+    let blur_heads = use_state(|| false);
+    let on_blur_heads = {
+        let blur_heads = blur_heads.clone();
+        Callback::from(move |on: bool| blur_heads.set(on))
+    };
     let on_files = {
         let controller = controller.clone();
         let find_people = *find_people;
@@ -137,14 +145,15 @@ pub fn app() -> Html {
         let controller = controller.clone();
         Callback::from(move |_| {
             if let Some(c) = controller.borrow().as_ref() {
-                c.forget_images();
+                c.forget_everything();
             }
             dispatcher.dispatch(Action::Clear)
         })
     };
 
     html! {
-        <main>
+        <main class={classes!((*blur_heads).then_some("blur-heads"))}>
+            <HeadBlurFilter />
             <header>
                 <h1>{ "ReID: find the same person again" }</h1>
                 <p class="tagline">
@@ -166,10 +175,10 @@ pub fn app() -> Html {
             <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
             <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />
-            <div class="actions">
+            <Privacy items={state.items.clone()} engine={state.engine.clone()} forgotten={state.forgotten}
+                on_forget={on_clear} blur_heads={*blur_heads} on_blur_heads={on_blur_heads}>
                 <ExportButton items={state.items.clone()} engine={state.engine.clone()} />
-                <button id="clear" onclick={on_clear} disabled={state.items.is_empty()}>{ "Forget all images" }</button>
-            </div>
+            </Privacy>
         </main>
     }
 }

@@ -174,6 +174,9 @@ pub struct AppState {
     pub switching_model: Option<String>,
     /// Why the last model the user picked was refused.
     pub model_refused: Option<String>,
+    /// The user asked to forget everything and the worker confirmed it; cleared when
+    /// something new is added.
+    pub forgotten: bool,
 }
 
 impl Default for AppState {
@@ -187,6 +190,7 @@ impl Default for AppState {
             benchmark: None,
             switching_model: None,
             model_refused: None,
+            forgotten: false,
         }
     }
 }
@@ -258,6 +262,7 @@ impl Reducible for AppState {
         let mut next = (*self).clone();
         match action {
             Action::Added(items) => {
+                next.forgotten = false;
                 Rc::make_mut(&mut next.items).extend(items);
             }
             Action::Worker { message, at_ms } => match message {
@@ -265,8 +270,9 @@ impl Reducible for AppState {
                 FromWorker::Listening
                 | FromWorker::FrameTracked { .. }
                 | FromWorker::Tracks { .. } => {}
+                FromWorker::Forgotten { .. } => next.forgotten = true,
                 FromWorker::Ready(info) => {
-                    next.engine = Engine::Ready(Rc::new(info));
+                    next.engine = Engine::Ready(Rc::new(*info));
                     next.switching_model = None;
                 }
                 // The controller turns a refusal into `Action::ModelRefused`.
