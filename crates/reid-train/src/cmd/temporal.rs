@@ -363,8 +363,14 @@ fn markdown(rows: &[Row], args: &TemporalArgs) -> String {
         );
     }
     out += &format!(
-        "\nT = {} frames per training tracklet, P x K = {} x {}, {} epochs, hidden {}, seed {}.\n",
-        args.frames, args.p, args.k, args.epochs, args.hidden, args.seed
+        "\nT = {} frames per training tracklet, P x K = {} x {}, {} epoch{}, hidden {}, seed {}.\n",
+        args.frames,
+        args.p,
+        args.k,
+        args.epochs,
+        if args.epochs == 1 { "" } else { "s" },
+        args.hidden,
+        args.seed
     );
     out
 }

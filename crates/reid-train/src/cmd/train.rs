@@ -161,8 +161,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let outcome = train::train(&config, &options)?;
     match outcome.model {
         Some(model) => println!(
-            "trained {} epochs ({} images, {:.2} h); model: {}",
+            "trained {} epoch{} ({} images, {:.2} h); model: {}",
             outcome.progress.epochs_done,
+            if outcome.progress.epochs_done == 1 {
+                ""
+            } else {
+                "s"
+            },
             outcome.progress.images_seen,
             outcome.progress.seconds / 3600.0,
             model.display()
