@@ -186,10 +186,8 @@ pub struct ReadyInfo {
 pub enum FromWorker {
     /// The worker's code is loaded and listening: messages sent before this are lost.
     Listening,
-    /// The worker dropped what it kept of the user's videos (`videos` being followed).
-    Forgotten {
-        videos: usize,
-    },
+    /// The worker dropped what it kept of the user's videos.
+    Forgotten,
     /// The backend is running and the model is loaded.
     Ready(Box<ReadyInfo>),
     /// One image's L2-normalised embedding.

@@ -17,6 +17,8 @@ use reid_pipeline::{
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use crate::js::js_error;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
@@ -42,14 +44,6 @@ fn post(message: &FromWorker) {
         }
         Err(e) => web_sys::console::error_1(&format!("cannot send a message: {e}").into()),
     }
-}
-
-fn js_error(value: JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// Starts the worker's message loop.
@@ -203,9 +197,8 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 });
             }
             ToWorker::Forget => {
-                let dropped = videos.len();
                 videos.clear();
-                post(&FromWorker::Forgotten { videos: dropped });
+                post(&FromWorker::Forgotten);
             }
             ToWorker::Benchmark { batch, iters } => {
                 // The sizes timed (and reported) are kept within reason.

@@ -47,9 +47,7 @@ fn run() -> Result<()> {
                     .context("--port needs a number")?,
                 None => 8080,
             };
-            setup::web_tools()?;
-            setup::model()?;
-            setup::build_web()?;
+            setup::app()?;
             serve::serve_forever(&root.join("dist"), port)
         }
         Some("dist") => {
@@ -59,9 +57,7 @@ fn run() -> Result<()> {
                 }
                 None => root.join("target/site"),
             };
-            setup::web_tools()?;
-            setup::model()?;
-            setup::build_web()?;
+            setup::app()?;
             site::dist(&out)
         }
         Some("test") => test(),

@@ -334,6 +334,13 @@ pub fn demo_assets() -> Result<()> {
 
 /// Builds the browser app into `dist/` (release, the `wasm-release` profile), with the demo
 /// pictures.
+/// What `serve` and `dist` need: the wasm tool chain, the default model and the built app.
+pub fn app() -> Result<()> {
+    web_tools()?;
+    model()?;
+    build_web()
+}
+
 pub fn build_web() -> Result<()> {
     demo_assets()?;
     run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))?;

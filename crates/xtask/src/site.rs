@@ -36,6 +36,15 @@ fn content_named(name: &str) -> bool {
 
 /// The headers every response of the app carries, then its caching for a file called `name`.
 pub fn headers(name: &str) -> Vec<(&'static str, String)> {
+    with_caching(if content_named(name) {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    })
+}
+
+/// The headers every response carries, with `cache_control`.
+fn with_caching(cache_control: &str) -> Vec<(&'static str, String)> {
     vec![
         // Cross-origin isolation: threads (SharedArrayBuffer) stay possible.
         ("Cross-Origin-Opener-Policy", "same-origin".into()),
@@ -47,15 +56,7 @@ pub fn headers(name: &str) -> Vec<(&'static str, String)> {
             "Permissions-Policy",
             "camera=(), microphone=(), geolocation=()".into(),
         ),
-        (
-            "Cache-Control",
-            if content_named(name) {
-                IMMUTABLE
-            } else {
-                REVALIDATE
-            }
-            .into(),
-        ),
+        ("Cache-Control", cache_control.into()),
     ]
 }
 
@@ -104,12 +105,6 @@ fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-/// Files of a built app that the service worker does not keep: itself (the browser keeps it)
-/// and the server settings `dist` adds.
-fn kept_offline(name: &str) -> bool {
-    !matches!(name, "sw.js" | "_headers")
-}
-
 /// Fills the app's service worker (`dir/sw.js`, copied there by Trunk from `www/sw.js`) with the
 /// list of the built files it keeps for offline use and a version that changes with any of
 /// them, so a rebuilt app replaces the kept copy. Returns the list's size in bytes.
@@ -123,7 +118,8 @@ pub fn write_offline_list(dir: &Path) -> Result<u64> {
     let mut version = 0xcbf2_9ce4_8422_2325_u64;
     let mut bytes = 0;
     let mut list = Vec::new();
-    for name in files_under(dir)?.into_iter().filter(|n| kept_offline(n)) {
+    // The service worker itself is not on its list: the browser keeps it.
+    for name in files_under(dir)?.into_iter().filter(|n| n != "sw.js") {
         let data = std::fs::read(dir.join(&name))?;
         version = fnv1a(fnv1a(version, name.as_bytes()), &data);
         bytes += data.len() as u64;
@@ -192,8 +188,8 @@ fn headers_file(files: &[String]) -> String {
 
 /// An nginx `server` block serving `root` with the header rules.
 fn nginx_conf(root: &Path) -> String {
-    let add = |name: &str| {
-        headers(name)
+    let add = |cache_control: &str| {
+        with_caching(cache_control)
             .into_iter()
             .map(|(k, v)| format!("        add_header {k} \"{v}\" always;\n"))
             .collect::<String>()
@@ -213,8 +209,8 @@ fn nginx_conf(root: &Path) -> String {
          \x20   location / {{\n{revalidate}    }}\n\
          }}\n",
         root = root.display(),
-        immutable = add("app-0123456789abcdef.js"),
-        revalidate = add("index.html"),
+        immutable = add(IMMUTABLE),
+        revalidate = add(REVALIDATE),
     )
 }
 

@@ -555,7 +555,7 @@ impl Controller {
         // A worker that is restarting keeps nothing of the user's: say so at once.
         if !self.send(&ToWorker::Forget) {
             self.dispatch.dispatch(Action::Worker {
-                message: FromWorker::Forgotten { videos: 0 },
+                message: FromWorker::Forgotten,
                 at_ms: now_ms(),
             });
         }
@@ -778,7 +778,7 @@ impl Controller {
                     return;
                 }
                 FromWorker::Ranked { .. }
-                | FromWorker::Forgotten { .. }
+                | FromWorker::Forgotten
                 | FromWorker::SearchFailed { .. }
                 | FromWorker::Benchmarked { .. }
                 | FromWorker::BenchmarkFailed { .. } => {}

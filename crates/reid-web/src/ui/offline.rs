@@ -9,6 +9,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use yew::prelude::*;
 
+use crate::js::js_error;
+
 #[derive(Clone, Debug, PartialEq)]
 enum Offline {
     Preparing,
@@ -16,14 +18,6 @@ enum Offline {
     /// A newer build was kept; this page still runs the one it loaded.
     Updated,
     Unavailable(String),
-}
-
-/// The error of a rejected promise, in words.
-fn js_text(e: JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Registers `sw.js` and waits until it is active, which it becomes only once every file of
@@ -46,15 +40,15 @@ async fn register(updated: Callback<()>) -> Result<(), String> {
                 "controllerchange",
                 on_change.as_ref().unchecked_ref(),
             )
-            .map_err(js_text)?;
+            .map_err(js_error)?;
         on_change.forget();
     }
     JsFuture::from(container.register("sw.js"))
         .await
-        .map_err(js_text)?;
-    JsFuture::from(container.ready().map_err(js_text)?)
+        .map_err(js_error)?;
+    JsFuture::from(container.ready().map_err(js_error)?)
         .await
-        .map_err(js_text)?;
+        .map_err(js_error)?;
     Ok(())
 }
 

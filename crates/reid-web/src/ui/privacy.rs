@@ -23,18 +23,13 @@ pub struct PrivacyProps {
     pub children: Html,
 }
 
-/// `url` without `origin` (its path), or whole when it is of another origin.
-fn shown<'a>(url: &'a str, origin: &str) -> &'a str {
-    match url.strip_prefix(origin) {
-        Some("") => "/",
-        Some(path) if path.starts_with('/') => path,
-        _ => url,
+/// The path of `url` when it is on `origin` (`/` for the origin itself), else `None`.
+fn path_on<'a>(url: &'a str, origin: &str) -> Option<&'a str> {
+    match url.strip_prefix(origin)? {
+        "" => Some("/"),
+        path if path.starts_with('/') => Some(path),
+        _ => None,
     }
-}
-
-fn same_origin(url: &str, origin: &str) -> bool {
-    url.strip_prefix(origin)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[function_component(Privacy)]
@@ -43,15 +38,15 @@ pub fn privacy(props: &PrivacyProps) -> Html {
         .and_then(|w| w.location().origin().ok())
         .unwrap_or_default();
     let page = requests::made();
-    let worker = match &props.engine {
-        Engine::Ready(info) => info.requests.clone(),
-        _ => Vec::new(),
+    let worker: &[String] = match &props.engine {
+        Engine::Ready(info) => &info.requests,
+        _ => &[],
     };
     let all: Vec<&String> = page.iter().chain(worker.iter()).collect();
     let foreign: Vec<&String> = all
         .iter()
         .copied()
-        .filter(|u| !same_origin(u, &origin))
+        .filter(|u| path_on(u, &origin).is_none())
         .collect();
     let entries = props.items.len();
     let kept = if entries == 0 {
@@ -109,7 +104,7 @@ pub fn privacy(props: &PrivacyProps) -> Html {
             <details>
                 <summary>{ "Every request" }</summary>
                 <ol class="requests">
-                    { for all.iter().map(|u| html! { <li>{ shown(u, &origin) }</li> }) }
+                    { for all.iter().map(|u| html! { <li>{ path_on(u, &origin).unwrap_or(u) }</li> }) }
                 </ol>
             </details>
             <label class="blur-toggle">

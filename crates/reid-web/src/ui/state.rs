@@ -270,7 +270,7 @@ impl Reducible for AppState {
                 FromWorker::Listening
                 | FromWorker::FrameTracked { .. }
                 | FromWorker::Tracks { .. } => {}
-                FromWorker::Forgotten { .. } => next.forgotten = true,
+                FromWorker::Forgotten => next.forgotten = true,
                 FromWorker::Ready(info) => {
                     next.engine = Engine::Ready(Rc::new(*info));
                     next.switching_model = None;
