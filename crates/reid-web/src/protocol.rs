@@ -140,6 +140,8 @@ pub struct AggregatorInfo {
     pub dim: usize,
     /// Its learned parameters.
     pub params: usize,
+    /// SHA-256 (hex) of its file.
+    pub fingerprint: String,
 }
 
 /// What the worker found out about WebGPU on this device.
@@ -165,6 +167,8 @@ pub struct ReadyInfo {
     /// Input height and width of the loaded model.
     pub input: [usize; 2],
     pub model_bytes: usize,
+    /// SHA-256 (hex) of the model file: embeddings of the same fingerprint are comparable.
+    pub fingerprint: String,
     /// Where the weights come from (from the model card), in plain words.
     pub provenance: String,
     /// From the start message to the model being ready.

@@ -18,6 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
+use crate::gallery_file::fingerprint;
 use crate::js::js_error;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
@@ -142,18 +143,17 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 let switched = match (&embedder, &ready) {
                     (Some(old), Some(info)) => {
                         let start = now_ms();
-                        load_model(&model, old.device().clone()).await.map(
-                            |(loaded, bytes, provenance)| {
+                        load_model(&model, old.device().clone())
+                            .await
+                            .map(|(loaded, file)| {
                                 let info = ready_info(
                                     &loaded,
-                                    bytes,
-                                    provenance,
+                                    file,
                                     start,
                                     (info.backend, info.reason.clone(), info.adapter.clone()),
                                 );
                                 (loaded, info)
-                            },
-                        )
+                            })
                     }
                     _ => Err("no model is running yet; try again in a moment".into()),
                 };
@@ -530,9 +530,9 @@ async fn start_backend(
             device(Backend::Cpu).await.map_err(|e| e.to_string())?
         }
     };
-    let (embedder, model_bytes, provenance) = load_model(model, device).await?;
+    let (embedder, file) = load_model(model, device).await?;
     let running = (backend, reason, probe.ok());
-    let info = ready_info(&embedder, model_bytes, provenance, start, running);
+    let info = ready_info(&embedder, file, start, running);
     Ok((embedder, info))
 }
 
@@ -541,12 +541,11 @@ fn in_use(ready: &Option<ReadyInfo>) -> Backend {
     ready.as_ref().map_or(Backend::Cpu, |r| r.backend)
 }
 
-/// What `Ready` says about `embedder`, loaded from a file of `model_bytes` since `start`, on
-/// `running`: the backend, why it was chosen, and the WebGPU adapter.
+/// What `Ready` says about `embedder`, loaded from `file` since `start`, on `running`: the
+/// backend, why it was chosen, and the WebGPU adapter.
 fn ready_info(
     embedder: &Embedder,
-    model_bytes: usize,
-    provenance: String,
+    file: ModelFile,
     start: f64,
     (backend, reason, adapter): (Backend, String, Option<AdapterInfo>),
 ) -> ReadyInfo {
@@ -558,8 +557,9 @@ fn ready_info(
         architecture: config.backbone.label(),
         dim: embedder.embedding_dim(),
         input: [config.input.height, config.input.width],
-        model_bytes,
-        provenance,
+        model_bytes: file.bytes,
+        fingerprint: file.fingerprint,
+        provenance: file.provenance,
         load_ms: now_ms() - start,
         aggregator: None,
         aggregator_switched: false,
@@ -628,6 +628,7 @@ async fn load_aggregator(source: &ModelSource, embedder: &Embedder) -> Result<Ag
         label: aggregator.kind().label().to_string(),
         dim: aggregator.embedding_dim(),
         params: aggregator.learned_params(),
+        fingerprint: fingerprint(&bytes),
     };
     Ok(Aggregator { aggregator, info })
 }
@@ -790,17 +791,26 @@ async fn source_bytes(model: &ModelSource) -> Result<std::borrow::Cow<'_, [u8]>,
 
 /// Loads `model` onto `device`: the embedder, the file's size and what its card says. A file
 /// without a model card, or one that does not load, is refused with the reason.
-async fn load_model(
-    model: &ModelSource,
-    device: Device,
-) -> Result<(Embedder, usize, String), String> {
+/// What `Ready` tells of a model's file.
+struct ModelFile {
+    bytes: usize,
+    fingerprint: String,
+    provenance: String,
+}
+
+async fn load_model(model: &ModelSource, device: Device) -> Result<(Embedder, ModelFile), String> {
     let name = model.name();
     let bytes = &*source_bytes(model).await?;
     let card = reid_pipeline::read_card(bytes)
         .map_err(|e| format!("the model {name} cannot be loaded: {e}"))?;
     let embedder = Embedder::from_burnpack(bytes, device, MAX_BATCH)
         .map_err(|e| format!("the model {name} cannot be loaded: {e}"))?;
-    Ok((embedder, bytes.len(), reid_pipeline::card_provenance(&card)))
+    let file = ModelFile {
+        bytes: bytes.len(),
+        fingerprint: fingerprint(bytes),
+        provenance: reid_pipeline::card_provenance(&card),
+    };
+    Ok((embedder, file))
 }
 
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {

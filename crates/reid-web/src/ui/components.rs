@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use super::state::{significant, Benchmark, Engine, Item, ItemStatus, Search, SearchStatus};
 
-fn files_of(list: Option<FileList>) -> Vec<File> {
+pub fn files_of(list: Option<FileList>) -> Vec<File> {
     let Some(list) = list else { return Vec::new() };
     (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
@@ -437,7 +437,7 @@ pub fn export_button(props: &ExportProps) -> Html {
                 )
                 .collect();
             let json = serde_json::json!({ "backend": backend, "images": images }).to_string();
-            let _ = download("embeddings.json", &json);
+            let _ = download("embeddings.json", &json.into(), "application/json");
         })
     };
     html! {
@@ -447,11 +447,16 @@ pub fn export_button(props: &ExportProps) -> Html {
     }
 }
 
-fn download(name: &str, text: &str) -> Result<(), wasm_bindgen::JsValue> {
-    let parts = js_sys::Array::of1(&text.into());
+/// Hands `content` (a string or bytes) to the browser as a download named `name`.
+pub fn download(
+    name: &str,
+    content: &wasm_bindgen::JsValue,
+    mime: &str,
+) -> Result<(), wasm_bindgen::JsValue> {
+    let parts = js_sys::Array::of1(content);
     let options = web_sys::BlobPropertyBag::new();
-    options.set_type("application/json");
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_buffer_source_sequence_and_options(&parts, &options)?;
     let url = web_sys::Url::create_object_url_with_blob(&blob)?;
     let document = web_sys::window()
         .and_then(|w| w.document())

@@ -24,6 +24,7 @@ use web_sys::{
 use yew::UseReducerDispatcher;
 
 use super::state::{Action, AppState, FollowedPerson, Item, ItemStatus, VideoCost};
+use crate::gallery_file::{Gallery, ModelStamp};
 use crate::protocol::{FromWorker, ModelSource, ToWorker, VideoTrack};
 
 /// Files larger than this are refused before they are read (memory stays bounded). Videos are
@@ -233,6 +234,83 @@ impl Controller {
         for id in to_follow {
             self.follow(id);
         }
+    }
+
+    /// Adds the people of an opened gallery file. Made by the running model (`running`, the
+    /// same stamp), they keep their embeddings as saved; made by another, their pictures are
+    /// embedded again, and a notice says so. Either way each picture is kept as a file of
+    /// its own, so a model the user switches to later embeds it again like any picture.
+    pub fn add_gallery(self: &Rc<Self>, gallery: Gallery, running: Option<&ModelStamp>) {
+        let same = running == Some(&gallery.model);
+        let mut items = Vec::with_capacity(gallery.entries.len());
+        let mut to_read = Vec::new();
+        {
+            let mut inner = self.inner.borrow_mut();
+            for entry in gallery.entries {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                let options = web_sys::FilePropertyBag::new();
+                options.set_type(&entry.picture_type);
+                let file = File::new_with_u8_array_sequence_and_options(
+                    &js_sys::Array::of1(&Uint8Array::from(entry.picture.as_slice())),
+                    &entry.name,
+                    &options,
+                );
+                let (url, status) = match file {
+                    Ok(file) => {
+                        inner.files.insert(id, file.clone());
+                        let url = Url::create_object_url_with_blob(&file).unwrap_or_default();
+                        let status = if same {
+                            ItemStatus::Done {
+                                embedding: Rc::new(entry.embedding),
+                                ms: 0.0,
+                            }
+                        } else {
+                            to_read.push((id, file));
+                            ItemStatus::Waiting
+                        };
+                        (url, status)
+                    }
+                    Err(e) => (
+                        String::new(),
+                        ItemStatus::Failed(format!(
+                            "the picture could not be kept: {}",
+                            crate::js::js_error(e)
+                        )),
+                    ),
+                };
+                items.push(Item {
+                    id,
+                    name: entry.name,
+                    url,
+                    crop: None,
+                    source: None,
+                    frames: entry.frames,
+                    status,
+                });
+            }
+        }
+        if !same {
+            self.dispatch.dispatch(Action::Notice(format!(
+                "The gallery file was made with another model ({}, {}-wide embeddings{}): its {} \
+                 pictures are embedded again with the running one{}.",
+                gallery.model.architecture,
+                gallery.model.dim,
+                if gallery.model.aggregator.is_some() {
+                    ", through a temporal aggregator"
+                } else {
+                    ""
+                },
+                items.len(),
+                if gallery.heads_blurred {
+                    " (their heads were blurred when saved, so they may rank a little differently)"
+                } else {
+                    ""
+                },
+            )));
+        }
+        self.dispatch.dispatch(Action::Added(items));
+        self.read_and_submit(to_read);
     }
 
     /// Follows the people through video `id` (one of `files`) in the background; a video the

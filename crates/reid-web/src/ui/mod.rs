@@ -3,6 +3,7 @@
 
 mod components;
 mod controller;
+mod gallery_io;
 mod offline;
 mod privacy;
 mod state;
@@ -19,6 +20,7 @@ use components::{
     Speed,
 };
 use controller::Controller;
+use gallery_io::GalleryFile;
 use offline::OfflineStatus;
 use privacy::{HeadBlurFilter, Privacy};
 use state::{Action, AppState};
@@ -140,6 +142,15 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_gallery = {
+        let controller = controller.clone();
+        let running = gallery_io::stamp(&state.engine);
+        Callback::from(move |gallery| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.add_gallery(gallery, running.as_ref());
+            }
+        })
+    };
     let on_clear = {
         let dispatcher = state.dispatcher();
         let controller = controller.clone();
@@ -175,6 +186,7 @@ pub fn app() -> Html {
             <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
             <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />
+            <GalleryFile items={state.items.clone()} engine={state.engine.clone()} on_open={on_gallery} />
             <Privacy items={state.items.clone()} engine={state.engine.clone()} forgotten={state.forgotten}
                 on_forget={on_clear} blur_heads={*blur_heads} on_blur_heads={on_blur_heads}>
                 <ExportButton items={state.items.clone()} engine={state.engine.clone()} />
