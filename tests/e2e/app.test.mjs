@@ -33,7 +33,8 @@ const DIST = path.join(ROOT, 'dist');
 // thumbnails as PNG) and runs the temporal aggregators (GRU, LSTM, attention, convolution on
 // both backends), and the UI decodes videos; 9.88 MB once the UI has the offline status and
 // the privacy panel. 9.94 MB once the UI saves and opens gallery files (UI 0.31: the canvas,
-// WebCrypto and SHA-256 code). Lower it as the bundle shrinks.
+// WebCrypto and SHA-256 code), 9.98 MB once it also keeps the gallery in IndexedDB (UI 0.35).
+// Lower it as the bundle shrinks.
 const BUDGET_BYTES = 10.0e6;
 
 const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifest.json'), 'utf8'));
@@ -434,6 +435,75 @@ test('gallery file: saved, checked, encrypted, refused when damaged, and opened 
     await page.waitForFunction((n) => document.querySelectorAll('.item[data-state="done"]').length === n, 2 * people, { timeout: 300000 });
     const notices = await page.$$eval('.notice', (ps) => ps.map((p) => p.textContent));
     assert.ok(notices.some((n) => /made with another model .* embedded again/.test(n)), notices.join('\n'));
+  });
+});
+
+// Keeping the gallery on this device (opt-in): IndexedDB holds one record per person, a reload
+// brings the gallery back with the same ranking, a reload in the middle of writing loses
+// nothing already kept, and "Forget everything" deletes the database.
+test('keeping the gallery: IndexedDB only when asked, back after a reload, gone after "Forget everything"', async () => {
+  await onPage(async (page) => {
+    const databases = () => page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+    const records = () => page.evaluate(() => new Promise((resolve, reject) => {
+      const open = indexedDB.open('reid-gallery');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const db = open.result;
+        const all = db.transaction('people').objectStore('people').getAllKeys();
+        all.onsuccess = () => { db.close(); resolve(all.result.length); };
+        all.onerror = () => reject(all.error);
+      };
+    }));
+    const ready = async () => {
+      await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+      await page.waitForSelector('#keep-status', { state: 'attached', timeout: 30000 });
+    };
+    await page.goto(`${BASE}/?backend=cpu`);
+    await ready();
+    const { index, ranking } = await demoSearch(page, DIST);
+    const n = index.images.length;
+    assert.deepEqual(await databases(), [], 'the page wrote to IndexedDB before being asked');
+    assert.ok(!(await page.isChecked('#keep')), 'keeping is on by default');
+
+    await page.check('#keep');
+    await page.waitForSelector(`#keep-status[data-kept="${n}"]`, { timeout: 120000 });
+    assert.deepEqual(await databases(), ['reid-gallery']);
+    assert.equal(await records(), n);
+    assert.match(await page.textContent('#privacy'), /IndexedDB/);
+
+    await page.reload();
+    await ready();
+    await page.waitForFunction((n) => document.querySelectorAll('.item[data-state="done"]').length === n, n, { timeout: 120000 });
+    assert.ok(await page.isChecked('#keep'), 'keeping is off after a reload');
+    await page.waitForSelector(`#keep-status[data-kept="${n}"]`, { timeout: 120000 });
+    await page.click(`.item[data-name="${index.images[0]}"] button.search`);
+    await page.waitForFunction((n) => document.querySelectorAll('#ranked li').length === n, n, { timeout: 120000 });
+    const again = await page.$$eval('#ranked li', (lis) => lis.map((li) => [li.dataset.name, Number(li.dataset.score)]));
+    assert.deepEqual(again, ranking, 'the kept gallery ranks differently');
+    fs.mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUT, 'app-kept.png'), fullPage: true });
+
+    // Pictures added and the page reloaded as soon as one of them is kept, while the others
+    // are being embedded or written: everything kept before the reload is back.
+    await page.setInputFiles('#file-input', GOOD.slice(0, 3));
+    await page.waitForFunction((n) => Number(document.querySelector('#keep-status').dataset.kept) > n, n, { timeout: 120000 });
+    const kept = Number(await page.getAttribute('#keep-status', 'data-kept'));
+    await page.reload();
+    await ready();
+    await page.waitForSelector(`#keep-status[data-kept]`, { state: 'attached', timeout: 120000 });
+    const back = Number(await page.getAttribute('#keep-status', 'data-kept'));
+    console.log(`  keeping: ${n} people kept and back after a reload; ${kept} kept when the page was reloaded during writing, ${back} back`);
+    assert.ok(back >= kept && back <= n + 3, `${back} people back, ${kept} were kept`);
+    await page.waitForFunction((n) => document.querySelectorAll('.item[data-state="done"]').length === n, back, { timeout: 120000 });
+
+    await page.click('#clear');
+    await page.waitForSelector('#keep-status[data-state="off"]', { state: 'attached', timeout: 30000 });
+    assert.deepEqual(await databases(), []);
+    await page.reload();
+    await ready();
+    await page.waitForTimeout(1000);
+    assert.equal(await page.locator('.item').count(), 0);
+    assert.deepEqual(await databases(), []);
   });
 });
 

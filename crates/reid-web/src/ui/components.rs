@@ -240,6 +240,8 @@ pub fn image_list(props: &ImageListProps) -> Html {
                     ItemStatus::Waiting => ("waiting", "embedding…".to_string(), ""),
                     ItemStatus::Done { ms, .. } => match item.frames {
                         Some(n) => ("done", format!("seen in {n} frames"), ""),
+                        // A person from a gallery file or kept gallery was not timed here.
+                        None if *ms == 0.0 => ("done", "embedded".to_string(), ""),
                         None => ("done", format!("embedded ({ms:.0} ms)"), ""),
                     },
                     ItemStatus::Photo { people: 0, detect_ms, .. } => (

@@ -236,11 +236,17 @@ impl Controller {
         }
     }
 
-    /// Adds the people of an opened gallery file. Made by the running model (`running`, the
-    /// same stamp), they keep their embeddings as saved; made by another, their pictures are
-    /// embedded again, and a notice says so. Either way each picture is kept as a file of
-    /// its own, so a model the user switches to later embeds it again like any picture.
-    pub fn add_gallery(self: &Rc<Self>, gallery: Gallery, running: Option<&ModelStamp>) {
+    /// Adds the people of a gallery (`from`: an opened file, the one kept on this device) and
+    /// returns their ids. Made by the running model (`running`, the same stamp), they keep
+    /// their embeddings as saved; made by another, their pictures are embedded again, and a
+    /// notice says so. Either way each picture is kept as a file of its own, so a model the
+    /// user switches to later embeds it again like any picture.
+    pub fn add_gallery(
+        self: &Rc<Self>,
+        gallery: Gallery,
+        running: Option<&ModelStamp>,
+        from: &str,
+    ) -> Vec<u32> {
         let same = running == Some(&gallery.model);
         let mut items = Vec::with_capacity(gallery.entries.len());
         let mut to_read = Vec::new();
@@ -292,8 +298,10 @@ impl Controller {
         }
         if !same {
             self.dispatch.dispatch(Action::Notice(format!(
-                "The gallery file was made with another model ({}, {}-wide embeddings{}): its {} \
-                 pictures are embedded again with the running one{}.",
+                "{}{} was made with another model ({}, {}-wide embeddings{}): its {} pictures are \
+                 embedded again with the running one{}.",
+                from[..1].to_uppercase(),
+                &from[1..],
                 gallery.model.architecture,
                 gallery.model.dim,
                 if gallery.model.aggregator.is_some() {
@@ -309,8 +317,10 @@ impl Controller {
                 },
             )));
         }
+        let ids = items.iter().map(|i| i.id).collect();
         self.dispatch.dispatch(Action::Added(items));
         self.read_and_submit(to_read);
+        ids
     }
 
     /// Follows the people through video `id` (one of `files`) in the background; a video the

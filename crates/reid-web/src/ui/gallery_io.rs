@@ -17,6 +17,7 @@ use yew::prelude::*;
 
 use super::components::{download, files_of};
 use super::controller::MAX_FILE_BYTES;
+use super::persist::KeepStatus;
 use super::state::{Crop, Engine, Item, ItemStatus};
 use crate::gallery_file::{self as format, Entry, Gallery, ModelStamp, Read, Sealed};
 use crate::js::js_error;
@@ -51,6 +52,9 @@ pub struct GalleryFileProps {
     pub engine: Engine,
     /// A gallery file was opened (and decrypted): add its people.
     pub on_open: Callback<Gallery>,
+    /// Whether the gallery is kept on this device (IndexedDB).
+    pub keep: KeepStatus,
+    pub on_keep: Callback<bool>,
 }
 
 /// What the section last did.
@@ -165,6 +169,32 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
         })
     };
 
+    let on_keep = {
+        let on_keep = props.on_keep.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            on_keep.emit(input.checked());
+        })
+    };
+    let (keep_state, kept, keep_line) = match &props.keep {
+        KeepStatus::Off => ("off", None, None),
+        KeepStatus::Restoring => (
+            "restoring",
+            None,
+            Some(html! { <span>{ "Reading the kept gallery back…" }</span> }),
+        ),
+        KeepStatus::Kept(n) => (
+            "kept",
+            Some(n.to_string()),
+            Some(html! { <span>{ format!("{n} {} kept on this device.", plural(*n)) }</span> }),
+        ),
+        KeepStatus::Failed(m) => (
+            "failed",
+            None,
+            Some(html! { <span class="error">{ m.clone() }</span> }),
+        ),
+    };
+
     let on_blur = {
         let blur = blur.clone();
         Callback::from(move |e: Event| {
@@ -208,6 +238,16 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
                 </label>
             </p>
             <div id="gallery-status" role="status">{ for line }</div>
+            <p class="row">
+                <label>
+                    <input id="keep" type="checkbox" checked={props.keep != KeepStatus::Off} onchange={on_keep} />
+                    { " Keep this gallery on this device" }
+                </label>
+                <span class="hint">
+                    { "in this browser's storage for this site (IndexedDB), so that it is back when the page is opened again; off by default; unticking it or \u{201c}Forget everything\u{201d} deletes it." }
+                </span>
+            </p>
+            <p id="keep-status" role="status" data-state={keep_state} data-kept={kept}>{ for keep_line }</p>
         </section>
     }
 }
@@ -287,7 +327,7 @@ async fn open(file: File, passphrase: &str) -> Result<Gallery, String> {
 
 /// The person's picture as a JPEG: `crop` of the image at `url` (all of it without one), at
 /// most [`PICTURE_HEIGHT`] high, its head region blurred if `blur`.
-async fn picture(url: &str, crop: Option<&Crop>, blur: bool) -> Result<Vec<u8>, String> {
+pub async fn picture(url: &str, crop: Option<&Crop>, blur: bool) -> Result<Vec<u8>, String> {
     let image = HtmlImageElement::new().map_err(js_error)?;
     image.set_src(url);
     JsFuture::from(image.decode())

@@ -5,6 +5,7 @@ mod components;
 mod controller;
 mod gallery_io;
 mod offline;
+mod persist;
 mod privacy;
 mod state;
 
@@ -22,6 +23,7 @@ use components::{
 use controller::Controller;
 use gallery_io::GalleryFile;
 use offline::OfflineStatus;
+use persist::{KeepStatus, Keeper};
 use privacy::{HeadBlurFilter, Privacy};
 use state::{Action, AppState};
 
@@ -43,17 +45,59 @@ fn requested_backend() -> Option<Backend> {
 pub fn app() -> Html {
     let state = use_reducer(AppState::default);
     let controller: Rc<RefCell<Option<Rc<Controller>>>> = use_mut_ref(|| None);
+    let keep = use_state(|| KeepStatus::Off);
+    let keeper: Rc<RefCell<Option<Rc<Keeper>>>> = use_mut_ref(|| None);
 
     {
         let dispatcher = state.dispatcher();
         let controller = controller.clone();
+        let (keep, keeper) = (keep.setter(), keeper.clone());
         use_effect_with((), move |_| {
             crate::requests::keep_record();
             let c = Controller::new(dispatcher, MODEL_URL);
             c.start(requested_backend());
             *controller.borrow_mut() = Some(c);
+            *keeper.borrow_mut() = Some(Keeper::new(Callback::from(move |s| keep.set(s))));
         });
     }
+    // The gallery kept on a former visit comes back once the model runs (the first time);
+    // then every change of the gallery is kept, while keeping is on.
+    let running = gallery_io::stamp(&state.engine);
+    {
+        let (controller, keeper) = (controller.clone(), keeper.clone());
+        let restored = use_mut_ref(|| false);
+        use_effect_with(running.clone(), move |running| {
+            let done = *restored.borrow();
+            if let (Some(running), Some(c), Some(k), false) = (
+                running,
+                controller.borrow().as_ref(),
+                keeper.borrow().as_ref(),
+                done,
+            ) {
+                *restored.borrow_mut() = true;
+                k.restore(c.clone(), running.clone());
+            }
+        });
+    }
+    {
+        let keeper = keeper.clone();
+        use_effect_with(
+            (state.items.clone(), running.clone()),
+            move |(items, running)| {
+                if let (Some(k), Some(running)) = (keeper.borrow().as_ref(), running) {
+                    k.sync(items.clone(), running.clone());
+                }
+            },
+        );
+    }
+    let on_keep = {
+        let keeper = keeper.clone();
+        Callback::from(move |on: bool| {
+            if let Some(k) = keeper.borrow().as_ref() {
+                k.set(on);
+            }
+        })
+    };
 
     let find_people = use_state(|| false);
     let blur_heads = use_state(|| false);
@@ -144,19 +188,22 @@ pub fn app() -> Html {
     };
     let on_gallery = {
         let controller = controller.clone();
-        let running = gallery_io::stamp(&state.engine);
+        let running = running.clone();
         Callback::from(move |gallery| {
             if let Some(c) = controller.borrow().as_ref() {
-                c.add_gallery(gallery, running.as_ref());
+                c.add_gallery(gallery, running.as_ref(), "the gallery file");
             }
         })
     };
     let on_clear = {
         let dispatcher = state.dispatcher();
-        let controller = controller.clone();
+        let (controller, keeper) = (controller.clone(), keeper.clone());
         Callback::from(move |_| {
             if let Some(c) = controller.borrow().as_ref() {
                 c.forget_everything();
+            }
+            if let Some(k) = keeper.borrow().as_ref() {
+                k.forget();
             }
             dispatcher.dispatch(Action::Clear)
         })
@@ -186,8 +233,10 @@ pub fn app() -> Html {
             <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
             <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />
-            <GalleryFile items={state.items.clone()} engine={state.engine.clone()} on_open={on_gallery} />
+            <GalleryFile items={state.items.clone()} engine={state.engine.clone()} on_open={on_gallery}
+                keep={(*keep).clone()} on_keep={on_keep} />
             <Privacy items={state.items.clone()} engine={state.engine.clone()} forgotten={state.forgotten}
+                kept_on_device={matches!(*keep, KeepStatus::Kept(_) | KeepStatus::Restoring)}
                 on_forget={on_clear} blur_heads={*blur_heads} on_blur_heads={on_blur_heads}>
                 <ExportButton items={state.items.clone()} engine={state.engine.clone()} />
             </Privacy>

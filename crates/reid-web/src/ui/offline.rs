@@ -84,8 +84,8 @@ pub fn offline_status() -> Html {
         Offline::Ready => (
             "ready",
             "Offline use: ready. The app's own files are kept on this device, so it opens and \
-             works with the network off. Your pictures and videos are not kept: they stay in \
-             this tab's memory."
+             works with the network off. Your pictures and videos are not among them: they stay \
+             in this tab's memory unless you ask to keep the gallery."
                 .to_string(),
         ),
         Offline::Updated => (

@@ -14,6 +14,8 @@ pub struct PrivacyProps {
     pub items: Rc<Vec<Item>>,
     pub engine: Engine,
     pub forgotten: bool,
+    /// Whether the gallery is kept in IndexedDB too.
+    pub kept_on_device: bool,
     pub on_forget: Callback<()>,
     /// Whether the people's thumbnails show their heads blurred.
     pub blur_heads: bool,
@@ -98,7 +100,11 @@ pub fn privacy(props: &PrivacyProps) -> Html {
             <h2>{ "Privacy" }</h2>
             <p>
                 { kept }
-                { " Nothing is written to this device's storage but the app's own files, for offline use, and nothing of yours is sent anywhere." }
+                if props.kept_on_device {
+                    { " You asked to keep the gallery on this device: its people (a picture and an embedding each) are also in this browser's IndexedDB for this site, until you untick it or forget everything. Nothing of yours is sent anywhere." }
+                } else {
+                    { " Nothing is written to this device's storage but the app's own files, for offline use, and nothing of yours is sent anywhere." }
+                }
             </p>
             <p id="requests" class={classes!((!foreign.is_empty()).then_some("error"))}>{ requests_text }</p>
             <details>
