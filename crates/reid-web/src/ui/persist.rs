@@ -86,6 +86,7 @@ impl Keeper {
     /// people are added back (through the controller, as from a gallery file).
     pub fn restore(self: &Rc<Self>, controller: Rc<Controller>, running: ModelStamp) {
         let this = self.clone();
+        let generation = self.inner.borrow().generation;
         spawn_local(async move {
             match exists().await {
                 Ok(false) => return,
@@ -94,6 +95,9 @@ impl Keeper {
                     this.status.emit(KeepStatus::Failed(message));
                     return;
                 }
+            }
+            if this.inner.borrow().generation != generation {
+                return;
             }
             this.status.emit(KeepStatus::Restoring);
             let restored = async {
@@ -127,6 +131,11 @@ impl Keeper {
                 }
             }
             let mut inner = this.inner.borrow_mut();
+            if inner.generation != generation {
+                // Forgotten while being read: the database is being deleted, nothing comes back.
+                db.close();
+                return;
+            }
             inner.on = true;
             inner.db = Some(db);
             let mut added = Vec::new();
