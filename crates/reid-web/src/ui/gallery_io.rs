@@ -49,7 +49,8 @@ pub fn stamp(engine: &Engine) -> Option<ModelStamp> {
 #[derive(Properties, PartialEq)]
 pub struct GalleryFileProps {
     pub items: Rc<Vec<Item>>,
-    pub engine: Engine,
+    /// The running model's stamp ([`stamp`]), once it runs.
+    pub running: Option<ModelStamp>,
     /// A gallery file was opened (and decrypted): add its people.
     pub on_open: Callback<Gallery>,
     /// Whether the gallery is kept on this device (IndexedDB).
@@ -86,7 +87,7 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
         let status = status.clone();
         let passphrase = passphrase.clone();
         let blur = *blur;
-        let model = stamp(&props.engine);
+        let model = props.running.clone();
         let people = people.clone();
         Callback::from(move |_| {
             let Some(model) = model.clone() else {
@@ -95,10 +96,7 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
                 ));
                 return;
             };
-            let secret = passphrase
-                .cast::<HtmlInputElement>()
-                .map(|i| i.value())
-                .unwrap_or_default();
+            let secret = value_of(&passphrase);
             let people = people.clone();
             let status = status.clone();
             status.set(Status::Working(format!(
@@ -130,7 +128,7 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
     let on_open = {
         let status = status.clone();
         let passphrase = passphrase.clone();
-        let running = stamp(&props.engine);
+        let running = props.running.is_some();
         let on_open = props.on_open.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
@@ -138,16 +136,13 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
                 return;
             };
             input.set_value("");
-            if running.is_none() {
+            if !running {
                 status.set(Status::Refused(
                     "the model is still starting; open the file again in a moment".into(),
                 ));
                 return;
             }
-            let secret = passphrase
-                .cast::<HtmlInputElement>()
-                .map(|i| i.value())
-                .unwrap_or_default();
+            let secret = value_of(&passphrase);
             let (status, on_open) = (status.clone(), on_open.clone());
             status.set(Status::Working(format!("Opening {}…", file.name())));
             spawn_local(async move {
@@ -250,6 +245,13 @@ pub fn gallery_file(props: &GalleryFileProps) -> Html {
             <p id="keep-status" role="status" data-state={keep_state} data-kept={kept}>{ for keep_line }</p>
         </section>
     }
+}
+
+/// The text in the input at `node`.
+fn value_of(node: &NodeRef) -> String {
+    node.cast::<HtmlInputElement>()
+        .map(|i| i.value())
+        .unwrap_or_default()
 }
 
 fn plural(n: usize) -> &'static str {

@@ -233,7 +233,7 @@ pub fn app() -> Html {
             <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
             <RankedList items={state.items.clone()} search={state.search.clone()} />
             <SimilarityMatrix items={state.items.clone()} />
-            <GalleryFile items={state.items.clone()} engine={state.engine.clone()} on_open={on_gallery}
+            <GalleryFile items={state.items.clone()} running={running.clone()} on_open={on_gallery}
                 keep={(*keep).clone()} on_keep={on_keep} />
             <Privacy items={state.items.clone()} engine={state.engine.clone()} forgotten={state.forgotten}
                 kept_on_device={matches!(*keep, KeepStatus::Kept(_) | KeepStatus::Restoring)}
