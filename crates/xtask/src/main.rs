@@ -21,6 +21,7 @@
 mod serve;
 mod setup;
 mod site;
+mod wasm;
 
 use std::time::Instant;
 

@@ -332,8 +332,6 @@ pub fn demo_assets() -> Result<()> {
     Ok(())
 }
 
-/// Builds the browser app into `dist/` (release, the `wasm-release` profile), with the demo
-/// pictures.
 /// What `serve` and `dist` need: the wasm tool chain, the default model and the built app.
 pub fn app() -> Result<()> {
     web_tools()?;
@@ -341,9 +339,18 @@ pub fn app() -> Result<()> {
     build_web()
 }
 
+/// Builds the browser app into `dist/` (release, the `wasm-release` profile), with the demo
+/// pictures, and lists its files in the service worker.
 pub fn build_web() -> Result<()> {
     demo_assets()?;
     run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))?;
+    // The worker's function names are download weight only (its panics reach the page as
+    // messages). The page's own module keeps them: index.html pins its hash (SRI).
+    let saved = crate::wasm::strip_names(Path::new("dist/worker_bg.wasm"))?;
+    eprintln!(
+        "xtask: dist/worker_bg.wasm: {:.1} MB of function names dropped",
+        saved as f64 / 1e6
+    );
     let bytes = crate::site::write_offline_list(Path::new("dist"))?;
     eprintln!(
         "xtask: dist/sw.js keeps {:.1} MB of the app's files for offline use",
