@@ -220,6 +220,50 @@ test('the demo pictures load from the app itself and are embedded, with no reque
     fs.mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: path.join(OUT, 'app-demo.png'), fullPage: true });
     assert.ok(net.seen.some((u) => u.includes('/demo/')), 'the demo pictures were not fetched from the origin');
+    console.log(`  demo scores: ${ranking.map(([n, s]) => `${n.slice(0, 4)}/${n.slice(5, 9)} ${s.toFixed(3)}`).join(', ')}`);
+
+    // Where and when: the matches at or above the threshold, one lane per camera (Market-1501's
+    // c1, c2, c3 in the names), cameras in order, each lane in the order seen (sequence, frame).
+    const threshold = Number(await page.inputValue('#threshold'));
+    const timeline = async () => page.$$eval('#timeline .lane', (lanes) => lanes.map((l) => [l.dataset.camera,
+      [...l.querySelectorAll('.sightings li')].map((li) => [li.dataset.name, li.dataset.when, li.classList.contains('query')])]));
+    const lanes = await timeline();
+    const above = ranking.filter(([, s]) => s >= threshold).map(([n]) => n);
+    const market = (n) => n.match(/^\d+_c(\d+)s(\d+)_(\d+)_/).slice(1).map(Number);
+    console.log(`  timeline at threshold ${threshold}: ${lanes.map(([c, s]) => `${c}: ${s.map(([n, w]) => `${n.slice(0, 4)} ${w}`).join(', ')}`).join(' | ')}`);
+    assert.deepEqual(lanes.map(([c]) => c), [...new Set(above.map((n) => `c${market(n)[0]}`))].sort());
+    assert.deepEqual(lanes.flatMap(([, s]) => s.map(([n]) => n)).sort(), [...above].sort());
+    for (const [camera, sightings] of lanes) {
+      const order = sightings.map(([n]) => market(n));
+      assert.ok(order.every(([c]) => `c${c}` === camera), `${camera}: ${sightings}`);
+      assert.deepEqual(order, [...order].sort((a, b) => a[1] - b[1] || a[2] - b[2]), `${camera} is not in the order seen`);
+      for (const [n, when] of sightings) assert.equal(when, `s${market(n)[1]} frame ${market(n)[2]}`);
+    }
+    assert.deepEqual(lanes.flatMap(([, s]) => s.filter(([, , q]) => q).map(([n]) => n)), [index.images[0]]);
+    // A threshold of 0.99 leaves the query alone (a picture is itself at 1.000), the others dimmed.
+    await page.fill('#threshold', '0.99');
+    await page.waitForSelector('#timeline[data-lanes="1"]');
+    assert.equal(await page.locator('#ranked li.below').count(), index.images.length - 1);
+    assert.equal(await page.getAttribute('#ranked-by', 'data-above'), '1');
+    await page.fill('#threshold', String(threshold));
+    await page.waitForFunction((n) => document.querySelector('#ranked-by').dataset.above === String(n), above.length);
+
+    // Re-ranking: the page's k-reciprocal order and distances are `reid search --rerank`'s.
+    const searchFile = path.join(OUT, 'demo-rerank.json');
+    execFileSync(REID_BIN, ['search', '--model', MODEL, '--rerank', '--query', path.join(DIST, 'demo', index.images[0]),
+      '--gallery', ...index.images.map((n) => path.join(DIST, 'demo', n)), '--json', searchFile,
+      '--sheet', path.join(OUT, 'demo-rerank.png')], { stdio: 'pipe' });
+    const native = JSON.parse(fs.readFileSync(searchFile, 'utf8'));
+    const nativeOrder = native.queries[0].ranking.map((h) => [path.basename(native.gallery[h.entry].source), h.reranked_distance]);
+    await page.check('#rerank');
+    await page.waitForSelector('#ranked-by[data-reranked="true"]', { timeout: 120000 });
+    const reranked = await page.$$eval('#ranked li', (lis) => lis.map((li) => [li.dataset.name, Number(li.dataset.distance)]));
+    console.log(`  re-ranked: ${reranked.map(([n, d]) => `${n.slice(0, 4)} ${d.toFixed(3)}`).join(', ')}`);
+    assert.deepEqual(reranked.map(([n]) => n), nativeOrder.map(([n]) => n));
+    reranked.forEach(([n, d], r) => assert.ok(Math.abs(d - nativeOrder[r][1]) < 1e-3, `${n}: page ${d}, native ${nativeOrder[r][1]}`));
+    await page.screenshot({ path: path.join(OUT, 'app-demo-reranked.png'), fullPage: true });
+    await page.uncheck('#rerank');
+    await page.waitForSelector('#ranked-by[data-reranked="false"]', { timeout: 120000 });
 
     // The privacy panel lists the requests of the page and its worker from the browser's own
     // record: all to the origin, each one the audit saw too.
@@ -342,6 +386,10 @@ test('gallery file: saved, checked, encrypted, refused when damaged, and opened 
       assert.deepEqual(e.embedding.map(Math.fround), embeddings[i].embedding, e.name);
       assert.equal(e.picture_type, 'image/jpeg');
       assert.ok(plain.pictures[i][0] === 0xff && plain.pictures[i][1] === 0xd8, `${e.name}: not a JPEG`);
+      // Where and when each was seen travels with it: Market-1501's camera, sequence and frame.
+      const m = e.name.match(/^\d+_c(\d+)s(\d+)_(\d+)_/);
+      if (m) assert.deepEqual(e.seen, { camera: `c${m[1]}`, when: { clock: 'frame', sequence: Number(m[2]), frame: Number(m[3]) } });
+      else assert.equal(typeof e.seen?.camera, 'string', e.name);
     });
     assert.equal(plain.manifest.model.architecture, 'MobileNetV2');
     assert.equal(plain.manifest.model.model, crypto.createHash('sha256').update(fs.readFileSync(MODEL)).digest('hex'));
@@ -614,16 +662,31 @@ test('photos: the people the native detector finds are found in the page, each s
 
     // A picture of one person again, then a search from the person found in the photo: the
     // gallery is the people (the found one and the picture), not the photos.
+    // It comes from a camera the user names; the photos' people have no camera in their names.
     await page.uncheck('#find-people');
+    await page.fill('#camera', 'entrance');
     await page.setInputFiles('#file-input', [GOOD[0]]);
     await settled(photos.length + expected + 1);
-    assert.equal(await page.getAttribute(`.item[data-name="${path.basename(GOOD[0])}"]`, 'data-state'), 'done');
+    const single = page.locator(`.item[data-name="${path.basename(GOOD[0])}"]`);
+    assert.equal(await single.getAttribute('data-state'), 'done');
+    assert.equal(await single.getAttribute('data-camera'), 'entrance');
+    assert.match(await single.locator('.seen').textContent(), /^entrance · \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
     const person = `${path.basename(photos[0])} #1`;
+    assert.equal(await page.getAttribute(`.item[data-name="${person}"]`, 'data-camera'), 'no camera given');
     await page.click(`.item[data-name="${person}"] button.search`);
     await page.waitForSelector('#ranked li', { timeout: 120000 });
     const ranked = await page.$$eval('#ranked li', (lis) => lis.map((li) => li.dataset.name));
     assert.equal(ranked.length, expected + 1, ranked.join(', '));
     assert.equal(ranked[0], person);
+    await page.fill('#threshold', '0');
+    assert.deepEqual(await page.$$eval('#timeline .lane', (ls) => ls.map((l) => l.dataset.camera)), ['entrance', 'no camera given']);
+
+    // A folder: its pictures are added (its other files skipped), its name their camera.
+    await page.fill('#camera', '');
+    await page.setInputFiles('#folder-input', HOG);
+    await settled(photos.length + expected + 3);
+    const cameras = await page.$$eval('.item[data-name^="scene"]:not([data-people])', (lis) => lis.map((li) => [li.dataset.name, li.dataset.camera]));
+    assert.deepEqual(cameras.filter(([n]) => !n.includes('#')), [['scene1.png', 'hog'], ['scene2.png', 'hog']]);
     fs.mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: path.join(OUT, 'app-photos.png'), fullPage: true });
   });

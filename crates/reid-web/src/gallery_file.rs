@@ -12,10 +12,13 @@
 //! body:               manifest length (u32) | manifest (JSON) | the pictures, one after another
 //! ```
 //! The manifest ([`Manifest`]) gives each entry's name, picture type and length, frame count
-//! and embedding (JSON numbers written so that they read back to the same `f32`).
+//! and embedding (JSON numbers written so that they read back to the same `f32`), and where
+//! and when the person was seen (optional: files saved before it was kept read without it).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::seen::Seen;
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 12] = b"REIDGALLERY\n";
@@ -59,6 +62,8 @@ pub struct Entry {
     pub name: String,
     /// Frames seen in, for a person followed through a video.
     pub frames: Option<u64>,
+    /// The camera and time (files saved before they were kept have none).
+    pub seen: Option<Seen>,
     /// The L2-normalised embedding, `ModelStamp::dim` wide.
     pub embedding: Vec<f32>,
     /// MIME type of `picture` ("image/jpeg").
@@ -89,6 +94,8 @@ struct ManifestEntry {
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     frames: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seen: Option<Seen>,
     embedding: Vec<f32>,
     picture_type: String,
     picture_bytes: usize,
@@ -149,6 +156,7 @@ pub fn payload(gallery: &Gallery) -> Vec<u8> {
             .map(|e| ManifestEntry {
                 name: e.name.clone(),
                 frames: e.frames,
+                seen: e.seen.clone(),
                 embedding: e.embedding.clone(),
                 picture_type: e.picture_type.clone(),
                 picture_bytes: e.picture.len(),
@@ -272,6 +280,7 @@ pub fn open_payload(payload: &[u8]) -> Result<Gallery, FileError> {
         entries.push(Entry {
             name: e.name,
             frames: e.frames,
+            seen: e.seen,
             embedding: e.embedding,
             picture_type: e.picture_type,
             picture: picture.to_vec(),
@@ -292,6 +301,7 @@ pub fn open_payload(payload: &[u8]) -> Result<Gallery, FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seen::When;
 
     fn gallery() -> Gallery {
         Gallery {
@@ -306,6 +316,7 @@ mod tests {
                 Entry {
                     name: "a.jpg".into(),
                     frames: None,
+                    seen: None,
                     // Values whose shortest decimal form must read back to the same bits.
                     embedding: vec![0.1, -0.723_456_7, 1.0e-7],
                     picture_type: "image/jpeg".into(),
@@ -314,6 +325,13 @@ mod tests {
                 Entry {
                     name: "scene.webm #2 (0.4-3.0 s)".into(),
                     frames: Some(14),
+                    seen: Some(Seen {
+                        camera: "lobby".into(),
+                        when: When::Video {
+                            from_s: 0.4,
+                            to_s: 3.0,
+                        },
+                    }),
                     embedding: vec![f32::MIN_POSITIVE, 0.577_350_26, -0.577_350_26],
                     picture_type: "image/png".into(),
                     picture: vec![0x89, b'P', b'N', b'G'],

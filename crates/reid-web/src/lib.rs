@@ -12,6 +12,7 @@ pub mod js;
 pub mod protocol;
 #[cfg(target_arch = "wasm32")]
 pub mod requests;
+pub mod seen;
 /// The page's state is pure data: natively it is compiled on its own, so that `cargo test`
 /// runs its tests.
 #[cfg(not(target_arch = "wasm32"))]

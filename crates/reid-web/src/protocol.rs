@@ -71,13 +71,16 @@ pub enum ToWorker {
     /// Video `id` has no more frames: answered by `Tracks`, each followed person one entry.
     VideoEnd { id: u32 },
     /// Rank the gallery (`gallery_ids[r]` names row `r` of the row-major `gallery`) by
-    /// similarity to `query`, on the worker's backend; answered by `Ranked` or `SearchFailed`.
+    /// similarity to `query`, on the worker's backend, or with `rerank` by k-reciprocal
+    /// re-ranked distance (Zhong et al. 2017, `reid search --rerank`'s, on the CPU); answered
+    /// by `Ranked` or `SearchFailed`.
     Search {
         query_id: u32,
         query: Vec<f32>,
         gallery_ids: Vec<u32>,
         gallery: Vec<f32>,
         k: usize,
+        rerank: bool,
     },
     /// Time the model: `batch` crops at the model's input size embedded up to `iters` times
     /// after one warm-up pass, on the worker's backend, stopping early (after at least one
@@ -93,7 +96,10 @@ pub enum ToWorker {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RankedHit {
     pub id: u32,
+    /// Cosine similarity to the query.
     pub score: f32,
+    /// The k-reciprocal re-ranked distance, when the search was re-ranked (its order).
+    pub distance: Option<f32>,
 }
 
 /// Most people kept from one photo (the surest), so that person ids stay within their range.

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use std::collections::BTreeMap;
 
-use reid_core::{FeatureMatrix, TrackerConfig};
+use reid_core::{k_reciprocal_rerank, FeatureMatrix, Metric, RerankParams, TrackerConfig};
 use reid_pipeline::{
     decode_image, device, hog_boxes, is_aggregator_file, people_in, thumbnail_png, Backend, Device,
     Embedder, GallerySearch, HogDetector, HogParams, RgbImage, TrackletAggregator, VideoTracker,
@@ -180,10 +180,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 gallery_ids,
                 gallery,
                 k,
+                rerank,
             } => {
                 let start = now_ms();
                 let result = match &embedder {
-                    Some(e) => search(e, query, &gallery_ids, gallery, k).await,
+                    Some(e) => search(e, query, &gallery_ids, gallery, k, rerank).await,
                     None => Err("the model is not loaded".into()),
                 };
                 post(&match result {
@@ -486,6 +487,7 @@ async fn search(
     gallery_ids: &[u32],
     gallery: Vec<f32>,
     k: usize,
+    rerank: bool,
 ) -> Result<Vec<RankedHit>, String> {
     let dim = query.len();
     let query = FeatureMatrix::new(query, dim).map_err(|e| format!("query: {e}"))?;
@@ -497,20 +499,37 @@ async fn search(
             gallery.rows()
         ));
     }
-    let index = GallerySearch::new(&gallery.l2_normalized(), embedder.device())
-        .map_err(|e| e.to_string())?;
+    let (query, gallery) = (query.l2_normalized(), gallery.l2_normalized());
+    let index = GallerySearch::new(&gallery, embedder.device()).map_err(|e| e.to_string())?;
+    let k = if rerank { gallery.rows() } else { k };
     let hits = index
-        .top_k(&query.l2_normalized(), k)
+        .top_k(&query, k)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(hits
+        .map_err(|e| e.to_string())?
         .into_iter()
         .next()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if !rerank {
+        return Ok(hits
+            .into_iter()
+            .map(|h| RankedHit {
+                id: gallery_ids[h.index],
+                score: h.score,
+                distance: None,
+            })
+            .collect());
+    }
+    let distance = k_reciprocal_rerank(&query, &gallery, Metric::Cosine, RerankParams::default())
+        .map_err(|e| format!("re-ranking: {e}"))?;
+    // `reid search --rerank`'s order: by distance, ties by gallery row.
+    let mut rows: Vec<(usize, f32)> = hits.into_iter().map(|h| (h.index, h.score)).collect();
+    rows.sort_by(|a, b| distance[a.0].total_cmp(&distance[b.0]).then(a.0.cmp(&b.0)));
+    Ok(rows
         .into_iter()
-        .map(|h| RankedHit {
-            id: gallery_ids[h.index],
-            score: h.score,
+        .map(|(row, score)| RankedHit {
+            id: gallery_ids[row],
+            score,
+            distance: Some(distance[row]),
         })
         .collect())
 }

@@ -8,6 +8,7 @@ use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
 use yew::prelude::*;
 
 use super::state::{significant, Benchmark, Engine, Item, ItemStatus, Search, SearchStatus};
+use super::timeline::Timeline;
 
 pub fn files_of(list: Option<FileList>) -> Vec<File> {
     let Some(list) = list else { return Vec::new() };
@@ -118,6 +119,31 @@ pub struct DropZoneProps {
     /// Whether pictures added are photos to find the people in.
     pub find_people: bool,
     pub on_find_people: Callback<bool>,
+    /// The user's camera label for the files they add next (empty: from each file).
+    pub camera: String,
+    pub on_camera: Callback<String>,
+}
+
+/// A file's path in the folder it was picked with (`webkitRelativePath`, which web-sys does not
+/// bind); empty for a file picked on its own.
+pub fn relative_path(file: &File) -> String {
+    js_sys::Reflect::get(file, &"webkitRelativePath".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
+}
+
+/// Whether a file in a picked folder is one the page reads (a picture or a video), by its
+/// type or name: a folder also holds notes, sidecars and the like, which are skipped.
+fn readable(file: &File) -> bool {
+    let (kind, name) = (file.type_(), file.name().to_ascii_lowercase());
+    kind.starts_with("image/")
+        || kind.starts_with("video/")
+        || [
+            ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".webm", ".mp4", ".ogv",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
 }
 
 /// Where the user drops or picks images.
@@ -130,6 +156,28 @@ pub fn drop_zone(props: &DropZoneProps) -> Html {
             let input: HtmlInputElement = e.target_unchecked_into();
             on_files.emit(files_of(input.files()));
             input.set_value("");
+        })
+    };
+    let on_folder = {
+        let on_files = props.on_files.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let mut files: Vec<(String, File)> = files_of(input.files())
+                .into_iter()
+                .filter(readable)
+                .map(|f| (relative_path(&f), f))
+                .collect();
+            // In the folder's order, which the browser does not keep.
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+            on_files.emit(files.into_iter().map(|(_, f)| f).collect());
+            input.set_value("");
+        })
+    };
+    let on_camera = {
+        let on_camera = props.on_camera.clone();
+        Callback::from(move |e: InputEvent| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            on_camera.emit(input.value());
         })
     };
     let on_drag_over = {
@@ -172,6 +220,20 @@ pub fn drop_zone(props: &DropZoneProps) -> Html {
                 }
                 <span class="hint">{ " Videos are followed frame by frame: each person followed becomes one entry." }</span>
             </label>
+            <p class="sources">
+                <label>
+                    { "Add a folder: " }
+                    <input id="folder-input" type="file" webkitdirectory=true multiple=true onchange={on_folder} />
+                </label>
+                <label>
+                    { " Camera: " }
+                    <input id="camera" type="text" size="14" placeholder="from the names" value={props.camera.clone()}
+                        oninput={on_camera} />
+                </label>
+                <span class="hint">
+                    { " the camera of the files you add next; left empty, Market-1501 names give theirs (c3), a video its name, a folder its own name" }
+                </span>
+            </p>
             <p class="find-people">
                 <label>
                     <input id="find-people" type="checkbox" checked={props.find_people} onchange={on_toggle} />
@@ -321,7 +383,8 @@ pub fn image_list(props: &ImageListProps) -> Html {
                         data-name={item.name.clone()}
                         data-state={state} data-people={people} data-detect-ms={detect_ms} data-box={place}
                         data-photo={photo} data-video={video} data-tracks={tracks} data-frames={frames}
-                        data-fps={fps} data-worker-ms={worker_ms}>
+                        data-fps={fps} data-worker-ms={worker_ms}
+                        data-camera={item.seen.as_ref().map(|s| s.camera.clone())}>
                         if matches!(item.status, ItemStatus::Failed(_)) {
                             <div class="thumb missing">{ "✕" }</div>
                         } else if is_video {
@@ -333,6 +396,9 @@ pub fn image_list(props: &ImageListProps) -> Html {
                         }
                         <div class="name" title={item.name.clone()}>{ &item.name }</div>
                         <div class={classes!("state", class)}>{ text }</div>
+                        if let Some(seen) = item.seen.as_ref().filter(|_| !is_video && !is_photo) {
+                            <div class="seen" title="camera and time">{ format!("{} · {}", seen.camera, seen.when.label()) }</div>
+                        }
                         if matches!(item.status, ItemStatus::Done { .. }) {
                             <button class="search" onclick={
                                 let (on_search, id) = (props.on_search.clone(), item.id);
@@ -474,9 +540,16 @@ pub fn download(
 pub struct RankedListProps {
     pub items: Rc<Vec<Item>>,
     pub search: Option<Search>,
+    /// The similarity a match needs: those under it are dimmed and left off the timeline.
+    pub threshold: f32,
+    pub on_threshold: Callback<f32>,
+    /// Whether the search is re-ranked (k-reciprocal).
+    pub rerank: bool,
+    pub on_rerank: Callback<bool>,
 }
 
-/// The gallery ranked for the chosen image, best first, with the worker's scores.
+/// The gallery ranked for the chosen image, best first, with the worker's scores, the
+/// threshold and re-ranking controls, and where and when the matches were seen.
 #[function_component(RankedList)]
 pub fn ranked_list(props: &RankedListProps) -> Html {
     let Some(search) = &props.search else {
@@ -486,29 +559,77 @@ pub fn ranked_list(props: &RankedListProps) -> Html {
     let Some(query) = item(search.query_id) else {
         return html! {};
     };
+    let on_threshold = {
+        let on_threshold = props.on_threshold.clone();
+        Callback::from(move |e: InputEvent| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            if let Ok(t) = input.value().parse::<f32>() {
+                on_threshold.emit(t.clamp(0.0, 1.0));
+            }
+        })
+    };
+    let on_rerank = {
+        let on_rerank = props.on_rerank.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            on_rerank.emit(input.checked());
+        })
+    };
+    let threshold = props.threshold;
+    let controls = html! {
+        <p class="search-controls">
+            <label>
+                { "Threshold " }
+                <input id="threshold" type="range" min="0" max="1" step="0.01" value={format!("{threshold:.2}")}
+                    oninput={on_threshold} aria-describedby="threshold-value" />
+                <output id="threshold-value">{ format!(" {threshold:.2}") }</output>
+            </label>
+            <label>
+                <input id="rerank" type="checkbox" checked={props.rerank} onchange={on_rerank} />
+                { " Re-rank (k-reciprocal: neighbours that list each other count more)" }
+            </label>
+        </p>
+    };
     let body = match &search.status {
         SearchStatus::Running => html! { <p class="hint">{ "Ranking…" }</p> },
         SearchStatus::Failed(message) => html! { <p class="error">{ message }</p> },
-        SearchStatus::Done { hits, backend, ms } => html! {
-            <>
-                <p class="hint" id="ranked-by" data-backend={backend.label()}>
-                    { format!("Ranked on {} in {ms:.0} ms by cosine similarity (1 = same appearance).", backend.label()) }
-                </p>
-                <ol id="ranked">
-                    { for hits.iter().filter_map(|h| item(h.id).map(|i| (i, h.score))).map(|(i, score)| html! {
-                        <li data-name={i.name.clone()} data-score={format!("{score:.7}")}>
-                            <Thumb item={i.clone()} class="thumb" />
-                            <div class="name" title={i.name.clone()}>{ &i.name }</div>
-                            <div class="score">{ format!("{score:.3}") }</div>
-                        </li>
-                    }) }
-                </ol>
-            </>
-        },
+        SearchStatus::Done { hits, backend, ms } => {
+            let reranked = hits.iter().any(|h| h.distance.is_some());
+            let above = hits.iter().filter(|h| h.score >= threshold).count();
+            let how = if reranked {
+                "ordered by k-reciprocal re-ranked distance (scores are cosine similarity, 1 = same appearance)"
+            } else {
+                "by cosine similarity (1 = same appearance)"
+            };
+            html! {
+                <>
+                    <p class="hint" id="ranked-by" data-backend={backend.label()} data-reranked={reranked.to_string()}
+                        data-above={above.to_string()}>
+                        { format!("Ranked on {} in {ms:.0} ms {how}; {above} of {} at or above the threshold.", backend.label(), hits.len()) }
+                    </p>
+                    <Timeline items={props.items.clone()} hits={hits.clone()} threshold={threshold} query={search.query_id} />
+                    <ol id="ranked">
+                        { for hits.iter().filter_map(|h| item(h.id).map(|i| (i, h))).map(|(i, h)| html! {
+                            <li data-name={i.name.clone()} data-score={format!("{:.7}", h.score)}
+                                data-distance={h.distance.map(|d| format!("{d:.7}"))}
+                                class={classes!((h.score < threshold).then_some("below"))}>
+                                <Thumb item={i.clone()} class="thumb" />
+                                <div class="name" title={i.name.clone()}>{ &i.name }</div>
+                                <div class="score">{ format!("{:.3}", h.score) }</div>
+                                if let Some(seen) = &i.seen {
+                                    <div class="seen">{ format!("{} · {}", seen.camera, seen.when.label()) }</div>
+                                }
+                            </li>
+                        }) }
+                    </ol>
+                </>
+            }
+        }
     };
     html! {
         <section class="search-result" data-query={query.name.clone()}>
             <h2>{ format!("Who looks like {}?", query.name) }</h2>
+            { controls }
             { body }
         </section>
     }

@@ -26,6 +26,7 @@ use yew::UseReducerDispatcher;
 use super::state::{Action, AppState, FollowedPerson, Item, ItemStatus, VideoCost};
 use crate::gallery_file::{Gallery, ModelStamp};
 use crate::protocol::{FromWorker, ModelSource, ToWorker, VideoTrack};
+use crate::seen::{camera_of, folder_of, when_of, Seen};
 
 /// Files larger than this are refused before they are read (memory stays bounded). Videos are
 /// not read whole: the browser streams them.
@@ -188,8 +189,9 @@ impl Controller {
 
     /// Adds the user's files: each gets a card at once, then is read and sent to the worker,
     /// to be embedded whole (a picture of one person) or, with `find_people`, searched for the
-    /// people in it (a photo), each of whom is embedded.
-    pub fn add_files(self: &Rc<Self>, files: Vec<File>, find_people: bool) {
+    /// people in it (a photo), each of whom is embedded. `camera` is the user's label for these
+    /// files' camera (empty: from each file's name or folder, see [`camera_of`]).
+    pub fn add_files(self: &Rc<Self>, files: Vec<File>, find_people: bool, camera: &str) {
         let mut items = Vec::new();
         let mut to_read = Vec::new();
         let mut to_follow = Vec::new();
@@ -199,7 +201,14 @@ impl Controller {
                 let id = inner.next_id;
                 inner.next_id += 1;
                 let url = Url::create_object_url_with_blob(&file).unwrap_or_default();
-                let status = if is_video(&file) {
+                let video = is_video(&file);
+                let name = file.name();
+                let relative = super::components::relative_path(&file);
+                let seen = Seen {
+                    camera: camera_of(camera, &name, folder_of(&relative), video),
+                    when: when_of(&name, file.last_modified()),
+                };
+                let status = if video {
                     to_follow.push(id);
                     inner.files.insert(id, file.clone());
                     inner.videos.insert(id);
@@ -220,11 +229,12 @@ impl Controller {
                 };
                 items.push(Item {
                     id,
-                    name: file.name(),
+                    name,
                     url,
                     crop: None,
                     source: None,
                     frames: None,
+                    seen: Some(seen),
                     status,
                 });
             }
@@ -292,6 +302,7 @@ impl Controller {
                     crop: None,
                     source: None,
                     frames: entry.frames,
+                    seen: entry.seen,
                     status,
                 });
             }
@@ -655,7 +666,7 @@ impl Controller {
         let this = self.clone();
         spawn_local(async move {
             match demo_files().await {
-                Ok(files) => this.add_files(files, false),
+                Ok(files) => this.add_files(files, false, ""),
                 Err(message) => this.dispatch.dispatch(Action::Notice(format!(
                     "the demo pictures could not be loaded: {message}"
                 ))),
@@ -683,7 +694,7 @@ impl Controller {
                 .map_err(|e| format!("scene.webm: {e:?}"))
             };
             match file.await {
-                Ok(file) => this.add_files(vec![file], false),
+                Ok(file) => this.add_files(vec![file], false, ""),
                 Err(message) => this.dispatch.dispatch(Action::Notice(format!(
                     "the demo video could not be loaded: {message}"
                 ))),
@@ -692,8 +703,15 @@ impl Controller {
     }
 
     /// Asks the worker to rank `gallery` (id and embedding of each image) by similarity to the
-    /// image `query_id`; the answer arrives as an [`Action::Worker`].
-    pub fn search(&self, query_id: u32, query: &[f32], gallery: &[(u32, Rc<Vec<f32>>)]) {
+    /// image `query_id`, or with `rerank` by k-reciprocal re-ranked distance; the answer
+    /// arrives as an [`Action::Worker`].
+    pub fn search(
+        &self,
+        query_id: u32,
+        query: &[f32],
+        gallery: &[(u32, Rc<Vec<f32>>)],
+        rerank: bool,
+    ) {
         let inner = self.inner.borrow();
         let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) else {
             self.dispatch.dispatch(Action::Worker {
@@ -717,6 +735,7 @@ impl Controller {
                     .flat_map(|(_, e)| e.iter().copied())
                     .collect(),
                 k: gallery.len(),
+                rerank,
             },
         );
     }

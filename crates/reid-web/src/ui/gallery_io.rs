@@ -278,6 +278,7 @@ async fn save(
         entries.push(Entry {
             name: item.name,
             frames: item.frames,
+            seen: item.seen.clone(),
             embedding: embedding.to_vec(),
             picture_type: "image/jpeg".into(),
             picture,

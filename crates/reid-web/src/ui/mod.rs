@@ -8,6 +8,7 @@ mod offline;
 mod persist;
 mod privacy;
 mod state;
+mod timeline;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -29,6 +30,10 @@ use state::{Action, AppState};
 
 /// The model served beside the app (copied into the build by Trunk).
 pub const MODEL_URL: &str = "./mobilenetv2-synth-bot.bpk";
+
+/// Where the threshold slider starts: the similarity above which a match counts (see
+/// `ui/timeline.rs` for how it was chosen).
+const DEFAULT_THRESHOLD: f32 = 0.5;
 
 /// Crops per pass of "Measure speed" (onnxruntime-web's batch in `cargo xtask bench`).
 const BENCHMARK_BATCH: usize = 8;
@@ -100,6 +105,11 @@ pub fn app() -> Html {
     };
 
     let find_people = use_state(|| false);
+    let camera = use_state(String::new);
+    let on_camera = {
+        let camera = camera.clone();
+        Callback::from(move |label: String| camera.set(label))
+    };
     let blur_heads = use_state(|| false);
     let on_blur_heads = {
         let blur_heads = blur_heads.clone();
@@ -107,10 +117,10 @@ pub fn app() -> Html {
     };
     let on_files = {
         let controller = controller.clone();
-        let find_people = *find_people;
+        let (find_people, camera) = (*find_people, (*camera).clone());
         Callback::from(move |files: Vec<File>| {
             if let Some(c) = controller.borrow().as_ref() {
-                c.add_files(files, find_people);
+                c.add_files(files, find_people, &camera);
             }
         })
     };
@@ -118,9 +128,12 @@ pub fn app() -> Html {
         let find_people = find_people.clone();
         Callback::from(move |on: bool| find_people.set(on))
     };
+    let threshold = use_state(|| DEFAULT_THRESHOLD);
+    let rerank = use_state(|| false);
     let on_search = {
         let controller = controller.clone();
         let items = state.items.clone();
+        let rerank = *rerank;
         Callback::from(move |query_id: u32| {
             let gallery: Vec<(u32, Rc<Vec<f32>>)> = items
                 .iter()
@@ -142,9 +155,27 @@ pub fn app() -> Html {
                 .filter(|(_, e)| e.len() == query.len())
                 .collect();
             if let Some(c) = controller.borrow().as_ref() {
-                c.search(query_id, &query, &gallery);
+                c.search(query_id, &query, &gallery, rerank);
             }
         })
+    };
+    let on_threshold = {
+        let threshold = threshold.clone();
+        Callback::from(move |t: f32| threshold.set(t))
+    };
+    // Re-ranking on or off ranks the last query again.
+    {
+        let on_search = on_search.clone();
+        let query = state.search.as_ref().map(|s| s.query_id);
+        use_effect_with(*rerank, move |_| {
+            if let Some(query) = query {
+                on_search.emit(query);
+            }
+        });
+    }
+    let on_rerank = {
+        let rerank = rerank.clone();
+        Callback::from(move |on: bool| rerank.set(on))
     };
     let on_stop = {
         let controller = controller.clone();
@@ -224,14 +255,16 @@ pub fn app() -> Html {
             <Speed engine={state.engine.clone()} benchmark={state.benchmark.clone()} on_measure={on_measure} />
             <ModelPicker switching={state.switching_model.clone()} refused={state.model_refused.clone()}
                 on_model={on_model} />
-            <DropZone on_files={on_files} find_people={*find_people} on_find_people={on_find_people} />
+            <DropZone on_files={on_files} find_people={*find_people} on_find_people={on_find_people}
+                camera={(*camera).clone()} on_camera={on_camera} />
             <p class="demo">
                 <button id="demo" onclick={on_demo}>{ "Try the demo pictures" }</button>
                 <button id="demo-video" onclick={on_demo_video}>{ "Try the demo video" }</button>
                 <span class="hint">{ " synthetic people from this project's generator, shipped with the app" }</span>
             </p>
             <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
-            <RankedList items={state.items.clone()} search={state.search.clone()} />
+            <RankedList items={state.items.clone()} search={state.search.clone()} threshold={*threshold}
+                on_threshold={on_threshold} rerank={*rerank} on_rerank={on_rerank} />
             <SimilarityMatrix items={state.items.clone()} />
             <GalleryFile items={state.items.clone()} running={running.clone()} on_open={on_gallery}
                 keep={(*keep).clone()} on_keep={on_keep} />

@@ -363,6 +363,7 @@ impl Keeper {
                 entries: vec![Entry {
                     name: item.name.clone(),
                     frames: item.frames,
+                    seen: item.seen.clone(),
                     embedding: embedding.to_vec(),
                     picture_type: "image/jpeg".into(),
                     picture,

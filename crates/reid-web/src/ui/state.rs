@@ -7,6 +7,7 @@ use yew::Reducible;
 use reid_core::Backend;
 
 use crate::protocol::{FromWorker, RankedHit, ReadyInfo, MAX_PEOPLE};
+use crate::seen::{Seen, When};
 
 /// One image the user added, or one person found in a photo the user added.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub struct Item {
     pub source: Option<u32>,
     /// For a person followed through a video, the frames they were seen in.
     pub frames: Option<u64>,
+    /// The camera and time, for the search's timeline (`None` for an entry of a gallery file
+    /// saved without them).
+    pub seen: Option<Seen>,
     pub status: ItemStatus,
 }
 
@@ -312,7 +316,8 @@ impl Reducible for AppState {
                             left_out,
                             detect_ms,
                         };
-                        let (name, url) = (photo.name.clone(), photo.url.clone());
+                        let (name, url, seen) =
+                            (photo.name.clone(), photo.url.clone(), photo.seen.clone());
                         let each_ms = ms / people.len().max(1) as f64;
                         let found = people.into_iter().enumerate().map(|(k, p)| Item {
                             id: person_id(id, k),
@@ -325,6 +330,7 @@ impl Reducible for AppState {
                             }),
                             source: Some(id),
                             frames: None,
+                            seen: seen.clone(),
                             status: ItemStatus::Done {
                                 embedding: Rc::new(p.embedding),
                                 ms: each_ms,
@@ -470,6 +476,7 @@ impl Reducible for AppState {
                         cost,
                     };
                     let name = video.name.clone();
+                    let camera = video.seen.as_ref().map(|s| s.camera.clone());
                     let found = people.into_iter().enumerate().map(|(k, p)| Item {
                         id: person_id(id, k),
                         name: format!(
@@ -482,6 +489,13 @@ impl Reducible for AppState {
                         crop: None,
                         source: Some(id),
                         frames: Some(p.frames),
+                        seen: camera.clone().map(|camera| Seen {
+                            camera,
+                            when: When::Video {
+                                from_s: p.span_s[0],
+                                to_s: p.span_s[1],
+                            },
+                        }),
                         status: ItemStatus::Done {
                             embedding: Rc::new(p.embedding),
                             ms: 0.0,
@@ -534,6 +548,7 @@ mod tests {
             crop: None,
             source: None,
             frames: None,
+            seen: None,
             status: ItemStatus::Waiting,
         }
     }
