@@ -1,8 +1,9 @@
 // The app's service worker: it keeps the app's own files in the browser's Cache Storage so that,
 // after a first visit, the app opens and works with the network off. `cargo xtask` writes the
 // list of built files and a version into this file after each build (a changed file gives a new
-// version, which replaces the kept copy). It fetches only those files, from this origin; the
-// pictures and videos a user opens never pass through it (the page reads them from disk).
+// version, which replaces the kept copy once the user switches to it: see `ui/offline.rs`). It
+// fetches only those files, from this origin; the pictures and videos a user opens never pass
+// through it (the page reads them from disk).
 'use strict';
 
 const VERSION = '__REID_VERSION__';
@@ -16,9 +17,17 @@ self.addEventListener('install', (event) => {
       // `no-cache`: the browser's HTTP cache may be asked, but must check with the server, so
       // the kept copy is the served build and not an older one.
       await cache.addAll(FILES.map((f) => new Request(f, { cache: 'no-cache' })));
-      await self.skipWaiting();
+      // No `skipWaiting` here: a newer build waits while a page of the older one runs, so that
+      // page keeps getting its own build's files (a worker it restarts included). The page
+      // offers the new version, and the user's "Use the new version" sends the message below.
     })(),
   );
+});
+
+// The page's "Use the new version": this build takes over from the older one, whose kept
+// copy is then deleted, and the page reloads into this build.
+self.addEventListener('message', (event) => {
+  if (event.data === 'use-new-version') self.skipWaiting();
 });
 
 self.addEventListener('activate', (event) => {

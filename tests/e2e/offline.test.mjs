@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,13 +25,13 @@ const TYPES = {
   '.webm': 'video/webm',
 };
 
-// A plain static server of dist/ that can be stopped for good.
-async function serveDist() {
+// A plain static server of `root` (dist/ or a copy) that can be stopped for good.
+async function serveDist(root = DIST) {
   const server = http.createServer((req, res) => {
     let rel = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (rel.endsWith('/')) rel += 'index.html';
-    const file = path.join(DIST, path.normalize(rel));
-    if (!file.startsWith(DIST) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    const file = path.join(root, path.normalize(rel));
+    if (!file.startsWith(root) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       res.writeHead(404).end('not found');
       return;
     }
@@ -98,5 +99,58 @@ test('offline: after one visit the app opens, searches and follows the demo clip
   } finally {
     await browser.close();
     server.close();
+  }
+});
+
+// A newer build on the server: its service worker installs beside the running one and waits,
+// so the open page keeps its own build's files (both kept copies stay) and goes on working;
+// "Use the new version" lets the new one take over, the page reloads into it, and the older
+// copy is deleted.
+test('update: a newer build waits while the page runs the one it loaded, and takes over when asked', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'reid-update-'));
+  fs.cpSync(DIST, root, { recursive: true });
+  const server = await serveDist(root);
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const net = await audit(context, origin);
+    const page = await context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const kept = () => page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('reid-app-')).sort());
+
+    await page.goto(`${origin}/?backend=cpu`);
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
+    const [first] = await kept();
+    assert.ok(first, 'nothing was kept');
+
+    // The next build (here: the same files under a new version) appears on the server, and the
+    // browser checks for it (as it does on navigation and every day).
+    const swFile = path.join(root, 'sw.js');
+    const sw = fs.readFileSync(swFile, 'utf8');
+    const version = sw.match(/const VERSION = '([^']+)'/)[1];
+    fs.writeFileSync(swFile, sw.replace(`const VERSION = '${version}'`, `const VERSION = '${version}-next'`));
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
+    await page.waitForSelector('#offline[data-state="waiting"] #use-new-version', { timeout: 120000 });
+    assert.deepEqual(await kept(), [first, `reid-app-${version}-next`].sort());
+    // The page goes on with its build: its people are embedded and searched as before.
+    const { ranking } = await demoSearch(page, root);
+    assert.equal(ranking.length, JSON.parse(fs.readFileSync(path.join(root, 'demo/index.json'), 'utf8')).images.length);
+    assert.deepEqual(await kept(), [first, `reid-app-${version}-next`].sort(), 'the running build\'s files were dropped');
+
+    await page.click('#use-new-version');
+    await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
+    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    assert.equal(await page.locator('.item').count(), 0, 'the page did not reload');
+    assert.deepEqual(await kept(), [`reid-app-${version}-next`]);
+    console.log(`  update: ${first} kept while the page ran it beside the waiting reid-app-${version}-next; after "Use the new version" only the new one`);
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+  } finally {
+    await browser.close();
+    server.close();
+    fs.rmSync(root, { recursive: true, force: true });
   }
 });
