@@ -45,11 +45,10 @@ async function serveDist(root = DIST) {
   return server;
 }
 
-test('offline: after one visit the app opens, searches and follows the demo clip with its server gone', async () => {
-  const sw = fs.readFileSync(path.join(DIST, 'sw.js'), 'utf8');
-  assert.ok(!sw.includes('__REID_FILES__'), 'dist/sw.js has no file list: build the app with `cargo xtask`');
-  const kept = sw.match(/const FILES = \[(.*)\];/)[1].split('","').length;
-  const server = await serveDist();
+// Serves `root`, opens a page of it in a fresh browser with the network audit on, and runs
+// `body({ server, origin, page, net, pageErrors })`; everything is closed after.
+async function withServedApp(root, body) {
+  const server = await serveDist(root);
   const origin = `http://127.0.0.1:${server.address().port}`;
   const browser = await launch();
   try {
@@ -58,7 +57,18 @@ test('offline: after one visit the app opens, searches and follows the demo clip
     const page = await context.newPage();
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
+    await body({ server, origin, page, net, pageErrors });
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
 
+test('offline: after one visit the app opens, searches and follows the demo clip with its server gone', async () => {
+  const sw = fs.readFileSync(path.join(DIST, 'sw.js'), 'utf8');
+  assert.ok(!sw.includes('__REID_FILES__'), 'dist/sw.js has no file list: build the app with `cargo xtask`');
+  const kept = sw.match(/const FILES = \[(.*)\];/)[1].split('","').length;
+  await withServedApp(DIST, async ({ server, origin, page, net, pageErrors }) => {
     // The first visit, online: the service worker keeps every file of the build.
     await page.goto(`${origin}/?backend=cpu`);
     await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
@@ -96,10 +106,7 @@ test('offline: after one visit the app opens, searches and follows the demo clip
     await page.screenshot({ path: path.join(OUT, 'app-offline.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
     assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  });
 });
 
 // A newer build on the server: its service worker installs beside the running one and waits,
@@ -109,48 +116,40 @@ test('offline: after one visit the app opens, searches and follows the demo clip
 test('update: a newer build waits while the page runs the one it loaded, and takes over when asked', async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'reid-update-'));
   fs.cpSync(DIST, root, { recursive: true });
-  const server = await serveDist(root);
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  const browser = await launch();
   try {
-    const context = await browser.newContext();
-    const net = await audit(context, origin);
-    const page = await context.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    const kept = () => page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('reid-app-')).sort());
+    await withServedApp(root, async ({ origin, page, net, pageErrors }) => {
+      const kept = () => page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('reid-app-')).sort());
 
-    await page.goto(`${origin}/?backend=cpu`);
-    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
-    await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
-    const [first] = await kept();
-    assert.ok(first, 'nothing was kept');
+      await page.goto(`${origin}/?backend=cpu`);
+      await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+      await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
+      const [first] = await kept();
+      assert.ok(first, 'nothing was kept');
 
-    // The next build (here: the same files under a new version) appears on the server, and the
-    // browser checks for it (as it does on navigation and every day).
-    const swFile = path.join(root, 'sw.js');
-    const sw = fs.readFileSync(swFile, 'utf8');
-    const version = sw.match(/const VERSION = '([^']+)'/)[1];
-    fs.writeFileSync(swFile, sw.replace(`const VERSION = '${version}'`, `const VERSION = '${version}-next'`));
-    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
-    await page.waitForSelector('#offline[data-state="waiting"] #use-new-version', { timeout: 120000 });
-    assert.deepEqual(await kept(), [first, `reid-app-${version}-next`].sort());
-    // The page goes on with its build: its people are embedded and searched as before.
-    const { ranking } = await demoSearch(page, root);
-    assert.equal(ranking.length, JSON.parse(fs.readFileSync(path.join(root, 'demo/index.json'), 'utf8')).images.length);
-    assert.deepEqual(await kept(), [first, `reid-app-${version}-next`].sort(), 'the running build\'s files were dropped');
+      // The next build (here: the same files under a new version) appears on the server, and the
+      // browser checks for it (as it does on navigation and every day).
+      const swFile = path.join(root, 'sw.js');
+      const sw = fs.readFileSync(swFile, 'utf8');
+      const version = sw.match(/const VERSION = '([^']+)'/)[1];
+      fs.writeFileSync(swFile, sw.replace(`const VERSION = '${version}'`, `const VERSION = '${version}-next'`));
+      await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
+      await page.waitForSelector('#offline[data-state="waiting"] #use-new-version', { timeout: 120000 });
+      assert.deepEqual(await kept(), [first, `reid-app-${version}-next`].sort());
+      // The page goes on with its build: its people are embedded and searched as before.
+      const { ranking } = await demoSearch(page, root);
+      assert.equal(ranking.length, JSON.parse(fs.readFileSync(path.join(root, 'demo/index.json'), 'utf8')).images.length);
+      assert.deepEqual(await kept(), [first, `reid-app-${version}-next`].sort(), 'the running build\'s files were dropped');
 
-    await page.click('#use-new-version');
-    await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
-    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
-    assert.equal(await page.locator('.item').count(), 0, 'the page did not reload');
-    assert.deepEqual(await kept(), [`reid-app-${version}-next`]);
-    console.log(`  update: ${first} kept while the page ran it beside the waiting reid-app-${version}-next; after "Use the new version" only the new one`);
-    assert.deepEqual(pageErrors, []);
-    assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+      await page.click('#use-new-version');
+      await page.waitForSelector('#offline[data-state="ready"]', { timeout: 120000 });
+      await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+      assert.equal(await page.locator('.item').count(), 0, 'the page did not reload');
+      assert.deepEqual(await kept(), [`reid-app-${version}-next`]);
+      console.log(`  update: ${first} kept while the page ran it beside the waiting reid-app-${version}-next; after "Use the new version" only the new one`);
+      assert.deepEqual(pageErrors, []);
+      assert.deepEqual(net.foreign(), [], `requests left the origin: ${net.foreign()}`);
+    });
   } finally {
-    await browser.close();
-    server.close();
     fs.rmSync(root, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,9 @@ use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::state::{significant, Benchmark, Engine, Item, ItemStatus, Search, SearchStatus};
+use super::state::{
+    significant, Benchmark, Engine, Item, ItemStatus, ModelEntry, Search, SearchStatus,
+};
 use super::timeline::Timeline;
 
 pub fn files_of(list: Option<FileList>) -> Vec<File> {
@@ -75,6 +77,10 @@ pub struct ModelPickerProps {
     pub switching: Option<String>,
     pub refused: Option<String>,
     pub on_model: Callback<File>,
+    /// The models run in this session, to switch back to.
+    pub models: Rc<Vec<ModelEntry>>,
+    pub engine: Engine,
+    pub on_known: Callback<usize>,
 }
 
 /// Where the user picks their own model file (written by `reid import` or `reid export`); it
@@ -103,6 +109,8 @@ pub fn model_picker(props: &ModelPickerProps) -> Html {
                 <code>{ "reid export" }</code>{ ", or a temporal aggregator for video tracks from " }<code>{ "reid temporal" }</code>
                 { "; it stays on this device, and every picture and video is embedded again with it." }
             </span>
+            <ModelList models={props.models.clone()} engine={props.engine.clone()}
+                switching={props.switching.is_some()} on_known={props.on_known.clone()} />
             if let Some(name) = &props.switching {
                 <p id="model-switching">{ format!("Loading {name}…") }</p>
             }
@@ -110,6 +118,61 @@ pub fn model_picker(props: &ModelPickerProps) -> Html {
                 <p id="model-refused" class="error">{ message }</p>
             }
         </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ModelListProps {
+    models: Rc<Vec<ModelEntry>>,
+    engine: Engine,
+    switching: bool,
+    on_known: Callback<usize>,
+}
+
+/// The models run in this session (the shipped one first), which of them runs, and a button to
+/// run each again.
+#[function_component(ModelList)]
+fn model_list(props: &ModelListProps) -> Html {
+    let Engine::Ready(info) = &props.engine else {
+        return html! {};
+    };
+    if props.models.len() < 2 {
+        return html! {};
+    }
+    let running = |m: &ModelEntry| {
+        if m.aggregator {
+            info.aggregator
+                .as_ref()
+                .is_some_and(|a| a.fingerprint == m.fingerprint)
+        } else {
+            info.fingerprint == m.fingerprint
+        }
+    };
+    html! {
+        <>
+        <p class="models-title">{ "Models run in this session" }</p>
+        <ol id="models" aria-label="Models run in this session">
+            { for props.models.iter().enumerate().map(|(i, m)| {
+                let on_click = {
+                    let on_known = props.on_known.clone();
+                    Callback::from(move |_| on_known.emit(i))
+                };
+                let on = running(m);
+                html! {
+                    <li data-name={m.name.clone()} data-running={on.to_string()}>
+                        <strong>{ &m.name }</strong>
+                        <span class="hint">{ format!(" {}", m.summary) }</span>
+                        if on {
+                            <span class="running">{ " running" }</span>
+                        } else {
+                            { " " }
+                            <button class="use-model" onclick={on_click} disabled={props.switching}>{ "Use" }</button>
+                        }
+                    </li>
+                }
+            }) }
+        </ol>
+        </>
     }
 }
 

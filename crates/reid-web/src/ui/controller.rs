@@ -23,9 +23,9 @@ use web_sys::{
 };
 use yew::UseReducerDispatcher;
 
-use super::state::{Action, AppState, FollowedPerson, Item, ItemStatus, VideoCost};
+use super::state::{Action, AppState, FollowedPerson, Item, ItemStatus, ModelEntry, VideoCost};
 use crate::gallery_file::{Gallery, ModelStamp};
-use crate::protocol::{FromWorker, ModelSource, ToWorker, VideoTrack};
+use crate::protocol::{FromWorker, ModelSource, ReadyInfo, ToWorker, VideoTrack};
 use crate::seen::{camera_of, folder_of, when_of, Seen};
 
 /// Files larger than this are refused before they are read (memory stays bounded). Videos are
@@ -96,6 +96,8 @@ struct Inner {
     stopping: BTreeSet<u32>,
     /// The model being tried in place of the running one.
     switching: Option<ModelSource>,
+    /// Its file, for the list of models run in this session.
+    switching_file: Option<File>,
     next_id: u32,
     /// Why the model cannot run, once there is nothing left to try: pictures added after that
     /// are refused with this reason instead of waiting for ever.
@@ -109,6 +111,11 @@ pub struct Controller {
     model: RefCell<ModelSource>,
     /// The temporal aggregator in use, if the user chose one (loaded again after a restart).
     aggregator: RefCell<Option<ModelSource>>,
+    /// Every model run in this session, in the order first run, each with the user's file
+    /// (`None`: the shipped model, fetched from the app's origin), to switch back to.
+    library: RefCell<Vec<(ModelEntry, Option<File>)>>,
+    /// The shipped model's address.
+    shipped: String,
     inner: RefCell<Inner>,
 }
 
@@ -126,6 +133,8 @@ impl Controller {
                 url: model_url.to_string(),
             }),
             aggregator: RefCell::new(None),
+            library: RefCell::new(Vec::new()),
+            shipped: model_url.to_string(),
             inner: RefCell::new(Inner::default()),
         })
     }
@@ -142,6 +151,7 @@ impl Controller {
         inner.listening = false;
         inner.stopped = None;
         inner.switching = None;
+        inner.switching_file = None;
         // Their loops end (the channels close) and the new worker follows them from the start.
         let running: Vec<u32> = std::mem::take(&mut inner.following).into_keys().collect();
         inner.refollow.extend(running);
@@ -596,6 +606,7 @@ impl Controller {
     /// why.
     pub fn use_model(self: &Rc<Self>, file: File) {
         let name = file.name();
+        let picked = file.clone();
         if file.size() > MAX_FILE_BYTES {
             self.dispatch.dispatch(Action::ModelRefused(format!(
                 "the model {name} is {:.0} MB, more than the {:.0} MB this page reads",
@@ -619,24 +630,99 @@ impl Controller {
                 name: name.clone(),
                 bytes,
             };
-            let mut inner = this.inner.borrow_mut();
-            let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) else {
-                drop(inner);
-                this.dispatch.dispatch(Action::ModelRefused(
-                    "the app is still starting; pick the model again in a moment".into(),
-                ));
-                return;
-            };
-            post(
-                &handle.worker,
-                &ToWorker::SwitchModel {
-                    model: model.clone(),
-                },
-            );
-            inner.switching = Some(model);
-            drop(inner);
-            this.dispatch.dispatch(Action::ModelSwitching(name));
+            this.switch_to(model, Some(picked), name);
         });
+    }
+
+    /// Asks the worker to run `model` in place of the running one (`file`: the user's, for the
+    /// session's list; `name` for the page).
+    fn switch_to(&self, model: ModelSource, file: Option<File>, name: String) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(handle) = inner.worker.as_ref().filter(|_| inner.listening) else {
+            drop(inner);
+            self.dispatch.dispatch(Action::ModelRefused(
+                "the app is still starting; pick the model again in a moment".into(),
+            ));
+            return;
+        };
+        post(
+            &handle.worker,
+            &ToWorker::SwitchModel {
+                model: model.clone(),
+            },
+        );
+        inner.switching = Some(model);
+        inner.switching_file = file;
+        drop(inner);
+        self.dispatch.dispatch(Action::ModelSwitching(name));
+    }
+
+    /// Runs model `index` of the session's list again: a file of the user's is read again from
+    /// their disk, the shipped model fetched again from the app's origin (the service worker's
+    /// copy when offline). Every picture and video is embedded again, as for a new file.
+    pub fn use_known_model(self: &Rc<Self>, index: usize) {
+        let Some((entry, file)) = self.library.borrow().get(index).cloned() else {
+            return;
+        };
+        if let Some(file) = file {
+            self.use_model(file);
+            return;
+        }
+        let model = ModelSource::Url {
+            url: self.shipped.clone(),
+        };
+        self.switch_to(model, None, entry.name);
+    }
+
+    /// Adds the model a `Ready` reports to the session's list: the shipped model at the first
+    /// start, and each model or aggregator the user switched to (once each, by fingerprint).
+    fn remember(&self, generation: u32, info: &ReadyInfo) {
+        let (switched, file) = {
+            let mut inner = self.inner.borrow_mut();
+            if generation != inner.generation {
+                return;
+            }
+            let switched = inner.switching.is_some();
+            (switched, inner.switching_file.take().filter(|_| switched))
+        };
+        let entry = match (&info.aggregator, info.aggregator_switched) {
+            (Some(a), true) => ModelEntry {
+                name: file.as_ref().map_or_else(|| a.name.clone(), File::name),
+                aggregator: true,
+                summary: format!("temporal aggregator: {}, {}-d", a.label, a.dim),
+                fingerprint: a.fingerprint.clone(),
+            },
+            _ => ModelEntry {
+                name: file.as_ref().map_or_else(
+                    || {
+                        let name = self.shipped.rsplit('/').next().unwrap_or(&self.shipped);
+                        format!("{name} (shipped with the app)")
+                    },
+                    File::name,
+                ),
+                aggregator: false,
+                summary: format!(
+                    "{}, {}-d embeddings, {:.1} MB",
+                    info.architecture,
+                    info.dim,
+                    info.model_bytes as f64 / 1e6
+                ),
+                fingerprint: info.fingerprint.clone(),
+            },
+        };
+        let mut library = self.library.borrow_mut();
+        // A restart reloads what ran: only the first start and the user's switches are new.
+        if (!switched && !library.is_empty())
+            || library
+                .iter()
+                .any(|(e, _)| e.fingerprint == entry.fingerprint)
+        {
+            return;
+        }
+        library.push((entry, file));
+        let entries = library.iter().map(|(e, _)| e.clone()).collect();
+        drop(library);
+        self.dispatch.dispatch(Action::ModelsKnown(entries));
     }
 
     /// Forgets every image and video (their files included); videos being followed stop.
@@ -780,6 +866,9 @@ impl Controller {
                 message: format!("unreadable message from the worker: {e}"),
             },
         };
+        if let FromWorker::Ready(info) = &message {
+            self.remember(generation, info);
+        }
         {
             let mut inner = self.inner.borrow_mut();
             if generation != inner.generation {
@@ -877,6 +966,7 @@ impl Controller {
                 }
                 FromWorker::ModelRefused { name, message } => {
                     inner.switching = None;
+                    inner.switching_file = None;
                     let notice = format!(
                         "Your model {name} cannot be used ({message}); the previous model still runs."
                     );

@@ -217,6 +217,14 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_known = {
+        let controller = controller.clone();
+        Callback::from(move |index: usize| {
+            if let Some(c) = controller.borrow().as_ref() {
+                c.use_known_model(index);
+            }
+        })
+    };
     let on_gallery = {
         let controller = controller.clone();
         let running = running.clone();
@@ -254,7 +262,7 @@ pub fn app() -> Html {
                 notices={state.notices.clone()} />
             <Speed engine={state.engine.clone()} benchmark={state.benchmark.clone()} on_measure={on_measure} />
             <ModelPicker switching={state.switching_model.clone()} refused={state.model_refused.clone()}
-                on_model={on_model} />
+                on_model={on_model} models={state.models.clone()} engine={state.engine.clone()} on_known={on_known} />
             <DropZone on_files={on_files} find_people={*find_people} on_find_people={on_find_people}
                 camera={(*camera).clone()} on_camera={on_camera} />
             <p class="demo">

@@ -120,6 +120,18 @@ pub enum Engine {
     Failed(String),
 }
 
+/// A model run in this session, to switch back to (the controller keeps its file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEntry {
+    pub name: String,
+    /// A temporal aggregator (over a network's embeddings) rather than a network.
+    pub aggregator: bool,
+    /// What it is, for people: "MobileNetV2, 1280-d embeddings, 4.7 MB".
+    pub summary: String,
+    /// SHA-256 (hex) of its file: the running one has the worker's fingerprint.
+    pub fingerprint: String,
+}
+
 /// The last search the user asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
@@ -181,6 +193,8 @@ pub struct AppState {
     /// The user asked to forget everything and the worker confirmed it; cleared when
     /// something new is added.
     pub forgotten: bool,
+    /// The models run in this session, the first the shipped one.
+    pub models: Rc<Vec<ModelEntry>>,
 }
 
 impl Default for AppState {
@@ -195,6 +209,7 @@ impl Default for AppState {
             switching_model: None,
             model_refused: None,
             forgotten: false,
+            models: Rc::new(Vec::new()),
         }
     }
 }
@@ -222,6 +237,8 @@ pub enum Action {
     ModelSwitching(String),
     /// The user's model file cannot be used (the reason, in words); the old model still runs.
     ModelRefused(String),
+    /// The models run in this session changed.
+    ModelsKnown(Vec<ModelEntry>),
     /// A new model runs: these images are embedded again.
     Reembedding(Vec<u32>),
     /// Video `id` is being followed: `done` of `total` frames, at `fps` frames a second.
@@ -504,6 +521,7 @@ impl Reducible for AppState {
                     items.splice(at + 1..at + 1, found);
                 }
             }
+            Action::ModelsKnown(models) => next.models = Rc::new(models),
             Action::Reembedding(ids) => {
                 // Photos and videos are searched again: their people come back with the new
                 // model's embeddings.
