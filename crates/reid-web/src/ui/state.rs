@@ -696,7 +696,12 @@ mod tests {
 
     #[test]
     fn a_videos_people_follow_it_and_are_replaced_when_it_is_followed_again() {
-        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0), item(1)]));
+        let mut video = item(0);
+        video.seen = Some(Seen {
+            camera: "lobby".into(),
+            when: When::Modified { ms: 0.0 },
+        });
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![video, item(1)]));
         let state = state.reduce(Action::VideoProgress {
             id: 0,
             done: 3,
@@ -717,6 +722,17 @@ mod tests {
         assert_eq!(ids, [0, person_id(0, 0), person_id(0, 1), 1]);
         assert_eq!(state.items[2].name, "0.jpg #2 (0.2-4.0 s)");
         assert_eq!(state.items[2].source, Some(0));
+        // Seen by the video's camera, when the track was.
+        assert_eq!(
+            state.items[2].seen,
+            Some(Seen {
+                camera: "lobby".into(),
+                when: When::Video {
+                    from_s: 0.2,
+                    to_s: 4.0
+                }
+            })
+        );
         assert!(matches!(
             state.items[0].status,
             ItemStatus::Video {
