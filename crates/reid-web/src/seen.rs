@@ -17,6 +17,13 @@ pub struct Seen {
     pub when: When,
 }
 
+impl Seen {
+    /// "c2 · s4 frame 39", for a card or a ranked entry.
+    pub fn label(&self) -> String {
+        format!("{} · {}", self.camera, self.when.label())
+    }
+}
+
 /// When a person was seen, in the clock their source gives.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "clock", rename_all = "snake_case")]
@@ -224,6 +231,11 @@ mod tests {
             }
         );
         assert_eq!(when_of("IMG_1234.jpg", 5.0), When::Modified { ms: 5.0 });
+        let seen = Seen {
+            camera: "c2".into(),
+            when: when_of("0007_c2s4_000039_01.jpg", 0.0),
+        };
+        assert_eq!(seen.label(), "c2 · s4 frame 39");
         assert_eq!(
             When::Frame {
                 sequence: 5,

@@ -199,14 +199,12 @@ pub fn relative_path(file: &File) -> String {
 /// Whether a file in a picked folder is one the page reads (a picture or a video), by its
 /// type or name: a folder also holds notes, sidecars and the like, which are skipped.
 fn readable(file: &File) -> bool {
-    let (kind, name) = (file.type_(), file.name().to_ascii_lowercase());
-    kind.starts_with("image/")
-        || kind.starts_with("video/")
-        || [
-            ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".webm", ".mp4", ".ogv",
-        ]
-        .iter()
-        .any(|ext| name.ends_with(ext))
+    let name = file.name().to_ascii_lowercase();
+    file.type_().starts_with("image/")
+        || [".jpg", ".jpeg", ".png", ".webp", ".bmp"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+        || super::controller::is_video(file)
 }
 
 /// Where the user drops or picks images.
@@ -460,7 +458,7 @@ pub fn image_list(props: &ImageListProps) -> Html {
                         <div class="name" title={item.name.clone()}>{ &item.name }</div>
                         <div class={classes!("state", class)}>{ text }</div>
                         if let Some(seen) = item.seen.as_ref().filter(|_| !is_video && !is_photo) {
-                            <div class="seen" title="camera and time">{ format!("{} · {}", seen.camera, seen.when.label()) }</div>
+                            <div class="seen" title="camera and time">{ seen.label() }</div>
                         }
                         if matches!(item.status, ItemStatus::Done { .. }) {
                             <button class="search" onclick={
@@ -680,7 +678,7 @@ pub fn ranked_list(props: &RankedListProps) -> Html {
                                 <div class="name" title={i.name.clone()}>{ &i.name }</div>
                                 <div class="score">{ format!("{:.3}", h.score) }</div>
                                 if let Some(seen) = &i.seen {
-                                    <div class="seen">{ format!("{} · {}", seen.camera, seen.when.label()) }</div>
+                                    <div class="seen">{ seen.label() }</div>
                                 }
                             </li>
                         }) }

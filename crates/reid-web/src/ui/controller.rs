@@ -1089,7 +1089,7 @@ async fn demo_files() -> Result<Vec<File>, String> {
 }
 
 /// Whether the user's file is a video (by its type, else its name).
-fn is_video(file: &File) -> bool {
+pub(super) fn is_video(file: &File) -> bool {
     let name = file.name().to_ascii_lowercase();
     file.type_().starts_with("video/")
         || [".webm", ".mp4", ".m4v", ".ogv", ".mov", ".mkv", ".avi"]

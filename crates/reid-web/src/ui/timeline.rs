@@ -5,6 +5,7 @@
 //! model, the demo query's two other pictures of the same person score 0.724 and 0.720 and the
 //! best other person 0.486 (the browser test `the demo pictures ...` prints them).
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use yew::prelude::*;
@@ -25,7 +26,9 @@ pub struct TimelineProps {
 
 #[function_component(Timeline)]
 pub fn timeline_view(props: &TimelineProps) -> Html {
-    let item = |id: u32| props.items.iter().find(|i| i.id == id);
+    // One look-up table per render: each hit is looked up twice, in galleries of thousands.
+    let by_id: HashMap<u32, &Item> = props.items.iter().map(|i| (i.id, i)).collect();
+    let item = |id: u32| by_id.get(&id).copied();
     let lanes = timeline(
         props.hits.iter().map(|h| (h.id, h.score)),
         |id| item(id).and_then(|i| i.seen.as_ref()),
