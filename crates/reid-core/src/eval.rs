@@ -385,6 +385,53 @@ pub fn ranked_gallery(
     kept
 }
 
+/// A query with a low AP and the start of its ranked list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardQuery {
+    /// Query row.
+    pub query: usize,
+    pub ap: f64,
+    /// The first gallery rows as [`ranked_gallery`] ranks them.
+    pub ranked: Vec<usize>,
+}
+
+/// The `n` valid queries with the lowest AP (ties: query order), worst first, each with its
+/// first `shown` results: what `reid eval --visualize` draws and the browser's Evaluate
+/// section lists.
+pub fn worst_queries(
+    distances: &[f32],
+    per_query: &[Option<QueryMetrics>],
+    query: Labels,
+    gallery: Labels,
+    junk_pid: Option<i64>,
+    n: usize,
+    shown: usize,
+) -> Vec<HardQuery> {
+    let mut valid: Vec<(usize, f64)> = per_query
+        .iter()
+        .enumerate()
+        .filter_map(|(q, m)| m.as_ref().map(|m| (q, m.ap)))
+        .collect();
+    valid.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let ng = gallery.pids.len();
+    valid
+        .into_iter()
+        .take(n)
+        .map(|(q, ap)| HardQuery {
+            query: q,
+            ap,
+            ranked: ranked_gallery(
+                &distances[q * ng..(q + 1) * ng],
+                query.pids[q],
+                query.camids[q],
+                gallery,
+                junk_pid,
+                shown,
+            ),
+        })
+        .collect()
+}
+
 /// Evaluates a `queries x gallery` distance matrix (row-major, smaller is closer).
 pub fn evaluate(
     distances: &[f32],
@@ -511,6 +558,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn worst_queries_are_the_lowest_ap_first_ties_in_query_order_skipping_the_invalid() {
+        let c = random_case(3);
+        let protocol = Protocol::market1501();
+        let (query, gallery) = (
+            Labels {
+                pids: &c.qp,
+                camids: &c.qc,
+            },
+            Labels {
+                pids: &c.gp,
+                camids: &c.gc,
+            },
+        );
+        let per_query = evaluate_queries(&c.d, query, gallery, &protocol).unwrap();
+        let valid = per_query.iter().flatten().count();
+        let all = worst_queries(&c.d, &per_query, query, gallery, Some(-1), 100, 4);
+        assert_eq!(all.len(), valid);
+        for pair in all.windows(2) {
+            assert!(
+                pair[0].ap < pair[1].ap
+                    || (pair[0].ap == pair[1].ap && pair[0].query < pair[1].query)
+            );
+        }
+        let ng = c.gp.len();
+        for w in &all {
+            assert_eq!(Some(w.ap), per_query[w.query].as_ref().map(|m| m.ap));
+            let row = &c.d[w.query * ng..(w.query + 1) * ng];
+            let (pid, cam) = (c.qp[w.query], c.qc[w.query]);
+            assert_eq!(
+                w.ranked,
+                ranked_gallery(row, pid, cam, gallery, Some(-1), 4)
+            );
+        }
+        let two = worst_queries(&c.d, &per_query, query, gallery, Some(-1), 2, 4);
+        assert_eq!(two, all[..2.min(valid)].to_vec());
     }
 
     #[test]

@@ -28,8 +28,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reid_core::naming::{parse_market1501, parse_mars};
 use reid_core::{
     distance_matrix, evaluate_queries, k_reciprocal_rerank, pool_tracklets, query_expansion,
-    ranked_gallery, summarize, FeatureMatrix, Labels, Metric, Protocol, QueryExpansion,
-    QueryMetrics, RerankParams,
+    summarize, FeatureMatrix, Labels, Metric, Protocol, QueryExpansion, QueryMetrics, RerankParams,
 };
 use reid_data::layout::test_splits;
 use reid_data::market1501::LabelledImage;
@@ -324,35 +323,31 @@ fn worst_queries(
     protocol: &Protocol,
     n: usize,
 ) -> anyhow::Result<Vec<crate::report::RankedRow>> {
-    let mut valid: Vec<(usize, f64)> = per_query
-        .iter()
-        .enumerate()
-        .filter_map(|(q, m)| m.as_ref().map(|m| (q, m.ap)))
-        .collect();
-    valid.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let (qpaths, gpaths) = match (&query.paths, &gallery.paths) {
         (Some(q), Some(g)) => (q, g),
         _ => bail!("--visualize needs the pictures"),
     };
     let ng = gallery.pids.len();
-    Ok(valid
+    let worst = reid_core::worst_queries(
+        distances,
+        per_query,
+        query.labels(),
+        gallery.labels(),
+        protocol.junk_pid,
+        n,
+        10,
+    );
+    Ok(worst
         .into_iter()
-        .take(n)
-        .map(|(q, ap)| {
+        .map(|w| {
+            let q = w.query;
             let row = &distances[q * ng..(q + 1) * ng];
-            let ranked = ranked_gallery(
-                row,
-                query.pids[q],
-                query.camids[q],
-                gallery.labels(),
-                protocol.junk_pid,
-                10,
-            );
             let name = qpaths[q].file_name().unwrap_or_default().to_string_lossy();
             crate::report::RankedRow {
                 query: Picture::File(qpaths[q].clone()),
-                caption: format!("{name}  AP {:.1}%", 100.0 * ap),
-                results: ranked
+                caption: format!("{name}  AP {:.1}%", 100.0 * w.ap),
+                results: w
+                    .ranked
                     .into_iter()
                     .enumerate()
                     .map(|(i, g)| RankedResult {
