@@ -6,6 +6,7 @@
 //! Nothing here sends a request anywhere but the page's own origin: the model file is served
 //! beside the app, and images are read from the user's disk.
 
+pub mod evaluation;
 pub mod gallery_file;
 #[cfg(target_arch = "wasm32")]
 pub mod js;

@@ -197,6 +197,36 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     Err(message) => FromWorker::SearchFailed { query_id, message },
                 });
             }
+            ToWorker::EvalEmbed { run, first, files } => post(&match &embedder {
+                Some(e) => eval_embed(e, run, first, &files).await,
+                None => FromWorker::EvalFailed {
+                    run,
+                    index: Some(first),
+                    message: "the model is not loaded".into(),
+                },
+            }),
+            ToWorker::Evaluate {
+                run,
+                query,
+                gallery,
+                rerank,
+            } => {
+                let start = now_ms();
+                post(
+                    &match crate::evaluation::evaluate(&query, &gallery, rerank) {
+                        Ok(report) => FromWorker::Evaluated {
+                            run,
+                            report: Box::new(report),
+                            ms: now_ms() - start,
+                        },
+                        Err(message) => FromWorker::EvalFailed {
+                            run,
+                            index: None,
+                            message,
+                        },
+                    },
+                );
+            }
             ToWorker::Forget => {
                 videos.clear();
                 post(&FromWorker::Forgotten);
@@ -345,6 +375,41 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 }
             }
         }
+    }
+}
+
+/// The Evaluate page's pictures from `first` on, embedded by the image network alone; the
+/// first that cannot be is named by its index.
+async fn eval_embed(
+    embedder: &Embedder,
+    run: u32,
+    first: u32,
+    files: &[serde_bytes::ByteBuf],
+) -> FromWorker {
+    let start = now_ms();
+    let slices: Vec<&[u8]> = files.iter().map(|f| f.as_slice()).collect();
+    let (mut embeddings, mut dim) = (Vec::new(), 0);
+    for (i, result) in embedder.embed_files(&slices).await.into_iter().enumerate() {
+        match result {
+            Ok(e) => {
+                dim = e.values().len();
+                embeddings.extend_from_slice(e.values());
+            }
+            Err(e) => {
+                return FromWorker::EvalFailed {
+                    run,
+                    index: Some(first + i as u32),
+                    message: e.to_string(),
+                }
+            }
+        }
+    }
+    FromWorker::EvalEmbedded {
+        run,
+        first,
+        embeddings,
+        dim,
+        ms: now_ms() - start,
     }
 }
 

@@ -102,6 +102,9 @@ struct Inner {
     /// Why the model cannot run, once there is nothing left to try: pictures added after that
     /// are refused with this reason instead of waiting for ever.
     stopped: Option<String>,
+    /// Where the worker's answers to the Evaluate page go (its loop's channel); a restart or
+    /// "forget everything" closes it, which ends the loop.
+    evaluation: Option<mpsc::UnboundedSender<FromWorker>>,
 }
 
 /// The UI's handle on the worker.
@@ -152,6 +155,7 @@ impl Controller {
         inner.stopped = None;
         inner.switching = None;
         inner.switching_file = None;
+        inner.evaluation = None;
         // Their loops end (the channels close) and the new worker follows them from the start.
         let running: Vec<u32> = std::mem::take(&mut inner.following).into_keys().collect();
         inner.refollow.extend(running);
@@ -379,8 +383,16 @@ impl Controller {
         self.inner.borrow_mut().stopping.insert(id);
     }
 
+    /// A channel for the worker's answers to the Evaluate page, replacing (and so ending)
+    /// the one before.
+    pub(super) fn evaluation_answers(&self) -> mpsc::UnboundedReceiver<FromWorker> {
+        let (tx, rx) = mpsc::unbounded();
+        self.inner.borrow_mut().evaluation = Some(tx);
+        rx
+    }
+
     /// Sends `message` if the worker listens; `false` if not (it is restarting).
-    fn send(&self, message: &ToWorker) -> bool {
+    pub(super) fn send(&self, message: &ToWorker) -> bool {
         let inner = self.inner.borrow();
         match inner.worker.as_ref().filter(|_| inner.listening) {
             Some(handle) => {
@@ -736,6 +748,7 @@ impl Controller {
             inner.following.clear();
             inner.refollow.clear();
             inner.stopping.clear();
+            inner.evaluation = None;
         }
         // A worker that is restarting keeps nothing of the user's: say so at once.
         if !self.send(&ToWorker::Forget) {
@@ -875,6 +888,14 @@ impl Controller {
                 return;
             }
             match &message {
+                FromWorker::EvalEmbedded { .. }
+                | FromWorker::Evaluated { .. }
+                | FromWorker::EvalFailed { .. } => {
+                    if let Some(tx) = &inner.evaluation {
+                        let _ = tx.unbounded_send(message);
+                    }
+                    return;
+                }
                 FromWorker::FrameTracked {
                     id,
                     index,

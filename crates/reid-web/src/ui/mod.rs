@@ -3,6 +3,7 @@
 
 mod components;
 mod controller;
+mod evaluate;
 mod gallery_io;
 mod offline;
 mod persist;
@@ -10,7 +11,7 @@ mod privacy;
 mod state;
 mod timeline;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use reid_core::Backend;
@@ -22,6 +23,7 @@ use components::{
     Speed,
 };
 use controller::Controller;
+use evaluate::{EvalStatus, Evaluate};
 use gallery_io::GalleryFile;
 use offline::OfflineStatus;
 use persist::{KeepStatus, Keeper};
@@ -234,10 +236,59 @@ pub fn app() -> Html {
             }
         })
     };
+    // The Evaluate section: each run gets a number; a newer one (or cancel) ends the older.
+    let eval_status = use_state(EvalStatus::default);
+    let eval_rerank = use_state(|| false);
+    let eval_run = (*use_state(|| Rc::new(Cell::new(0u32)))).clone();
+    let start_eval = {
+        let controller = controller.clone();
+        let eval_run = eval_run.clone();
+        let show = {
+            let setter = eval_status.setter();
+            Callback::from(move |s| setter.set(s))
+        };
+        move |input: evaluate::Input, rerank: bool| {
+            if let Some(c) = controller.borrow().as_ref() {
+                let token = eval_run.get().wrapping_add(1);
+                eval_run.set(token);
+                evaluate::run(
+                    c.clone(),
+                    input,
+                    rerank,
+                    show.clone(),
+                    eval_run.clone(),
+                    token,
+                );
+            }
+        }
+    };
+    let on_eval_folder = {
+        let (start_eval, rerank) = (start_eval.clone(), *eval_rerank);
+        Callback::from(move |files: Vec<File>| start_eval(evaluate::Input::Folder(files), rerank))
+    };
+    let on_eval_rerank = {
+        let (eval_rerank, status) = (eval_rerank.clone(), (*eval_status).clone());
+        Callback::from(move |on: bool| {
+            eval_rerank.set(on);
+            // The evaluation shown is ranked again, from the features it kept.
+            if let EvalStatus::Done(e) = &status {
+                start_eval(evaluate::Input::Again(e.clone()), on);
+            }
+        })
+    };
+    let stop_eval = {
+        let (eval_run, setter) = (eval_run.clone(), eval_status.setter());
+        Callback::from(move |_: ()| {
+            eval_run.set(eval_run.get().wrapping_add(1));
+            setter.set(EvalStatus::Idle);
+        })
+    };
     let on_clear = {
         let dispatcher = state.dispatcher();
         let (controller, keeper) = (controller.clone(), keeper.clone());
+        let stop_eval = stop_eval.clone();
         Callback::from(move |_| {
+            stop_eval.emit(());
             if let Some(c) = controller.borrow().as_ref() {
                 c.forget_everything();
             }
@@ -276,6 +327,8 @@ pub fn app() -> Html {
             <SimilarityMatrix items={state.items.clone()} />
             <GalleryFile items={state.items.clone()} running={running.clone()} on_open={on_gallery}
                 keep={(*keep).clone()} on_keep={on_keep} />
+            <Evaluate status={(*eval_status).clone()} ready={matches!(state.engine, state::Engine::Ready(_))}
+                rerank={*eval_rerank} on_folder={on_eval_folder} on_rerank={on_eval_rerank} on_cancel={stop_eval} />
             <Privacy items={state.items.clone()} engine={state.engine.clone()} forgotten={state.forgotten}
                 kept_on_device={matches!(*keep, KeepStatus::Kept(_) | KeepStatus::Restoring)}
                 on_forget={on_clear} blur_heads={*blur_heads} on_blur_heads={on_blur_heads}>

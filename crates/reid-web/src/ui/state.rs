@@ -290,7 +290,10 @@ impl Reducible for AppState {
                 // The controller turns these into `VideoProgress` and `VideoTracks`.
                 FromWorker::Listening
                 | FromWorker::FrameTracked { .. }
-                | FromWorker::Tracks { .. } => {}
+                | FromWorker::Tracks { .. }
+                | FromWorker::EvalEmbedded { .. }
+                | FromWorker::Evaluated { .. }
+                | FromWorker::EvalFailed { .. } => {}
                 FromWorker::Forgotten => next.forgotten = true,
                 FromWorker::Ready(info) => {
                     next.engine = Engine::Ready(Rc::new(*info));
