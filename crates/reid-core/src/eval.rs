@@ -507,9 +507,9 @@ mod tests {
         Case { d, qp, qc, gp, gc }
     }
 
-    fn eval(c: &Case, max_rank: usize) -> Result<RankMetrics, EvalError> {
-        evaluate(
-            &c.d,
+    /// The query's and the gallery's labels of a case.
+    fn labels(c: &Case) -> (Labels<'_>, Labels<'_>) {
+        (
             Labels {
                 pids: &c.qp,
                 camids: &c.qc,
@@ -518,6 +518,15 @@ mod tests {
                 pids: &c.gp,
                 camids: &c.gc,
             },
+        )
+    }
+
+    fn eval(c: &Case, max_rank: usize) -> Result<RankMetrics, EvalError> {
+        let (query, gallery) = labels(c);
+        evaluate(
+            &c.d,
+            query,
+            gallery,
             &Protocol {
                 max_rank,
                 junk_pid: Some(-1),
@@ -564,16 +573,7 @@ mod tests {
     fn worst_queries_are_the_lowest_ap_first_ties_in_query_order_skipping_the_invalid() {
         let c = random_case(3);
         let protocol = Protocol::market1501();
-        let (query, gallery) = (
-            Labels {
-                pids: &c.qp,
-                camids: &c.qc,
-            },
-            Labels {
-                pids: &c.gp,
-                camids: &c.gc,
-            },
-        );
+        let (query, gallery) = labels(&c);
         let per_query = evaluate_queries(&c.d, query, gallery, &protocol).unwrap();
         let valid = per_query.iter().flatten().count();
         let all = worst_queries(&c.d, &per_query, query, gallery, Some(-1), 100, 4);

@@ -153,8 +153,8 @@ impl Side {
         Ok((pids, camids))
     }
 
-    fn matrix(&self, side: &str) -> Result<FeatureMatrix, String> {
-        FeatureMatrix::new(self.features.clone(), self.dim).map_err(|e| format!("{side}: {e}"))
+    fn into_matrix(self, side: &str) -> Result<FeatureMatrix, String> {
+        FeatureMatrix::new(self.features, self.dim).map_err(|e| format!("{side}: {e}"))
     }
 }
 
@@ -192,10 +192,10 @@ pub struct EvalReport {
 
 /// Evaluates `query` against `gallery` as `reid eval` does by default (cosine distance, the
 /// Market-1501 protocol, CMC to rank 50), or with `rerank` as `reid eval --rerank` does.
-pub fn evaluate(query: &Side, gallery: &Side, rerank: bool) -> Result<EvalReport, String> {
+pub fn evaluate(query: Side, gallery: Side, rerank: bool) -> Result<EvalReport, String> {
     let (q_pids, q_camids) = query.labels("query")?;
     let (g_pids, g_camids) = gallery.labels("gallery")?;
-    let (q, g) = (query.matrix("query")?, gallery.matrix("gallery")?);
+    let (q, g) = (query.into_matrix("query")?, gallery.into_matrix("gallery")?);
     if q.dim() != g.dim() {
         return Err(format!(
             "the query features are {} wide but the gallery's {}",
@@ -347,7 +347,7 @@ mod tests {
             ],
             &[[1.0, 0.1], [1.0, 0.0], [0.1, 1.0], [0.3, 1.0], [0.0, 1.0]],
         );
-        let report = evaluate(&query, &gallery, false).unwrap();
+        let report = evaluate(query, gallery, false).unwrap();
         assert_eq!(report.metrics.valid_queries, 2);
         assert_eq!(report.metrics.rank(1), Some(0.5));
         assert_eq!(report.metrics.rank(2), Some(1.0));
@@ -380,9 +380,11 @@ mod tests {
         let mut narrow = q.clone();
         narrow.dim = 1;
         narrow.features.truncate(2);
-        assert!(evaluate(&q, &narrow, false).unwrap_err().contains("2 wide"));
+        assert!(evaluate(q.clone(), narrow, false)
+            .unwrap_err()
+            .contains("2 wide"));
         let misnamed = side(&["holiday.jpg"], &[[1.0, 0.0]]);
-        assert!(evaluate(&misnamed, &q, false)
+        assert!(evaluate(misnamed, q, false)
             .unwrap_err()
             .starts_with("query line 1"));
     }

@@ -290,15 +290,13 @@ pub enum FromWorker {
         id: u32,
         message: String,
     },
-    /// The embeddings of the Evaluate page's pictures `first..`, in order.
+    /// The embeddings of the pictures of one `EvalEmbed`, in order.
     EvalEmbedded {
         run: u32,
-        first: u32,
         /// One row of `dim` per picture, row-major.
         #[serde(with = "f32_bytes")]
         embeddings: Vec<f32>,
         dim: usize,
-        ms: f64,
     },
     /// The Evaluate page's numbers, and how long the evaluation took.
     Evaluated {
@@ -347,6 +345,18 @@ pub enum FromWorker {
     Fatal {
         message: String,
     },
+}
+
+impl FromWorker {
+    /// The evaluation an answer belongs to, for the Evaluate section's answers.
+    pub fn evaluation(&self) -> Option<u32> {
+        match self {
+            Self::EvalEmbedded { run, .. }
+            | Self::Evaluated { run, .. }
+            | Self::EvalFailed { run, .. } => Some(*run),
+            _ => None,
+        }
+    }
 }
 
 /// Picks the backend from the user's request and what the WebGPU probe found, and says why.

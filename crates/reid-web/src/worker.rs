@@ -212,20 +212,18 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 rerank,
             } => {
                 let start = now_ms();
-                post(
-                    &match crate::evaluation::evaluate(&query, &gallery, rerank) {
-                        Ok(report) => FromWorker::Evaluated {
-                            run,
-                            report: Box::new(report),
-                            ms: now_ms() - start,
-                        },
-                        Err(message) => FromWorker::EvalFailed {
-                            run,
-                            index: None,
-                            message,
-                        },
+                post(&match crate::evaluation::evaluate(query, gallery, rerank) {
+                    Ok(report) => FromWorker::Evaluated {
+                        run,
+                        report: Box::new(report),
+                        ms: now_ms() - start,
                     },
-                );
+                    Err(message) => FromWorker::EvalFailed {
+                        run,
+                        index: None,
+                        message,
+                    },
+                });
             }
             ToWorker::Forget => {
                 videos.clear();
@@ -386,7 +384,6 @@ async fn eval_embed(
     first: u32,
     files: &[serde_bytes::ByteBuf],
 ) -> FromWorker {
-    let start = now_ms();
     let slices: Vec<&[u8]> = files.iter().map(|f| f.as_slice()).collect();
     let (mut embeddings, mut dim) = (Vec::new(), 0);
     for (i, result) in embedder.embed_files(&slices).await.into_iter().enumerate() {
@@ -406,10 +403,8 @@ async fn eval_embed(
     }
     FromWorker::EvalEmbedded {
         run,
-        first,
         embeddings,
         dim,
-        ms: now_ms() - start,
     }
 }
 

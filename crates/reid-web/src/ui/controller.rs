@@ -122,7 +122,22 @@ pub struct Controller {
     inner: RefCell<Inner>,
 }
 
-fn now_ms() -> f64 {
+/// Reads a file the user picked, refusing one larger than [`MAX_FILE_BYTES`] before reading.
+pub(super) async fn read_file(file: &File) -> Result<Vec<u8>, String> {
+    if file.size() > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file is {:.0} MB, more than the {:.0} MB this page reads",
+            file.size() / 1048576.0,
+            MAX_FILE_BYTES / 1048576.0
+        ));
+    }
+    JsFuture::from(file.array_buffer())
+        .await
+        .map(|buffer| Uint8Array::new(&buffer).to_vec())
+        .map_err(|e| format!("the file could not be read: {}", crate::js::js_error(e)))
+}
+
+pub(super) fn now_ms() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
         .map_or(0.0, |p| p.now())

@@ -9,13 +9,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
-use js_sys::Uint8Array;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 use web_sys::{File, HtmlInputElement, Url};
 use yew::prelude::*;
 
 use super::components::{files_of, relative_path};
-use super::controller::{Controller, MAX_FILE_BYTES};
+use super::controller::{now_ms, read_file, Controller};
 use crate::evaluation::{
     file_name, layout, percent, EvalReport, Layout, Side, SHOWN_RESULTS, WORST_QUERIES,
 };
@@ -78,25 +77,11 @@ pub enum EvalStatus {
     Failed(String),
 }
 
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
-}
-
+/// A file of the picked folder, read; an error names it.
 async fn read_bytes(file: &File) -> Result<Vec<u8>, String> {
-    let path = shown_path(file);
-    if file.size() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{path} is {:.0} MB, more than the {:.0} MB this page reads",
-            file.size() / 1048576.0,
-            MAX_FILE_BYTES / 1048576.0
-        ));
-    }
-    JsFuture::from(file.array_buffer())
+    read_file(file)
         .await
-        .map(|b| Uint8Array::new(&b).to_vec())
-        .map_err(|e| format!("{path} could not be read: {e:?}"))
+        .map_err(|e| format!("{}: {e}", shown_path(file)))
 }
 
 fn shown_path(file: &File) -> String {
@@ -145,15 +130,8 @@ async fn answer(
     run: u32,
 ) -> Option<FromWorker> {
     while let Some(message) = answers.next().await {
-        match &message {
-            FromWorker::EvalEmbedded { run: r, .. }
-            | FromWorker::Evaluated { run: r, .. }
-            | FromWorker::EvalFailed { run: r, .. }
-                if *r == run =>
-            {
-                return Some(message)
-            }
-            _ => {}
+        if message.evaluation() == Some(run) {
+            return Some(message);
         }
     }
     None

@@ -16,7 +16,7 @@ use web_sys::{
 use yew::prelude::*;
 
 use super::components::{download, files_of};
-use super::controller::MAX_FILE_BYTES;
+use super::controller::read_file;
 use super::persist::KeepStatus;
 use super::state::{Crop, Engine, Item, ItemStatus};
 use crate::gallery_file::{self as format, Entry, Gallery, ModelStamp, Read, Sealed};
@@ -305,17 +305,7 @@ async fn save(
 
 /// Reads, checks and (with the passphrase) decrypts a gallery file.
 async fn open(file: File, passphrase: &str) -> Result<Gallery, String> {
-    if file.size() > MAX_FILE_BYTES {
-        return Err(format!(
-            "the file is {:.0} MB, more than the {:.0} MB this page reads",
-            file.size() / 1048576.0,
-            MAX_FILE_BYTES / 1048576.0
-        ));
-    }
-    let buffer = JsFuture::from(file.array_buffer())
-        .await
-        .map_err(|e| format!("the file could not be read: {}", js_error(e)))?;
-    let bytes = Uint8Array::new(&buffer).to_vec();
+    let bytes = read_file(&file).await?;
     match format::read(&bytes).map_err(|e| e.to_string())? {
         Read::Plain(gallery) => Ok(gallery),
         Read::Encrypted(_) if passphrase.is_empty() => {
