@@ -1,8 +1,9 @@
 // The Evaluate section against the native `reid eval`, in Debian's headless Chromium on the CPU
 // backend: a small Market-1501 folder made by `reid synth`, embedded in the page, gives the
 // native metrics within 0.2 points; the native saved features, picked as a folder, give them
-// exactly, and so does re-ranking; a folder that is not a test set and one with a damaged
-// picture are refused in plain words; no request leaves the origin.
+// exactly, and so does re-ranking; a result picked with the mouse or the keyboard shows the
+// pair's maps, whose cells add up to the similarity ranked; a folder that is not a test set and
+// one with a damaged picture are refused in plain words; no request leaves the origin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -48,6 +49,26 @@ async function pageMetrics(page, reranked) {
     }));
     return out;
   }, METRICS);
+}
+
+// The pair panel once it shows `gallery`'s map: the similarity, each map's cells and sums.
+async function pairMaps(page, gallery) {
+  await page.waitForSelector(`#pair[data-gallery="${gallery}"], #pair-error`, { timeout: 60000 });
+  const error = await page.$('#pair-error');
+  assert.equal(error, null, error && await error.textContent());
+  return page.evaluate(() => {
+    const pair = document.querySelector('#pair');
+    const maps = ['#pair-query', '#pair-gallery'].map((id) => document.querySelector(id));
+    return {
+      similarity: Number(pair.dataset.similarity),
+      query: pair.dataset.query,
+      gallery: pair.dataset.gallery,
+      width: Number(maps[0].dataset.width),
+      height: Number(maps[0].dataset.height),
+      sums: maps.map((m) => m.dataset.values.split(',').map(Number).reduce((a, b) => a + b, 0)),
+      cells: maps[0].querySelectorAll('rect').length,
+    };
+  });
 }
 
 test('Evaluate: a Market-1501 folder embedded in the page gives `reid eval`\'s metrics, its saved features give them exactly', async () => {
@@ -98,8 +119,28 @@ test('Evaluate: a Market-1501 folder embedded in the page gives `reid eval`\'s m
       assert.ok(w.results.length >= 1 && w.results.length <= 10);
       assert.equal(w.pictures, 1 + w.results.length, `${w.query}: pictures missing`);
     }
+
+    // A pair's map: the first result of the worst query, picked with the mouse. The cells of
+    // each picture's map add up to the pair's similarity, which is 1 - the distance ranked.
+    const first = page.locator('#worst-queries > li').first().locator('.results li').first();
+    const distance = Number(await first.getAttribute('data-distance'));
+    const galleryName = await first.getAttribute('data-name');
+    await first.locator('button.explain').click();
+    const pair = await pairMaps(page, galleryName);
+    console.log(`  pair map: ${pair.query} against ${pair.gallery}: similarity ${pair.similarity.toFixed(4)} (1 - distance ${(1 - distance).toFixed(4)}), ${pair.width}x${pair.height} cells, sums ${pair.sums.map((v) => v.toFixed(4)).join(' and ')}`);
+    assert.ok(Math.abs(pair.similarity - (1 - distance)) < 1e-4, `similarity ${pair.similarity}, distance ${distance}`);
+    for (const sum of pair.sums) assert.ok(Math.abs(sum - pair.similarity) < 1e-4, `cells sum to ${sum}`);
+    assert.deepEqual([pair.width, pair.height], [4, 8]);
+    assert.ok(pair.cells > 0, 'no cell is drawn');
     fs.mkdirSync(OUT, { recursive: true });
     await page.locator('#evaluate').screenshot({ path: path.join(OUT, 'evaluate.png') });
+    // The keyboard: another result, focused and picked with Enter.
+    const second = page.locator('#worst-queries > li').first().locator('.results li').nth(1);
+    const secondName = await second.getAttribute('data-name');
+    await second.locator('button.explain').focus();
+    await page.keyboard.press('Enter');
+    const other = await pairMaps(page, secondName);
+    assert.ok(Math.abs(other.similarity - (1 - Number(await second.getAttribute('data-distance')))) < 1e-4);
 
     // The native saved features: `reid eval --features`' numbers exactly, then re-ranked.
     await page.setInputFiles('#eval-folder', features);
@@ -108,6 +149,7 @@ test('Evaluate: a Market-1501 folder embedded in the page gives `reid eval`\'s m
     for (const m of [...METRICS, 'valid', 'skipped']) assert.equal(fromFile[m], saved[m], m);
     assert.deepEqual(fromFile.cmc, saved.cmc);
     assert.equal(fromFile.worst[0].pictures, 0);
+    assert.equal(await page.locator('#worst-queries button.explain').count(), 0, 'saved features have no pictures to map');
     await page.check('#eval-rerank');
     const reranked = await pageMetrics(page, true);
     for (const m of METRICS) assert.equal(reranked[m], rerank[m], `re-ranked ${m}`);

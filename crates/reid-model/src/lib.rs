@@ -3,7 +3,8 @@
 //! backend): backbones, heads, the assembled ReID network, the temporal aggregators of video ReID
 //! (`temporal`: pooling, attention, GRU, LSTM, temporal convolution over frame features), the
 //! image preprocessing both homes share, loading/saving weights (burnpack, PyTorch
-//! checkpoints), and the training losses.
+//! checkpoints), the training losses, and the split of a pair's similarity over image regions
+//! (`explain`).
 //!
 //! It does not own the end-to-end job (that is `reid-pipeline`) nor any UI. Model code carries
 //! no backend type: the `Device` passed to `init` decides where it runs.
@@ -15,6 +16,7 @@ pub mod checkpoint;
 pub mod cpu;
 pub mod detect;
 pub mod error;
+pub mod explain;
 #[cfg(feature = "pytorch")]
 pub mod fastreid;
 pub mod head;

@@ -6,6 +6,7 @@
 use burn::tensor::Device;
 use reid_core::Embedding;
 use reid_model::cpu::CpuNet;
+use reid_model::explain::{FeatureMap, Head, Heat, PairExplanation};
 use reid_model::weights::from_burnpack_bytes;
 use reid_model::{decode_image, preprocess, ModelError, ReidNet, ReidNetConfig, RgbImage};
 
@@ -110,6 +111,52 @@ impl Embedder {
         Ok(out)
     }
 
+    /// Splits the similarity of two pictures over the regions of each ([`reid_model::explain`]):
+    /// the network as it embeds them, up to its last feature map, then the head in closed form.
+    pub async fn explain_pair(
+        &self,
+        first: &RgbImage,
+        second: &RgbImage,
+    ) -> Result<PairExplanation, EmbedError> {
+        let pair = [first.clone(), second.clone()];
+        let (head, maps) = match &self.cpu {
+            Some(cpu) => (cpu.head().clone(), cpu.feature_maps(&pair)),
+            None => {
+                let head = Head::of(&self.net);
+                let input = preprocess(&pair, &self.config.input, &self.device);
+                let map = self.net.backbone.forward(input).permute([0, 2, 3, 1]);
+                let [_, height, width, channels] = map.dims();
+                let values: Vec<f32> = map
+                    .into_data_async()
+                    .await
+                    .map_err(|e| ModelError::Device(format!("{e:?}")))?
+                    .try_to_vec::<f32>()
+                    .map_err(|e| ModelError::Device(format!("{e:?}")))?;
+                let maps = values
+                    .chunks(height * width * channels)
+                    .map(|v| FeatureMap {
+                        height,
+                        width,
+                        channels,
+                        values: v.to_vec(),
+                    })
+                    .collect();
+                (head, maps)
+            }
+        };
+        let [a, b] = &maps[..] else {
+            return Err(EmbedError::Invalid("two feature maps expected".into()));
+        };
+        let pair = head.explain(a, b)?;
+        let finite = |h: &Heat| h.values.iter().all(|v| v.is_finite());
+        if !pair.similarity.is_finite() || !finite(&pair.first) || !finite(&pair.second) {
+            return Err(EmbedError::Invalid(
+                "the similarity map is not finite".into(),
+            ));
+        }
+        Ok(pair)
+    }
+
     /// Decodes and embeds each file; a file that fails does not stop the others.
     pub async fn embed_files(&self, files: &[&[u8]]) -> Vec<Result<Embedding, EmbedError>> {
         // Decoded images move into one batch list; each file keeps only its decoding outcome.
@@ -173,6 +220,42 @@ mod tests {
             )
             .unwrap();
         bytes
+    }
+
+    #[test]
+    fn a_pair_s_map_sums_to_the_similarity_of_its_embeddings_on_both_paths() {
+        let cpu = embedder();
+        // The same weights as burn modules.
+        let burn = Embedder {
+            net: cpu.net.clone(),
+            cpu: None,
+            config: cpu.config.clone(),
+            device: cpu.device.clone(),
+            max_batch: 2,
+        };
+        assert!(!burn.uses_cpu_path());
+        let decode = |bytes: &[u8]| reid_model::decode_image(bytes).unwrap();
+        let (a, b) = (decode(&png(40, 90, 10)), decode(&png(64, 128, 200)));
+        let embedded = pollster::block_on(cpu.embed_images(&[a.clone(), b.clone()])).unwrap();
+        let cosine = reid_core::cosine_similarity(embedded[0].values(), embedded[1].values());
+        for embedder in [&cpu, &burn] {
+            let pair = pollster::block_on(embedder.explain_pair(&a, &b)).unwrap();
+            assert!(
+                (pair.similarity - cosine).abs() < 1e-4,
+                "{} against {cosine}",
+                pair.similarity
+            );
+            for heat in [&pair.first, &pair.second] {
+                // 256x128 at output stride 32.
+                assert_eq!((heat.height, heat.width), (8, 4));
+                let sum: f32 = heat.values.iter().sum();
+                assert!(
+                    (sum - pair.similarity).abs() < 1e-4,
+                    "{sum} against {}",
+                    pair.similarity
+                );
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub use embedder::{EmbedError, Embedder};
 pub use people::{hog_boxes, hog_confidence, people_in, FoundPerson};
 pub use reid_model::detect::hog::HogDetector;
 pub use reid_model::detect::hog::HogParams;
+pub use reid_model::explain::{Heat, PairExplanation};
 pub use reid_model::weights::{card_provenance, provenance, read_card};
 pub use reid_model::{decode_image, RgbImage};
 pub use search::{GallerySearch, SearchError};

@@ -136,6 +136,23 @@ pub enum ToWorker {
         gallery: crate::evaluation::Side,
         rerank: bool,
     },
+    /// Which regions of a query picture and a gallery picture drove their similarity
+    /// (the pipeline's `Embedder::explain_pair`); answered by `Explained` or `EvalFailed` (index 0: the query,
+    /// 1: the gallery picture).
+    Explain {
+        run: u32,
+        query: serde_bytes::ByteBuf,
+        gallery: serde_bytes::ByteBuf,
+    },
+}
+
+/// One picture's share of a pair's similarity per position of its feature map, row-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeatMap {
+    pub width: usize,
+    pub height: usize,
+    #[serde(with = "f32_bytes")]
+    pub values: Vec<f32>,
 }
 
 /// One ranked gallery entry.
@@ -304,6 +321,15 @@ pub enum FromWorker {
         report: Box<crate::evaluation::EvalReport>,
         ms: f64,
     },
+    /// A pair's cosine similarity and each picture's map of it (the cells of each sum to it),
+    /// and how long it took.
+    Explained {
+        run: u32,
+        similarity: f32,
+        query: HeatMap,
+        gallery: HeatMap,
+        ms: f64,
+    },
     /// The Evaluate page's picture `index` (or, when `None`, its evaluation) failed.
     EvalFailed {
         run: u32,
@@ -353,6 +379,7 @@ impl FromWorker {
         match self {
             Self::EvalEmbedded { run, .. }
             | Self::Evaluated { run, .. }
+            | Self::Explained { run, .. }
             | Self::EvalFailed { run, .. } => Some(*run),
             _ => None,
         }

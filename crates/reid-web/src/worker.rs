@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use reid_core::{k_reciprocal_rerank, FeatureMatrix, Metric, RerankParams, TrackerConfig};
 use reid_pipeline::{
     decode_image, device, hog_boxes, is_aggregator_file, people_in, thumbnail_png, Backend, Device,
-    Embedder, GallerySearch, HogDetector, HogParams, RgbImage, TrackletAggregator, VideoTracker,
+    Embedder, GallerySearch, Heat, HogDetector, HogParams, RgbImage, TrackletAggregator,
+    VideoTracker,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -24,7 +25,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
     choose_backend, looks_like_software_adapter, AdapterInfo, AggregatorInfo, FoundPerson,
-    FromWorker, ModelSource, RankedHit, ReadyInfo, ToWorker, VideoTrack, MAX_PEOPLE,
+    FromWorker, HeatMap, ModelSource, RankedHit, ReadyInfo, ToWorker, VideoTrack, MAX_PEOPLE,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -225,6 +226,18 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     },
                 });
             }
+            ToWorker::Explain {
+                run,
+                query,
+                gallery,
+            } => post(&match &embedder {
+                Some(e) => explain(e, run, &query, &gallery).await,
+                None => FromWorker::EvalFailed {
+                    run,
+                    index: None,
+                    message: "the model is not loaded".into(),
+                },
+            }),
             ToWorker::Forget => {
                 videos.clear();
                 post(&FromWorker::Forgotten);
@@ -405,6 +418,36 @@ async fn eval_embed(
         run,
         embeddings,
         dim,
+    }
+}
+
+/// Decodes a query and a gallery picture and splits their similarity over the regions of each.
+async fn explain(embedder: &Embedder, run: u32, query: &[u8], gallery: &[u8]) -> FromWorker {
+    let start = now_ms();
+    let failed = |index: Option<u32>, message: String| FromWorker::EvalFailed {
+        run,
+        index,
+        message,
+    };
+    let (q, g) = match (decode_image(query), decode_image(gallery)) {
+        (Ok(q), Ok(g)) => (q, g),
+        (Err(e), _) => return failed(Some(0), e.to_string()),
+        (_, Err(e)) => return failed(Some(1), e.to_string()),
+    };
+    let heat = |h: Heat| HeatMap {
+        width: h.width,
+        height: h.height,
+        values: h.values,
+    };
+    match embedder.explain_pair(&q, &g).await {
+        Ok(pair) => FromWorker::Explained {
+            run,
+            similarity: pair.similarity,
+            query: heat(pair.first),
+            gallery: heat(pair.second),
+            ms: now_ms() - start,
+        },
+        Err(e) => failed(None, e.to_string()),
     }
 }
 

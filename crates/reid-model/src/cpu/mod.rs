@@ -15,6 +15,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 
 use crate::backbone::mobilenet_v2::ConvBnAct;
+use crate::explain::{FeatureMap, Head};
 use crate::network::{Backbone, ReidNet};
 use crate::preprocess::{InputSpec, RgbImage};
 use crate::ModelError;
@@ -52,11 +53,8 @@ pub struct CpuNet {
     stem: Pointwise,
     blocks: Vec<Block>,
     last: Pointwise,
-    /// The BNNeck as `embedding = pooled * scale + shift` (before L2 normalisation).
-    neck_scale: Vec<f32>,
-    neck_shift: Vec<f32>,
-    /// The exponent of GeM pooling; average pooling when absent.
-    gem_p: Option<f32>,
+    /// Pooling and the BNNeck.
+    head: Head,
     input: InputSpec,
 }
 
@@ -76,7 +74,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 /// `gamma / sqrt(var + eps)` and `beta - mean * that`, in f64 before rounding.
-fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
     let gamma = values(bn.gamma.val());
     let beta = values(bn.beta.val());
     let mean = values(bn.running_mean.value());
@@ -309,37 +307,61 @@ impl CpuNet {
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let last = pointwise(&backbone.last)?;
-        let (neck_scale, neck_shift) = bn_affine(&net.neck.bn);
         Ok(Self {
             stem,
             blocks,
             last,
-            neck_scale,
-            neck_shift,
-            gem_p: net.gem.as_ref().map(|g| g.exponent()),
+            head: Head::of(net),
             input,
         })
     }
 
     /// Width of the embedding.
     pub fn dim(&self) -> usize {
-        self.neck_scale.len()
+        self.head.dim()
+    }
+
+    /// Pooling and the BNNeck, which [`crate::explain`] splits over image regions.
+    pub fn head(&self) -> &Head {
+        &self.head
     }
 
     /// Resizes and normalises each image (as [`crate::preprocess`] does) and runs the network.
     pub fn embed(&self, images: &[RgbImage]) -> CpuOutput {
+        self.run(images.len(), |i, scratch| self.load(&images[i], scratch))
+    }
+
+    /// The backbone's feature map of each image (resized and normalised as for [`Self::embed`]),
+    /// channels-last.
+    pub fn feature_maps(&self, images: &[RgbImage]) -> Vec<FeatureMap> {
+        let mut scratch = Scratch::default();
+        images
+            .iter()
+            .map(|image| {
+                let size = self.load(image, &mut scratch);
+                let [height, width] = self.backbone(&mut scratch, size);
+                FeatureMap {
+                    height,
+                    width,
+                    channels: self.last.bias.len(),
+                    values: scratch.a.get().to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    /// Puts `image`, resized and normalised, channels-last into `scratch.image`.
+    fn load(&self, image: &RgbImage, scratch: &mut Scratch) -> [usize; 2] {
         let spec = &self.input;
-        self.run(images.len(), |i, scratch| {
-            let resized = spec.resize(&images[i]);
-            scratch.image.clear();
-            scratch.image.extend(
-                resized
-                    .as_raw()
-                    .chunks_exact(3)
-                    .flat_map(|px| (0..3).map(|c| spec.normalise_pixel(px, c))),
-            );
-            [spec.height, spec.width]
-        })
+        let resized = spec.resize(image);
+        scratch.image.clear();
+        scratch.image.extend(
+            resized
+                .as_raw()
+                .chunks_exact(3)
+                .flat_map(|px| (0..3).map(|c| spec.normalise_pixel(px, c))),
+        );
+        [spec.height, spec.width]
     }
 
     /// Runs the network on already normalised images, `[batch, 3, height, width]` row-major
@@ -376,14 +398,10 @@ impl CpuNet {
         for (i, row) in states.into_iter().flat_map(|(_, done)| done) {
             pooled[i * dim..][..dim].copy_from_slice(&row);
         }
-        let mut embeddings = pooled.clone();
-        for row in embeddings.chunks_mut(dim.max(1)) {
-            for ((v, s), t) in row.iter_mut().zip(&self.neck_scale).zip(&self.neck_shift) {
-                *v = *v * s + t;
-            }
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
+        let embeddings = pooled
+            .chunks(dim.max(1))
+            .flat_map(|row| self.head.embed(row))
+            .collect();
         CpuOutput {
             pooled,
             embeddings,
@@ -391,8 +409,9 @@ impl CpuNet {
         }
     }
 
-    /// The backbone and global (average or GeM) pooling on `scratch.image` (`[h, w, 3]`).
-    fn forward_one(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> Vec<f32> {
+    /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
+    /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
+    fn backbone(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
         let [mut h, mut w] = kernels::im2col3x3(&s.image, [h, w, 3], 2, &mut s.a);
         let stem = &self.stem;
         let out = s.cur.take(h * w * stem.bias.len());
@@ -404,30 +423,13 @@ impl CpuNet {
         let l = &self.last;
         let out = s.a.take(h * w * l.bias.len());
         kernels::pointwise(s.cur.get(), h * w, &l.weight, &l.bias, l.relu6, false, out);
-        let c = l.bias.len();
-        let mut pooled = vec![0f32; c];
-        let n = (h * w).max(1) as f32;
-        match self.gem_p {
-            None => {
-                for row in s.a.get().chunks_exact(c) {
-                    pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
-                }
-                pooled.iter_mut().for_each(|p| *p /= n);
-            }
-            Some(exponent) => {
-                let eps = crate::head::gem::GEM_EPS;
-                for row in s.a.get().chunks_exact(c) {
-                    pooled
-                        .iter_mut()
-                        .zip(row)
-                        .for_each(|(p, v)| *p += v.max(eps).powf(exponent));
-                }
-                pooled
-                    .iter_mut()
-                    .for_each(|p| *p = (*p / n).powf(1.0 / exponent));
-            }
-        }
-        pooled
+        [h, w]
+    }
+
+    /// The backbone and global (average or GeM) pooling on `scratch.image` (`[h, w, 3]`).
+    fn forward_one(&self, s: &mut Scratch, size: [usize; 2]) -> Vec<f32> {
+        self.backbone(s, size);
+        self.head.pool(s.a.get(), self.last.bias.len())
     }
 }
 
@@ -501,7 +503,7 @@ mod tests {
             &mean[..4]
         );
         let want = net.forward(preprocess(&images, &spec, &device));
-        let cpu = CpuNet::new(&net, spec).unwrap();
+        let cpu = CpuNet::new(&net, spec.clone()).unwrap();
         let got = cpu.embed(&images);
         let pooled: Vec<f32> = values(want.pooled);
         let embedding: Vec<f32> = values(want.embedding);
@@ -519,6 +521,28 @@ mod tests {
             diff(&got.pooled, &pooled)
         );
         assert!(diff(&got.embeddings, &embedding) < 1e-5);
+
+        // The feature maps: the head on them gives the embeddings exactly, and they are burn's
+        // backbone output (channels-last).
+        let maps = cpu.feature_maps(&images);
+        for (i, map) in maps.iter().enumerate() {
+            assert_eq!(
+                cpu.head().embedding(map),
+                got.embeddings[i * 1280..][..1280]
+            );
+        }
+        let burn_maps = values(
+            net.backbone
+                .forward(preprocess(&images, &spec, &device))
+                .permute([0, 2, 3, 1]),
+        );
+        let cpu_maps: Vec<f32> = maps.iter().flat_map(|m| m.values.clone()).collect();
+        assert_eq!(
+            (maps[0].height, maps[0].width, maps[0].channels),
+            (8, 4, 1280)
+        );
+        let scale = burn_maps.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(diff(&cpu_maps, &burn_maps) <= 1e-4 * scale.max(1.0));
     }
 
     #[test]

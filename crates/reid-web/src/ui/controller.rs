@@ -905,6 +905,7 @@ impl Controller {
             match &message {
                 FromWorker::EvalEmbedded { .. }
                 | FromWorker::Evaluated { .. }
+                | FromWorker::Explained { .. }
                 | FromWorker::EvalFailed { .. } => {
                     if let Some(tx) = &inner.evaluation {
                         let _ = tx.unbounded_send(message);

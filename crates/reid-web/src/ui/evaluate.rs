@@ -3,7 +3,10 @@
 //! time, with progress and a cancel button) or a folder of saved features (`reid eval
 //! --save-features`' files), and sees Rank-1/5/10, mAP, mINP, the CMC curve and the ranked
 //! lists of the queries with the lowest AP, computed in the worker by
-//! [`crate::evaluation::evaluate`], `reid eval`'s own functions.
+//! [`crate::evaluation::evaluate`], `reid eval`'s own functions. A result picked in those lists
+//! shows which regions of the two pictures made them similar: the worker splits their cosine
+//! similarity exactly over the cells of each picture's last feature map
+//! (`reid_model::explain`), and the page lays the cells over the pictures.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -18,7 +21,7 @@ use super::controller::{now_ms, read_file, Controller};
 use crate::evaluation::{
     file_name, layout, percent, EvalReport, Layout, Side, SHOWN_RESULTS, WORST_QUERIES,
 };
-use crate::protocol::{FromWorker, ToWorker};
+use crate::protocol::{FromWorker, HeatMap, ToWorker};
 
 /// Why an evaluation's embeddings do not fit together.
 const CHANGED: &str = "the model changed while the folder was embedded: evaluate again";
@@ -26,11 +29,14 @@ const CHANGED: &str = "the model changed while the folder was embedded: evaluate
 /// Pictures sent to the worker at a time (its batch).
 const EVAL_BATCH: usize = 8;
 
-/// The pictures of an evaluation, as object URLs of the user's files (released when dropped).
+/// The pictures of an evaluation: the user's files, and object URLs of them (released when
+/// dropped).
 #[derive(Debug, PartialEq)]
 pub struct Pictures {
     pub query: Vec<String>,
     pub gallery: Vec<String>,
+    pub query_files: Vec<File>,
+    pub gallery_files: Vec<File>,
 }
 
 impl Drop for Pictures {
@@ -266,6 +272,8 @@ async fn evaluation(
                     let pictures = Pictures {
                         query: query.iter().map(url).collect(),
                         gallery: gallery.iter().map(url).collect(),
+                        query_files: query.iter().map(|&i| files[i].clone()).collect(),
+                        gallery_files: gallery.iter().map(|&i| files[i].clone()).collect(),
                     };
                     (
                         Rc::new(q),
@@ -301,6 +309,118 @@ async fn evaluation(
     }
 }
 
+/// A query and a gallery picture of the evaluation shown, by their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairRows {
+    pub query: usize,
+    pub gallery: usize,
+}
+
+/// Which regions of a pair drove their similarity, as the worker measured it.
+#[derive(Debug, PartialEq)]
+pub struct PairMaps {
+    pub rows: PairRows,
+    /// Cosine similarity of the two embeddings.
+    pub similarity: f32,
+    /// Each picture's share of it per cell of its feature map (the cells sum to it).
+    pub query: HeatMap,
+    pub gallery: HeatMap,
+    pub ms: f64,
+}
+
+/// The pair panel's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PairStatus {
+    #[default]
+    None,
+    Computing(PairRows),
+    Shown(Rc<PairMaps>),
+    Failed(PairRows, String),
+}
+
+impl PairStatus {
+    fn rows(&self) -> Option<PairRows> {
+        match self {
+            Self::None => None,
+            Self::Computing(rows) | Self::Failed(rows, _) => Some(*rows),
+            Self::Shown(maps) => Some(maps.rows),
+        }
+    }
+}
+
+/// Asks the worker which regions of pair `rows` of `evaluation` drove their similarity,
+/// reporting through `show` unless `token` is no longer `current`.
+pub fn explain(
+    controller: Rc<Controller>,
+    evaluation: Rc<Evaluation>,
+    rows: PairRows,
+    show: Callback<PairStatus>,
+    current: Rc<Cell<u32>>,
+    token: u32,
+) {
+    spawn_local(async move {
+        show.emit(PairStatus::Computing(rows));
+        let result = pair_maps(&controller, &evaluation, rows, token).await;
+        if current.get() == token {
+            show.emit(match result {
+                Ok(maps) => PairStatus::Shown(Rc::new(maps)),
+                Err(message) => PairStatus::Failed(rows, message),
+            });
+        }
+    });
+}
+
+async fn pair_maps(
+    controller: &Controller,
+    evaluation: &Evaluation,
+    rows: PairRows,
+    run: u32,
+) -> Result<PairMaps, String> {
+    let pictures = evaluation
+        .pictures
+        .as_deref()
+        .ok_or("saved features have no pictures to look at")?;
+    let (Some(q), Some(g)) = (
+        pictures.query_files.get(rows.query),
+        pictures.gallery_files.get(rows.gallery),
+    ) else {
+        return Err("this pair is not in the evaluation".into());
+    };
+    let mut answers = controller.evaluation_answers();
+    let message = ToWorker::Explain {
+        run,
+        query: serde_bytes::ByteBuf::from(read_bytes(q).await?),
+        gallery: serde_bytes::ByteBuf::from(read_bytes(g).await?),
+    };
+    if !controller.send(&message) {
+        return Err("the model is restarting: try again once it runs".into());
+    }
+    match answer(&mut answers, run).await {
+        Some(FromWorker::Explained {
+            similarity,
+            query,
+            gallery,
+            ms,
+            ..
+        }) => Ok(PairMaps {
+            rows,
+            similarity,
+            query,
+            gallery,
+            ms,
+        }),
+        Some(FromWorker::EvalFailed { index, message, .. }) => {
+            let at = match index {
+                Some(0) => format!("{}: ", shown_path(q)),
+                Some(_) => format!("{}: ", shown_path(g)),
+                None => String::new(),
+            };
+            Err(format!("{at}{message}"))
+        }
+        _ => Err("the model restarted: try again once it runs".into()),
+    }
+}
+
 #[derive(Properties, PartialEq)]
 pub struct EvaluateProps {
     pub status: EvalStatus,
@@ -310,6 +430,9 @@ pub struct EvaluateProps {
     pub on_folder: Callback<Vec<File>>,
     pub on_rerank: Callback<bool>,
     pub on_cancel: Callback<()>,
+    /// The pair whose maps are asked for or shown.
+    pub pair: PairStatus,
+    pub on_explain: Callback<PairRows>,
 }
 
 /// The Evaluate section.
@@ -364,7 +487,7 @@ pub fn evaluate(props: &EvaluateProps) -> Html {
         EvalStatus::Failed(message) => html! {
             <p id="eval-error" class="error" role="alert">{ format!("This folder cannot be evaluated: {message}") }</p>
         },
-        EvalStatus::Done(e) => results(e),
+        EvalStatus::Done(e) => results(e, &props.pair, &props.on_explain),
     };
     html! {
         <section id="evaluate" aria-labelledby="evaluate-title">
@@ -391,7 +514,7 @@ pub fn evaluate(props: &EvaluateProps) -> Html {
     }
 }
 
-fn results(e: &Evaluation) -> Html {
+fn results(e: &Evaluation, pair: &PairStatus, on_explain: &Callback<PairRows>) -> Html {
     let m = &e.report.metrics;
     let origin = match &e.origin {
         Origin::Embedded { per_s } => {
@@ -431,7 +554,7 @@ fn results(e: &Evaluation) -> Html {
                 </tr></tbody>
             </table>
             { cmc_curve(&m.cmc) }
-            { worst(e) }
+            { worst(e, pair, on_explain) }
         </>
     }
 }
@@ -475,8 +598,9 @@ fn cmc_curve(cmc: &[f64]) -> Html {
     }
 }
 
-/// The queries with the lowest AP and the start of their ranked lists.
-fn worst(e: &Evaluation) -> Html {
+/// The queries with the lowest AP and the start of their ranked lists; with pictures, each
+/// result is a button that shows the pair's maps under its list.
+fn worst(e: &Evaluation, pair: &PairStatus, on_explain: &Callback<PairRows>) -> Html {
     if e.report.worst.is_empty() {
         return html! {};
     }
@@ -486,9 +610,15 @@ fn worst(e: &Evaluation) -> Html {
             None => html! {},
         };
     let pictures = e.pictures.as_deref();
+    let chosen = pair.rows();
+    let hint = if pictures.is_some() {
+        " (pick a result to see which regions made it similar to its query)"
+    } else {
+        ""
+    };
     html! {
         <>
-            <h3>{ format!("The {} queries with the lowest AP, with their first {SHOWN_RESULTS} results", WORST_QUERIES.min(e.report.worst.len())) }</h3>
+            <h3>{ format!("The {} queries with the lowest AP, with their first {SHOWN_RESULTS} results{hint}", WORST_QUERIES.min(e.report.worst.len())) }</h3>
             <ol id="worst-queries">
                 { for e.report.worst.iter().map(|w| {
                     let name = e.query.names.get(w.query).cloned().unwrap_or_default();
@@ -502,19 +632,127 @@ fn worst(e: &Evaluation) -> Html {
                                 { for w.results.iter().enumerate().map(|(i, r)| {
                                     let g = e.gallery.names.get(r.gallery).cloned().unwrap_or_default();
                                     let verdict = if r.same { "same person" } else { "another person" };
-                                    html! {
-                                        <li class={if r.same { "same" } else { "other" }} data-name={g.clone()}
-                                            data-distance={r.distance.to_string()} title={format!("{g}: {verdict}")}>
+                                    let rows = PairRows { query: w.query, gallery: r.gallery };
+                                    let body = html! {
+                                        <>
                                             { picture(pictures.map(|p| &p.gallery), r.gallery, &format!("{g}, {verdict}")) }
                                             <span>{ format!("#{}", i + 1) }<br />{ format!("{:.3}", r.distance) }</span>
+                                        </>
+                                    };
+                                    html! {
+                                        <li class={classes!(if r.same { "same" } else { "other" }, (chosen == Some(rows)).then_some("chosen"))}
+                                            data-name={g.clone()} data-distance={r.distance.to_string()} title={format!("{g}: {verdict}")}>
+                                            if pictures.is_some() {
+                                                <button class="explain" onclick={on_explain.reform(move |_: MouseEvent| rows)}
+                                                    aria-pressed={(chosen == Some(rows)).to_string()}
+                                                    aria-label={format!("Result {} {g}, {verdict}, distance {:.3}: show which regions made it similar to {name}", i + 1, r.distance)}>
+                                                    { body }
+                                                </button>
+                                            } else {
+                                                { body }
+                                            }
                                         </li>
                                     }
                                 }) }
                             </ol>
+                            if chosen.is_some_and(|c| c.query == w.query) {
+                                { pair_panel(e, pair) }
+                            }
                         </li>
                     }
                 }) }
             </ol>
         </>
+    }
+}
+
+/// The chosen pair: both pictures with their maps laid over them, or why there are none.
+fn pair_panel(e: &Evaluation, pair: &PairStatus) -> Html {
+    match pair {
+        PairStatus::None => html! {},
+        PairStatus::Computing(_) => {
+            html! { <p id="pair-status" class="pair">{ "Splitting the similarity over the two pictures…" }</p> }
+        }
+        PairStatus::Failed(_, message) => html! {
+            <p id="pair-error" class="pair error" role="alert">{ format!("No map for this pair: {message}") }</p>
+        },
+        PairStatus::Shown(maps) => {
+            let (Some(pictures), Some(q), Some(g)) = (
+                e.pictures.as_deref(),
+                e.query.names.get(maps.rows.query),
+                e.gallery.names.get(maps.rows.gallery),
+            ) else {
+                return html! {};
+            };
+            // One colour scale for both maps, up to the strongest cell, warm or cold.
+            let strongest = maps
+                .query
+                .values
+                .iter()
+                .chain(&maps.gallery.values)
+                .copied()
+                .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+            let largest = strongest.abs().max(1e-12);
+            let url = |urls: &[String], row: usize| urls.get(row).cloned().unwrap_or_default();
+            let [w, h] = [maps.query.width, maps.query.height];
+            html! {
+                <figure id="pair" class="pair" data-similarity={maps.similarity.to_string()}
+                    data-query={q.clone()} data-gallery={g.clone()}>
+                    { heat_picture("pair-query", &url(&pictures.query, maps.rows.query), q, &maps.query, largest) }
+                    { heat_picture("pair-gallery", &url(&pictures.gallery, maps.rows.gallery), g, &maps.gallery, largest) }
+                    <figcaption>
+                        { format!(
+                            "Cosine similarity {:.3} (distance {:.3}). The network sees each picture resized to its input and ends in a {w} x {h} grid of cells; each cell holds its share of the similarity, and each picture's cells add up to it. ",
+                            maps.similarity,
+                            1.0 - maps.similarity
+                        ) }
+                        <span class="warm">{ "Warm" }</span>{ " cells drew the two pictures together, " }
+                        <span class="cold">{ "cold" }</span>
+                        { format!(
+                            " ones set them apart; the strongest cell holds {:+.3}. Computed in the worker in {:.0} ms.",
+                            strongest, maps.ms
+                        ) }
+                    </figcaption>
+                </figure>
+            }
+        }
+    }
+}
+
+/// A picture under its map: one translucent cell per feature-map position, stretched with the
+/// picture to the network's input shape.
+fn heat_picture(id: &str, url: &str, name: &str, heat: &HeatMap, largest: f32) -> Html {
+    let cells = heat.values.iter().enumerate().map(|(i, v)| {
+        let (x, y) = (i % heat.width.max(1), i / heat.width.max(1));
+        // Warm cells from yellow (weak) to red (the strongest), cold ones blue; a cell near
+        // zero stays nearly clear, so the picture shows through.
+        let t = (v.abs() / largest).min(1.0);
+        let colour = if *v >= 0.0 {
+            format!("rgb(255,{:.0},0)", 220.0 * (1.0 - t))
+        } else {
+            "rgb(20,90,255)".to_string()
+        };
+        let opacity = 0.1 + 0.6 * t;
+        html! {
+            <rect x={x.to_string()} y={y.to_string()} width="1" height="1" fill={colour}
+                fill-opacity={format!("{opacity:.3}")} />
+        }
+    });
+    let values: Vec<String> = heat.values.iter().map(|v| v.to_string()).collect();
+    // 96 pixels wide, as tall as the grid's shape (the network input's) makes it.
+    let height = format!(
+        "height: {:.0}px",
+        96.0 * heat.height as f64 / heat.width.max(1) as f64
+    );
+    html! {
+        <div class="heat">
+            <img src={url.to_string()} alt={name.to_string()} style={height.clone()} />
+            <svg id={id.to_string()} style={height} viewBox={format!("0 0 {} {}", heat.width, heat.height)} preserveAspectRatio="none"
+                data-width={heat.width.to_string()} data-height={heat.height.to_string()} data-values={values.join(",")}
+                role="img" aria-label={format!("{name}: its share of the similarity per region")}>
+                { for cells }
+            </svg>
+            <span>{ name.to_string() }</span>
+        </div>
     }
 }

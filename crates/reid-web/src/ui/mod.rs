@@ -240,9 +240,12 @@ pub fn app() -> Html {
     let eval_status = use_state(EvalStatus::default);
     let eval_rerank = use_state(|| false);
     let eval_run = (*use_state(|| Rc::new(Cell::new(0u32)))).clone();
+    // The pair of the Evaluate section whose maps are shown (numbered with the runs).
+    let eval_pair = use_state(evaluate::PairStatus::default);
     let start_eval = {
         let controller = controller.clone();
         let eval_run = eval_run.clone();
+        let pair = eval_pair.setter();
         let show = {
             let setter = eval_status.setter();
             Callback::from(move |s| setter.set(s))
@@ -251,6 +254,7 @@ pub fn app() -> Html {
             if let Some(c) = controller.borrow().as_ref() {
                 let token = eval_run.get().wrapping_add(1);
                 eval_run.set(token);
+                pair.set(evaluate::PairStatus::None);
                 evaluate::run(
                     c.clone(),
                     input,
@@ -276,11 +280,34 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_explain = {
+        let (controller, eval_run) = (controller.clone(), eval_run.clone());
+        let (status, pair) = ((*eval_status).clone(), eval_pair.setter());
+        Callback::from(move |rows: evaluate::PairRows| {
+            let c = controller.borrow().clone();
+            let (Some(c), EvalStatus::Done(e)) = (c, &status) else {
+                return;
+            };
+            let token = eval_run.get().wrapping_add(1);
+            eval_run.set(token);
+            let pair = pair.clone();
+            evaluate::explain(
+                c,
+                e.clone(),
+                rows,
+                Callback::from(move |p| pair.set(p)),
+                eval_run.clone(),
+                token,
+            );
+        })
+    };
     let stop_eval = {
         let (eval_run, setter) = (eval_run.clone(), eval_status.setter());
+        let pair = eval_pair.setter();
         Callback::from(move |_: ()| {
             eval_run.set(eval_run.get().wrapping_add(1));
             setter.set(EvalStatus::Idle);
+            pair.set(evaluate::PairStatus::None);
         })
     };
     let on_clear = {
@@ -307,7 +334,7 @@ pub fn app() -> Html {
                 <p class="tagline">
                     { "Everything runs on this device: your images are read from disk and never leave it." }
                 </p>
-                <OfflineStatus />
+                <OfflineStatus settled={!matches!(state.engine, state::Engine::Starting)} />
             </header>
             <BackendStatus engine={state.engine.clone()} first_embedding_ms={state.first_embedding_ms}
                 notices={state.notices.clone()} />
@@ -328,7 +355,8 @@ pub fn app() -> Html {
             <GalleryFile items={state.items.clone()} running={running.clone()} on_open={on_gallery}
                 keep={(*keep).clone()} on_keep={on_keep} />
             <Evaluate status={(*eval_status).clone()} ready={matches!(state.engine, state::Engine::Ready(_))}
-                rerank={*eval_rerank} on_folder={on_eval_folder} on_rerank={on_eval_rerank} on_cancel={stop_eval} />
+                rerank={*eval_rerank} on_folder={on_eval_folder} on_rerank={on_eval_rerank} on_cancel={stop_eval}
+                pair={(*eval_pair).clone()} on_explain={on_explain} />
             <Privacy items={state.items.clone()} engine={state.engine.clone()} forgotten={state.forgotten}
                 kept_on_device={matches!(*keep, KeepStatus::Kept(_) | KeepStatus::Restoring)}
                 on_forget={on_clear} blur_heads={*blur_heads} on_blur_heads={on_blur_heads}>

@@ -119,16 +119,29 @@ fn switch_to_new_version(registration: &JsValue) -> Result<(), String> {
     waiting.post_message(&TAKE_OVER.into()).map_err(js_error)
 }
 
+#[derive(Properties, PartialEq)]
+pub struct OfflineProps {
+    /// The worker has loaded the model (or given up): the service worker is registered only
+    /// then, so that on a first visit its copying of the app's files revalidates what the page
+    /// and the worker already fetched (a `304` each) instead of downloading them again beside
+    /// them (measured with `cargo xtask bench app`: the 25 MB worker module came twice).
+    pub settled: bool,
+}
+
 /// One line saying whether the app works offline here, and the button to a newer build.
 #[function_component(OfflineStatus)]
-pub fn offline_status() -> Html {
+pub fn offline_status(props: &OfflineProps) -> Html {
     let state = use_state(|| Offline::Preparing);
     let registration = use_mut_ref(|| None::<JsValue>);
     let failed = use_state(|| None::<String>);
+    let asked = use_mut_ref(|| false);
     {
         let setter = state.setter();
         let registration = registration.clone();
-        use_effect_with((), move |_| {
+        use_effect_with(props.settled, move |settled| {
+            if !*settled || std::mem::replace(&mut *asked.borrow_mut(), true) {
+                return;
+            }
             // Set once a newer build took over or waits, so that "ready" does not hide it.
             let news = Rc::new(Cell::new(false));
             let on = |to: Offline| {

@@ -293,6 +293,7 @@ impl Reducible for AppState {
                 | FromWorker::Tracks { .. }
                 | FromWorker::EvalEmbedded { .. }
                 | FromWorker::Evaluated { .. }
+                | FromWorker::Explained { .. }
                 | FromWorker::EvalFailed { .. } => {}
                 FromWorker::Forgotten => next.forgotten = true,
                 FromWorker::Ready(info) => {
