@@ -1,7 +1,9 @@
 //! A small static file server for `dist/`, on 127.0.0.1 only. It sends the headers of
 //! [`crate::site::headers`] (the same rules `cargo xtask dist` writes for other servers: the
-//! CSP, cross-origin isolation, caching), correct MIME types, and single byte ranges (a
-//! `<video>` seeks with them).
+//! CSP, cross-origin isolation, caching), correct MIME types, single byte ranges (a
+//! `<video>` seeks with them), and an `ETag` per file version (size and modification time, as
+//! nginx makes it), so that a revalidation (`Cache-Control: no-cache`, the service worker's
+//! copying of the app) of an unchanged file costs a `304 Not Modified` instead of the file.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -35,12 +37,20 @@ impl Server {
         let server = inner.clone();
         let thread = std::thread::spawn(move || {
             for request in server.incoming_requests() {
-                let range = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Range"))
-                    .map(|h| h.value.as_str().to_string());
-                let response = respond(&dir, request.url(), range.as_deref());
+                let value = |name: &'static str| {
+                    request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv(name))
+                        .map(|h| h.value.as_str().to_string())
+                };
+                let (range, if_none_match) = (value("Range"), value("If-None-Match"));
+                let response = respond(
+                    &dir,
+                    request.url(),
+                    range.as_deref(),
+                    if_none_match.as_deref(),
+                );
                 let _ = request.respond(response);
             }
         });
@@ -129,15 +139,42 @@ fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
     (start < end).then_some((start, end))
 }
 
-fn respond(dir: &Path, url: &str, range: Option<&str>) -> Response<std::io::Cursor<Vec<u8>>> {
+/// A file version's validator: its size and modification time, in hex.
+fn etag(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("\"{:x}-{:x}\"", modified.as_nanos(), meta.len()))
+}
+
+/// Whether an `If-None-Match` header names `tag` (or any version, `*`).
+fn matches_tag(header: &str, tag: &str) -> bool {
+    header
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == tag)
+}
+
+fn respond(
+    dir: &Path,
+    url: &str,
+    range: Option<&str>,
+    if_none_match: Option<&str>,
+) -> Response<std::io::Cursor<Vec<u8>>> {
     let file = resolve(dir, url);
     let name = file
         .as_deref()
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let tag = file.as_deref().and_then(etag);
     let mut content_range = None;
+    let unchanged = matches!((&tag, if_none_match), (Some(t), Some(h)) if matches_tag(h, t));
     let (status, body, kind) = match file.map(|p| (std::fs::read(&p), p)) {
+        Some((Ok(_), path)) if unchanged => (304, Vec::new(), content_type(&path)),
         Some((Ok(bytes), path)) => match range.map(|r| byte_range(r, bytes.len())) {
             None => (200, bytes, content_type(&path)),
             Some(Some((start, end))) => {
@@ -156,6 +193,9 @@ fn respond(dir: &Path, url: &str, range: Option<&str>) -> Response<std::io::Curs
     response.add_header(header("Accept-Ranges", "bytes"));
     if let Some(value) = content_range {
         response.add_header(header("Content-Range", &value));
+    }
+    if let Some(tag) = tag.filter(|_| status != 404) {
+        response.add_header(header("ETag", &tag));
     }
     for (key, value) in site::headers(&name) {
         response.add_header(header(key, &value));
@@ -176,6 +216,35 @@ mod tests {
         assert_eq!(byte_range("bytes=1000-", 1000), None);
         assert_eq!(byte_range("bytes=0-1,5-9", 1000), None);
         assert_eq!(byte_range("items=0-1", 1000), None);
+    }
+
+    #[test]
+    fn an_unchanged_file_is_revalidated_with_a_304() {
+        let dir = std::env::temp_dir().join(format!("xtask-etag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.wasm"), b"\0asm version one").unwrap();
+        let first = respond(&dir, "/a.wasm", None, None);
+        assert_eq!(first.status_code(), StatusCode(200));
+        let tag = etag(&dir.join("a.wasm")).unwrap();
+        for asked in [
+            tag.clone(),
+            format!("W/{tag}"),
+            format!("\"other\", {tag}"),
+            "*".into(),
+        ] {
+            let again = respond(&dir, "/a.wasm", None, Some(&asked));
+            assert_eq!(again.status_code(), StatusCode(304), "{asked}");
+            assert_eq!(again.data_length(), Some(0));
+        }
+        // Another version (another size) is sent whole.
+        std::fs::write(dir.join("a.wasm"), b"\0asm version two, longer").unwrap();
+        let changed = respond(&dir, "/a.wasm", None, Some(&tag));
+        assert_eq!(changed.status_code(), StatusCode(200));
+        assert_eq!(
+            respond(&dir, "/missing", None, Some("*")).status_code(),
+            StatusCode(404)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -467,6 +467,19 @@ pub fn bench_temporal() -> Result<()> {
         .env("TEMPORAL_DIR", dir))
 }
 
+/// `cargo xtask bench app`: the built app as a user meets it, served with its deployment
+/// headers: time to interactive, to the model ready and to the first results on a cold and a
+/// warm load, the bytes fetched from the network, and frames/s on the demo video on the CPU
+/// path and on WebGPU (`tests/e2e/bench_app.mjs`).
+pub fn bench_app() -> Result<()> {
+    browser_tools()?;
+    app()?;
+    let app = crate::serve::Server::start(Path::new("dist"), 0)?;
+    run(Command::new("node")
+        .arg("tests/e2e/bench_app.mjs")
+        .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port())))
+}
+
 /// `cargo xtask bench train`: only the training comparison.
 pub fn bench_training() -> Result<()> {
     model()?;
