@@ -770,6 +770,32 @@ test('videos: the demo clip is followed in the page as natively, and a temporal 
     await page.waitForSelector('#ranked li', { timeout: 120000 });
     assert.equal(await page.getAttribute('#ranked li:first-child', 'data-name'), people[0].name);
     await page.screenshot({ path: path.join(OUT, 'app-video.png'), fullPage: true });
+    // A person picked in a frame of the video: each box is a track, searched as its card is.
+    await video.locator('button.frames').click();
+    await page.waitForFunction(() => document.querySelector('#frames video')?.readyState >= 1, null, { timeout: 60000 });
+    // Another person than the one searched: seek to the middle of each other track until its
+    // box is drawn (the frame shown is known by its time).
+    let picked = null;
+    for (const person of people.slice(1)) {
+      const [from, to] = person.name.match(/\(([\d.]+)-([\d.]+) s\)/).slice(1).map(Number);
+      const t = (from + to) / 2;
+      await page.evaluate((time) => { document.querySelector('#frames video').currentTime = time; }, t);
+      await page.waitForFunction((time) => Math.abs(Number(document.querySelector('#frames .boxes').dataset.time) - time) < 0.25,
+        t, { timeout: 10000 });
+      if (await page.locator(`#frames .person-box[data-name="${person.name}"]:not([disabled])`).count() === 1) {
+        picked = person.name;
+        break;
+      }
+    }
+    assert.ok(picked, 'no other person is boxed in the middle of their track');
+    const boxes = await page.locator('#frames .person-box').count();
+    await page.click(`#frames .person-box[data-name="${picked}"]`);
+    await page.waitForSelector(`.search-result[data-query="${picked}"] #ranked li`, { timeout: 60000 });
+    assert.equal(await page.getAttribute('#ranked li:first-child', 'data-name'), picked);
+    console.log(`  frame picker: ${boxes} people boxed at ${await page.getAttribute('#frames .boxes', 'data-time')} s; picked ${picked}, ranked first`);
+    await page.locator('#frames').screenshot({ path: path.join(OUT, 'app-frames.png') });
+    await page.click('#frames-close');
+    assert.equal(await page.locator('#frames').count(), 0);
 
     // The aggregator: picked like a model, it embeds pictures and tracks again.
     await page.setInputFiles('#model-input', gru);

@@ -291,6 +291,11 @@ pub enum FromWorker {
         index: u32,
         people: usize,
         followed: usize,
+        /// The people followed in this frame: five values each, the track's number, then x, y,
+        /// width and height of its box in the frame's pixels (numbers travel as bytes, and a
+        /// track number is exact as an f32 below 2^24).
+        #[serde(with = "f32_bytes")]
+        boxes: Vec<f32>,
         detect_ms: f64,
         ms: f64,
     },

@@ -827,6 +827,14 @@ async fn track_frame(
                 index,
                 people: boxes.len(),
                 followed: tracks.observations.len(),
+                boxes: tracks
+                    .observations
+                    .iter()
+                    .flat_map(|o| {
+                        let b = o.bbox;
+                        [o.track_id as f32, b.x, b.y, b.w, b.h]
+                    })
+                    .collect(),
                 detect_ms,
                 ms: now_ms() - start,
             }

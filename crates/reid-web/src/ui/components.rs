@@ -347,6 +347,8 @@ pub struct ImageListProps {
     pub on_search: Callback<u32>,
     /// Called with a video's id when the user stops following people through it.
     pub on_stop: Callback<u32>,
+    /// Called with a followed video's id to pick a person in its frames.
+    pub on_frames: Callback<u32>,
 }
 
 /// A card per image: thumbnail, name, whether it was embedded or why not, and a button to
@@ -465,6 +467,12 @@ pub fn image_list(props: &ImageListProps) -> Html {
                                 let (on_search, id) = (props.on_search.clone(), item.id);
                                 Callback::from(move |_| on_search.emit(id))
                             }>{ "Find this person" }</button>
+                        }
+                        if matches!(item.status, ItemStatus::Video { tracks: Some(t), .. } if t > 0) {
+                            <button class="frames" onclick={
+                                let (on_frames, id) = (props.on_frames.clone(), item.id);
+                                Callback::from(move |_| on_frames.emit(id))
+                            }>{ "Pick a person in a frame" }</button>
                         }
                         if running {
                             <button class="stop" onclick={

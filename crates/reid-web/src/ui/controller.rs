@@ -23,7 +23,10 @@ use web_sys::{
 };
 use yew::UseReducerDispatcher;
 
-use super::state::{Action, AppState, FollowedPerson, Item, ItemStatus, ModelEntry, VideoCost};
+use super::state::{
+    Action, AppState, FollowedPerson, FrameBoxes, Item, ItemStatus, ModelEntry, VideoBoxes,
+    VideoCost,
+};
 use crate::gallery_file::{Gallery, ModelStamp};
 use crate::protocol::{FromWorker, ModelSource, ReadyInfo, ToWorker, VideoTrack};
 use crate::seen::{camera_of, folder_of, when_of, Seen};
@@ -48,6 +51,8 @@ enum VideoAnswer {
     /// the people.
     Frame {
         index: u32,
+        /// The people followed in the frame (see `FromWorker::FrameTracked`).
+        boxes: Vec<f32>,
         detect_ms: f64,
         ms: f64,
     },
@@ -505,10 +510,24 @@ impl Controller {
         };
         // Waits for the worker's answer to frame `index` and shows the progress: `Ok(false)`
         // when the worker restarted.
+        // Each frame answered: when it is shown, and its people's boxes.
+        let frame_boxes = RefCell::new(Vec::<FrameBoxes>::new());
+        let frame_times = RefCell::new(Vec::<f64>::new());
         let mut answer = async |index: u32| match frame_answer(&mut answers, index).await {
-            Some(Ok((detect_ms, ms))) => {
+            Some(Ok((boxes, detect_ms, ms))) => {
                 let (detect, all) = cost.get();
                 cost.set((detect + detect_ms, all + ms));
+                frame_boxes.borrow_mut().push(FrameBoxes {
+                    time_s: frame_times
+                        .borrow()
+                        .get(index as usize)
+                        .copied()
+                        .unwrap_or_default(),
+                    boxes: boxes
+                        .chunks_exact(5)
+                        .map(|b| (b[0] as u64, [b[1], b[2], b[3], b[4]]))
+                        .collect(),
+                });
                 self.dispatch.dispatch(progress(index + 1));
                 Ok(true)
             }
@@ -553,6 +572,7 @@ impl Controller {
             if index > 0 && !answer(index - 1).await? {
                 return Ok(());
             }
+            frame_times.borrow_mut().push(video.current_time());
             let frame = ToWorker::VideoFrame {
                 id,
                 index,
@@ -582,6 +602,7 @@ impl Controller {
                     let people = tracks
                         .into_iter()
                         .map(|t| FollowedPerson {
+                            track: t.track,
                             url: png_url(&t.thumbnail),
                             span_s: t.span_s,
                             frames: t.frames,
@@ -598,6 +619,10 @@ impl Controller {
                     self.dispatch.dispatch(Action::VideoTracks {
                         id,
                         people,
+                        boxes: Rc::new(VideoBoxes {
+                            size: [width, height],
+                            frames: frame_boxes.take(),
+                        }),
                         left_out,
                         frames,
                         fps: fps(frames),
@@ -912,18 +937,23 @@ impl Controller {
                     }
                     return;
                 }
-                FromWorker::FrameTracked {
-                    id,
-                    index,
-                    detect_ms,
-                    ms,
-                    ..
-                } => {
-                    if let Some((_, tx)) = inner.following.get(id) {
+                FromWorker::FrameTracked { id, .. } => {
+                    if let (
+                        Some((_, tx)),
+                        FromWorker::FrameTracked {
+                            index,
+                            boxes,
+                            detect_ms,
+                            ms,
+                            ..
+                        },
+                    ) = (inner.following.get(id), message)
+                    {
                         let _ = tx.unbounded_send(VideoAnswer::Frame {
-                            index: *index,
-                            detect_ms: *detect_ms,
-                            ms: *ms,
+                            index,
+                            boxes,
+                            detect_ms,
+                            ms,
                         });
                     }
                     return;
@@ -1179,14 +1209,15 @@ fn media_error(video: &HtmlVideoElement) -> String {
 async fn frame_answer(
     answers: &mut mpsc::UnboundedReceiver<VideoAnswer>,
     index: u32,
-) -> Option<Result<(f64, f64), String>> {
+) -> Option<Result<(Vec<f32>, f64, f64), String>> {
     loop {
         match answers.next().await? {
             VideoAnswer::Frame {
                 index: i,
+                boxes,
                 detect_ms,
                 ms,
-            } if i == index => return Some(Ok((detect_ms, ms))),
+            } if i == index => return Some(Ok((boxes, detect_ms, ms))),
             VideoAnswer::Frame { .. } | VideoAnswer::Tracks { .. } => {}
             VideoAnswer::Failed(message) => return Some(Err(message)),
         }

@@ -4,6 +4,7 @@
 mod components;
 mod controller;
 mod evaluate;
+mod frames;
 mod gallery_io;
 mod offline;
 mod persist;
@@ -24,6 +25,7 @@ use components::{
 };
 use controller::Controller;
 use evaluate::{EvalStatus, Evaluate};
+use frames::VideoFrames;
 use gallery_io::GalleryFile;
 use offline::OfflineStatus;
 use persist::{KeepStatus, Keeper};
@@ -187,6 +189,24 @@ pub fn app() -> Html {
             }
         })
     };
+    // The followed video whose frames are shown to pick a person in.
+    let frames_of = use_state(|| None::<u32>);
+    let on_frames = {
+        let frames_of = frames_of.clone();
+        Callback::from(move |id: u32| frames_of.set(Some(id)))
+    };
+    let on_frames_close = {
+        let frames_of = frames_of.clone();
+        Callback::from(move |_: ()| frames_of.set(None))
+    };
+    let frames = (*frames_of).and_then(|id| {
+        let video = state.items.iter().find(|i| i.id == id)?.clone();
+        let people = state.video_people.get(&id)?.clone();
+        Some(html! {
+            <VideoFrames video={video} people={people} items={state.items.clone()}
+                on_search={on_search.clone()} on_close={on_frames_close.clone()} />
+        })
+    });
     let on_demo = {
         let controller = controller.clone();
         Callback::from(move |_| {
@@ -348,7 +368,8 @@ pub fn app() -> Html {
                 <button id="demo-video" onclick={on_demo_video}>{ "Try the demo video" }</button>
                 <span class="hint">{ " synthetic people from this project's generator, shipped with the app" }</span>
             </p>
-            <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} />
+            <ImageList items={state.items.clone()} on_search={on_search} on_stop={on_stop} on_frames={on_frames} />
+            { for frames }
             <RankedList items={state.items.clone()} search={state.search.clone()} threshold={*threshold}
                 on_threshold={on_threshold} rerank={*rerank} on_rerank={on_rerank} />
             <SimilarityMatrix items={state.items.clone()} />

@@ -1,5 +1,6 @@
 //! The page's state and how worker messages change it. Pure data: no DOM, no worker handle.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use yew::Reducible;
@@ -29,9 +30,47 @@ pub struct Item {
     pub status: ItemStatus,
 }
 
+/// The people followed in one frame of a video: each track's number and box (x, y, width,
+/// height in the frame's pixels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameBoxes {
+    /// When the frame is shown, in seconds from the video's start.
+    pub time_s: f64,
+    pub boxes: Vec<(u64, [f32; 4])>,
+}
+
+/// Where the people followed through a video were, frame by frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoBoxes {
+    /// The frames' width and height (the video's, scaled down when wider than the page decodes).
+    pub size: [u32; 2],
+    pub frames: Vec<FrameBoxes>,
+}
+
+impl VideoBoxes {
+    /// The frame shown at `time_s`: the last followed at or before it (within a
+    /// twentieth of a second).
+    pub fn at(&self, time_s: f64) -> Option<&FrameBoxes> {
+        self.frames
+            .iter()
+            .take_while(|f| f.time_s <= time_s + 0.05)
+            .last()
+    }
+}
+
+/// A followed video's boxes and the gallery entry of each track kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoPeople {
+    pub boxes: Rc<VideoBoxes>,
+    /// Track number to item id.
+    pub items: BTreeMap<u64, u32>,
+}
+
 /// A person followed through a video, ready to become an item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowedPerson {
+    /// The tracker's number for the person.
+    pub track: u64,
     /// `blob:` URL of the best view (a PNG the worker made).
     pub url: String,
     /// First and last time seen, in seconds.
@@ -195,6 +234,8 @@ pub struct AppState {
     pub forgotten: bool,
     /// The models run in this session, the first the shipped one.
     pub models: Rc<Vec<ModelEntry>>,
+    /// Per followed video (by id), where its people were.
+    pub video_people: Rc<BTreeMap<u32, Rc<VideoPeople>>>,
 }
 
 impl Default for AppState {
@@ -210,6 +251,7 @@ impl Default for AppState {
             model_refused: None,
             forgotten: false,
             models: Rc::new(Vec::new()),
+            video_people: Rc::new(BTreeMap::new()),
         }
     }
 }
@@ -253,6 +295,7 @@ pub enum Action {
     VideoTracks {
         id: u32,
         people: Vec<FollowedPerson>,
+        boxes: Rc<VideoBoxes>,
         left_out: usize,
         frames: u32,
         fps: f64,
@@ -475,6 +518,7 @@ impl Reducible for AppState {
             Action::VideoTracks {
                 id,
                 people,
+                boxes,
                 left_out,
                 frames,
                 fps,
@@ -498,6 +542,18 @@ impl Reducible for AppState {
                     };
                     let name = video.name.clone();
                     let camera = video.seen.as_ref().map(|s| s.camera.clone());
+                    let tracks = people
+                        .iter()
+                        .enumerate()
+                        .map(|(k, p)| (p.track, person_id(id, k)))
+                        .collect();
+                    Rc::make_mut(&mut next.video_people).insert(
+                        id,
+                        Rc::new(VideoPeople {
+                            boxes,
+                            items: tracks,
+                        }),
+                    );
                     let found = people.into_iter().enumerate().map(|(k, p)| Item {
                         id: person_id(id, k),
                         name: format!(
@@ -531,6 +587,7 @@ impl Reducible for AppState {
                 // model's embeddings.
                 Rc::make_mut(&mut next.items)
                     .retain(|i| i.source.is_none_or(|s| !ids.contains(&s)));
+                Rc::make_mut(&mut next.video_people).retain(|id, _| !ids.contains(id));
                 for id in ids {
                     next.set_status(id, ItemStatus::Waiting);
                 }
@@ -543,6 +600,7 @@ impl Reducible for AppState {
                     let _ = web_sys::Url::revoke_object_url(&item.url);
                 }
                 next.items = Rc::new(Vec::new());
+                next.video_people = Rc::new(BTreeMap::new());
                 next.search = None;
             }
         }
@@ -685,17 +743,54 @@ mod tests {
             id,
             people: (0..people)
                 .map(|k| FollowedPerson {
+                    track: 100 + k as u64,
                     url: format!("blob:{k}"),
                     span_s: [0.2 * k as f64, 4.0],
                     frames: 10,
                     embedding: vec![1.0; 16],
                 })
                 .collect(),
+            // Frames at 0.01 s and 0.21 s; the second has every person and one more (a
+            // track too short to keep).
+            boxes: Rc::new(VideoBoxes {
+                size: [640, 360],
+                frames: vec![
+                    FrameBoxes {
+                        time_s: 0.01,
+                        boxes: vec![(100, [1.0, 2.0, 30.0, 60.0])],
+                    },
+                    FrameBoxes {
+                        time_s: 0.21,
+                        boxes: (0..=people as u64)
+                            .map(|k| (100 + k, [10.0 * k as f32, 0.0, 30.0, 60.0]))
+                            .collect(),
+                    },
+                ],
+            }),
             left_out: 0,
             frames: 30,
             fps: 4.0,
             cost: VideoCost::default(),
         })
+    }
+
+    #[test]
+    fn a_followed_videos_boxes_lead_to_its_people_by_frame_time() {
+        let state = Rc::new(AppState::default()).reduce(Action::Added(vec![item(0)]));
+        let state = followed(state, 0, 2);
+        let people = state.video_people.get(&0).expect("the video's people");
+        assert_eq!(people.items.get(&100), Some(&person_id(0, 0)));
+        assert_eq!(people.items.get(&101), Some(&person_id(0, 1)));
+        // The third box's track was not kept: no item.
+        assert_eq!(people.items.get(&102), None);
+        let boxes = &people.boxes;
+        assert!(boxes.at(0.0).is_none_or(|f| f.time_s == 0.01));
+        assert_eq!(boxes.at(0.1).map(|f| f.boxes.len()), Some(1));
+        assert_eq!(boxes.at(0.2).map(|f| f.boxes.len()), Some(3));
+        assert_eq!(boxes.at(9.0).map(|f| f.time_s), Some(0.21));
+        // A new model follows the video again: its old boxes go with its people.
+        let state = state.reduce(Action::Reembedding(vec![0]));
+        assert!(state.video_people.is_empty());
     }
 
     #[test]
