@@ -21,8 +21,9 @@ const ARGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
 ];
 
-export async function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+// `extra`: more command-line flags (a fake camera, for one).
+export async function launch(extra = []) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...ARGS, ...extra] });
 }
 
 // A browser with a profile kept in `dir`, as a user's is (its HTTP cache on disk, not in

@@ -54,7 +54,8 @@ fn with_caching(cache_control: &str) -> Vec<(&'static str, String)> {
         ("Referrer-Policy", "no-referrer".into()),
         (
             "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=()".into(),
+            // The camera records clips for this origin only (after the user's permission).
+            "camera=(self), microphone=(), geolocation=()".into(),
         ),
         ("Cache-Control", cache_control.into()),
     ]

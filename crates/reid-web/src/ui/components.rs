@@ -295,6 +295,7 @@ pub fn drop_zone(props: &DropZoneProps) -> Html {
                     { " the camera of the files you add next; left empty, Market-1501 names give theirs (c3), a video its name, a folder its own name" }
                 </span>
             </p>
+            <super::camera::CameraRecorder on_clip={props.on_files.reform(|file: File| vec![file])} />
             <p class="find-people">
                 <label>
                     <input id="find-people" type="checkbox" checked={props.find_people} onchange={on_toggle} />

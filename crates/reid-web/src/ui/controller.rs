@@ -458,7 +458,20 @@ impl Controller {
         if event(&video, "loadeddata").await.is_err() {
             return Err(media_error(&video));
         }
-        let duration = video.duration();
+        let mut duration = video.duration();
+        if duration == f64::INFINITY {
+            // A clip recorded by a browser (MediaRecorder's WebM, the camera's) does not say
+            // its length: seeking past its end has the browser read it through and learn it.
+            video.set_current_time(1e9);
+            if event(&video, "seeked").await.is_err() {
+                return Err(media_error(&video));
+            }
+            duration = video.duration();
+            video.set_current_time(0.0);
+            if event(&video, "seeked").await.is_err() {
+                return Err(media_error(&video));
+            }
+        }
         if !(duration.is_finite() && duration > 0.0) {
             return Err("the video has no length the browser can read".into());
         }

@@ -1,6 +1,7 @@
 //! The user interface: Yew function components, state in [`App`], all model work sent to the
 //! worker through [`controller::Controller`].
 
+mod camera;
 mod components;
 mod controller;
 mod evaluate;
