@@ -176,8 +176,14 @@ async fn start(
     };
     let on_stop = {
         let (chunks, recorder_type) = (chunks.clone(), recorder.mime_type());
-        let preview = preview.clone();
+        let (preview, tracks) = (preview.clone(), stream.get_tracks());
         Closure::<dyn FnMut()>::new(move || {
+            // The camera goes off however the recording ended (the button, or the time limit).
+            for track in tracks.iter() {
+                if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+                    track.stop();
+                }
+            }
             if let Some(video) = preview.cast::<HtmlVideoElement>() {
                 video.set_src_object(None);
             }
