@@ -115,10 +115,10 @@ impl Embedder {
     /// the network as it embeds them, up to its last feature map, then the head in closed form.
     pub async fn explain_pair(
         &self,
-        first: &RgbImage,
-        second: &RgbImage,
+        first: RgbImage,
+        second: RgbImage,
     ) -> Result<PairExplanation, EmbedError> {
-        let pair = [first.clone(), second.clone()];
+        let pair = [first, second];
         let (head, maps) = match &self.cpu {
             Some(cpu) => (cpu.head().clone(), cpu.feature_maps(&pair)),
             None => {
@@ -239,7 +239,7 @@ mod tests {
         let embedded = pollster::block_on(cpu.embed_images(&[a.clone(), b.clone()])).unwrap();
         let cosine = reid_core::cosine_similarity(embedded[0].values(), embedded[1].values());
         for embedder in [&cpu, &burn] {
-            let pair = pollster::block_on(embedder.explain_pair(&a, &b)).unwrap();
+            let pair = pollster::block_on(embedder.explain_pair(a.clone(), b.clone())).unwrap();
             assert!(
                 (pair.similarity - cosine).abs() < 1e-4,
                 "{} against {cosine}",

@@ -439,7 +439,7 @@ async fn explain(embedder: &Embedder, run: u32, query: &[u8], gallery: &[u8]) ->
         height: h.height,
         values: h.values,
     };
-    match embedder.explain_pair(&q, &g).await {
+    match embedder.explain_pair(q, g).await {
         Ok(pair) => FromWorker::Explained {
             run,
             similarity: pair.similarity,

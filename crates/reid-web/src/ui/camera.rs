@@ -31,12 +31,11 @@ struct Recording {
     _on_stop: Closure<dyn FnMut()>,
 }
 
-impl Recording {
-    fn stop_stream(&self) {
-        for track in self.stream.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
-                track.stop();
-            }
+/// Turns the camera off: stops every track of `stream` (again is harmless).
+fn stop_tracks(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+            track.stop();
         }
     }
 }
@@ -88,7 +87,7 @@ pub fn camera_recorder(props: &CameraProps) -> Html {
                 // The recorder's `stop` event adds the clip; the stream's tracks stop at once,
                 // which turns the camera off.
                 let _ = r.recorder.stop();
-                r.stop_stream();
+                stop_tracks(&r.stream);
                 *stopped.borrow_mut() = Some(r);
             }
         })
@@ -100,7 +99,7 @@ pub fn camera_recorder(props: &CameraProps) -> Html {
             move || {
                 if let Some(r) = recording.borrow_mut().take() {
                     let _ = r.recorder.stop();
-                    r.stop_stream();
+                    stop_tracks(&r.stream);
                 }
             }
         });
@@ -176,14 +175,10 @@ async fn start(
     };
     let on_stop = {
         let (chunks, recorder_type) = (chunks.clone(), recorder.mime_type());
-        let (preview, tracks) = (preview.clone(), stream.get_tracks());
+        let (preview, stream) = (preview.clone(), stream.clone());
         Closure::<dyn FnMut()>::new(move || {
             // The camera goes off however the recording ended (the button, or the time limit).
-            for track in tracks.iter() {
-                if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
-                    track.stop();
-                }
-            }
+            stop_tracks(&stream);
             if let Some(video) = preview.cast::<HtmlVideoElement>() {
                 video.set_src_object(None);
             }
