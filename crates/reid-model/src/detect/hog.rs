@@ -31,6 +31,41 @@ use image::RgbImage;
 use reid_core::BBox;
 use serde::Serialize;
 
+/// Defines a function that runs `$body` (an `#[inline(always)]` function of the same
+/// arguments) compiled for the widest vector instructions at hand: AVX2 and FMA on x86-64 when
+/// the CPU has them (found at run time), simd128 in wasm (which a browser checks when it loads
+/// the module: the CPU network's kernels need it too). The loops of the body are then
+/// vectorised by the compiler; no arithmetic changes (Rust fuses no multiply-add on its own),
+/// so every path gives the same numbers.
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $body:ident) => {
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: this CPU has the instructions `wide` is compiled for.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            #[cfg(target_arch = "wasm32")]
+            {
+                #[target_feature(enable = "simd128")]
+                fn wide($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                return wide($($arg),*);
+            }
+            #[allow(unreachable_code)]
+            $body($($arg),*)
+        }
+    };
+}
+
 /// Window size, pixels (width, height).
 pub const WINDOW: (usize, usize) = (64, 128);
 const CELL: usize = 8;
@@ -162,34 +197,7 @@ impl HogDetector {
         stride: usize,
         padding: usize,
     ) -> Vec<WindowScore> {
-        let stride = stride.max(1);
-        let grid = gcd(stride, BLOCK_STRIDE);
-        let padding = padding.div_ceil(grid) * grid;
-        let gradients = Gradients::new(image, padding);
-        let (pw, ph) = (gradients.width, gradients.height);
-        if pw < WINDOW.0 || ph < WINDOW.1 {
-            return Vec::new();
-        }
-        let blocks = BlockGrid::new(&gradients, grid);
-        let mut out = Vec::new();
-        for y in (0..=ph - WINDOW.1).step_by(stride) {
-            for x in (0..=pw - WINDOW.0).step_by(stride) {
-                let mut s = f64::from(self.bias);
-                for bx in 0..BLOCKS.0 {
-                    for by in 0..BLOCKS.1 {
-                        let hist = blocks.at(x + bx * BLOCK_STRIDE, y + by * BLOCK_STRIDE);
-                        let w = &self.weights[(bx * BLOCKS.1 + by) * BLOCK_LEN..][..BLOCK_LEN];
-                        s += f64::from(dot(hist, w));
-                    }
-                }
-                out.push(WindowScore {
-                    x: x as i32 - padding as i32,
-                    y: y as i32 - padding as i32,
-                    score: s,
-                });
-            }
-        }
-        out
+        window_scores(&self.weights, self.bias, image, stride, padding)
     }
 
     /// People in `image` at every scale, grouped, each box cut to the image (OpenCV's
@@ -263,6 +271,55 @@ impl HogDetector {
     }
 }
 
+simd_dispatch! {
+    /// [`HogDetector::window_scores`] for an SVM's weights and bias.
+    fn window_scores(
+        weights: &[f32],
+        bias: f32,
+        image: &RgbImage,
+        stride: usize,
+        padding: usize,
+    ) -> Vec<WindowScore> = window_scores_body
+}
+
+#[inline(always)]
+fn window_scores_body(
+    weights: &[f32],
+    bias: f32,
+    image: &RgbImage,
+    stride: usize,
+    padding: usize,
+) -> Vec<WindowScore> {
+    let stride = stride.max(1);
+    let grid = gcd(stride, BLOCK_STRIDE);
+    let padding = padding.div_ceil(grid) * grid;
+    let gradients = Gradients::new(image, padding);
+    let (pw, ph) = (gradients.width, gradients.height);
+    if pw < WINDOW.0 || ph < WINDOW.1 {
+        return Vec::new();
+    }
+    let blocks = BlockGrid::new(&gradients, grid);
+    let mut out = Vec::new();
+    for y in (0..=ph - WINDOW.1).step_by(stride) {
+        for x in (0..=pw - WINDOW.0).step_by(stride) {
+            let mut s = f64::from(bias);
+            for bx in 0..BLOCKS.0 {
+                for by in 0..BLOCKS.1 {
+                    let hist = blocks.at(x + bx * BLOCK_STRIDE, y + by * BLOCK_STRIDE);
+                    let w = &weights[(bx * BLOCKS.1 + by) * BLOCK_LEN..][..BLOCK_LEN];
+                    s += f64::from(dot(hist, w));
+                }
+            }
+            out.push(WindowScore {
+                x: x as i32 - padding as i32,
+                y: y as i32 - padding as i32,
+                score: s,
+            });
+        }
+    }
+    out
+}
+
 /// The HOG descriptor of the window whose top-left corner is at (`x`, `y`) in `image`, with
 /// gradients taken over the whole image (OpenCV's `HOGDescriptor::compute` at one location,
 /// no padding).
@@ -323,10 +380,10 @@ struct Gradients {
 }
 
 impl Gradients {
+    #[inline(always)]
     fn new(image: &RgbImage, padding: usize) -> Self {
         let (iw, ih) = (image.width() as usize, image.height() as usize);
         let (width, height) = (iw + 2 * padding, ih + 2 * padding);
-        let lut: Vec<f32> = (0..256).map(|i| (i as f32).sqrt()).collect();
         // Columns and rows of the source pixel of each padded position, one beyond each side.
         let xmap: Vec<usize> = (-1..=width as isize)
             .map(|x| reflect_101(x - padding as isize, iw))
@@ -334,41 +391,73 @@ impl Gradients {
         let ymap: Vec<usize> = (-1..=height as isize)
             .map(|y| reflect_101(y - padding as isize, ih))
             .collect();
-        // Square roots of every sample once (OpenCV's gamma table), and the sample offsets of
-        // each padded column.
-        let roots: Vec<f32> = image.as_raw().iter().map(|&v| lut[v as usize]).collect();
-        let xoff: Vec<usize> = xmap.iter().map(|&x| x * 3).collect();
+        // Square roots of every sample (OpenCV's gamma table), one plane per channel, padded by
+        // reflection one beyond each side: every later read is contiguous, so the loops below
+        // run in SIMD lanes.
+        let stride = width + 2;
+        let mut planes = [
+            vec![0.0f32; stride * (height + 2)],
+            vec![0.0f32; stride * (height + 2)],
+            vec![0.0f32; stride * (height + 2)],
+        ];
+        let src = image.as_raw();
+        // Source column 0 lands at `first`; the columns either side are reflections.
+        let first = padding + 1;
+        let mut roots = [vec![0.0f32; iw], vec![0.0f32; iw], vec![0.0f32; iw]];
+        for (py, &sy) in ymap.iter().enumerate() {
+            let line = &src[sy * iw * 3..(sy + 1) * iw * 3];
+            for (k, px) in line.chunks_exact(3).enumerate() {
+                // Exactly the values of OpenCV's table of square roots (both correctly rounded).
+                for c in 0..3 {
+                    roots[c][k] = f32::from(px[c]).sqrt();
+                }
+            }
+            for (plane, roots) in planes.iter_mut().zip(&roots) {
+                let out = &mut plane[py * stride..(py + 1) * stride];
+                out[first..first + iw].copy_from_slice(roots);
+                for x in (0..first).chain(first + iw..stride) {
+                    out[x] = roots[xmap[x]];
+                }
+            }
+        }
         let angle_scale = (BINS as f64 / std::f64::consts::PI) as f32;
         let to_radians = (std::f64::consts::PI / 180.0) as f32;
         let n = width * height;
         let (mut bin0, mut bin1) = (vec![0u8; n], vec![0u8; n]);
         let (mut vote0, mut vote1) = (vec![0.0f32; n], vec![0.0f32; n]);
-        let (mut gx, mut gy) = (vec![0.0f32; width], vec![0.0f32; width]);
-        let line = |y: usize| &roots[y * iw * 3..(y + 1) * iw * 3];
         for y in 0..height {
-            let (up, row, down) = (line(ymap[y]), line(ymap[y + 1]), line(ymap[y + 2]));
-            // The channel with the largest gradient; blue first: of equal magnitudes OpenCV
-            // keeps blue, then green (its BGR order).
-            for x in 0..width {
-                let (l, c, r) = (xoff[x], xoff[x + 1], xoff[x + 2]);
-                let (mut dx, mut dy) = (row[r + 2] - row[l + 2], down[c + 2] - up[c + 2]);
-                let mut best = dx * dx + dy * dy;
-                for ch in [1, 0] {
-                    let (ex, ey) = (row[r + ch] - row[l + ch], down[c + ch] - up[c + ch]);
-                    let m = ex * ex + ey * ey;
-                    if m > best {
-                        (dx, dy, best) = (ex, ey, m);
-                    }
-                }
-                gx[x] = dx;
-                gy[x] = dy;
-            }
+            // Centred differences of one channel along the row: left, right, up, down of each x.
+            let diffs = |c: usize| {
+                let plane: &[f32] = &planes[c];
+                let row = &plane[(y + 1) * stride..(y + 2) * stride];
+                let up = &plane[y * stride + 1..][..width];
+                let down = &plane[(y + 2) * stride + 1..][..width];
+                (&row[..width], &row[2..], up, down)
+            };
+            let (r_l, r_r, r_u, r_d) = diffs(0);
+            let (g_l, g_r, g_u, g_d) = diffs(1);
+            let (b_l, b_r, b_u, b_d) = diffs(2);
             let span = y * width..(y + 1) * width;
             let (b0, b1) = (&mut bin0[span.clone()], &mut bin1[span.clone()]);
             let (v0, v1) = (&mut vote0[span.clone()], &mut vote1[span]);
             for x in 0..width {
-                let (dx, dy) = (gx[x], gy[x]);
-                let mag = (dx * dx + dy * dy).sqrt();
+                // The channel with the largest gradient; blue first: of equal magnitudes
+                // OpenCV keeps blue, then green (its BGR order).
+                let (mut dx, mut dy) = (b_r[x] - b_l[x], b_d[x] - b_u[x]);
+                let mut best = dx * dx + dy * dy;
+                let (ex, ey) = (g_r[x] - g_l[x], g_d[x] - g_u[x]);
+                let m = ex * ex + ey * ey;
+                let take = m > best;
+                dx = if take { ex } else { dx };
+                dy = if take { ey } else { dy };
+                best = if take { m } else { best };
+                let (ex, ey) = (r_r[x] - r_l[x], r_d[x] - r_u[x]);
+                let m = ex * ex + ey * ey;
+                let take = m > best;
+                dx = if take { ex } else { dx };
+                dy = if take { ey } else { dy };
+                best = if take { m } else { best };
+                let mag = best.sqrt();
                 let angle = fast_atan2_degrees(dy, dx) * to_radians * angle_scale - 0.5;
                 // The angle is in [-0.5, 18): truncating it plus one floors it, without a call
                 // to `floorf` where the target lacks a rounding instruction.
@@ -415,6 +504,7 @@ fn reflect_101(i: isize, len: usize) -> usize {
 }
 
 /// A block's dot product with its weights, in four float lanes (as OpenCV's SIMD sums it).
+#[inline(always)]
 fn dot(a: &[f32; BLOCK_LEN], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 4];
     for (a, b) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
@@ -427,6 +517,7 @@ fn dot(a: &[f32; BLOCK_LEN], b: &[f32]) -> f32 {
 
 /// `cv::fastAtan2`: the angle of (x, y) in degrees, 0 to 360, by OpenCV's 7th-order polynomial
 /// (about 0.01 degrees from the true angle).
+#[inline(always)]
 fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
     const DEG: f32 = (180.0 / std::f64::consts::PI) as f32;
     const P1: f32 = 0.999_787_84 * DEG;
@@ -435,7 +526,10 @@ fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
     const P7: f32 = -0.044_326_556 * DEG;
     let (ax, ay) = (x.abs(), y.abs());
     let eps = f64::EPSILON as f32;
-    let c = ax.min(ay) / (ax.max(ay) + eps);
+    // Comparisons, not `f32::min`: wasm has no instruction with its NaN rule and calls `fminf`
+    // (neither value is NaN here).
+    let (lo, hi) = if ax < ay { (ax, ay) } else { (ay, ax) };
+    let c = lo / (hi + eps);
     let c2 = c * c;
     let a = (((P7 * c2 + P5) * c2 + P3) * c2 + P1) * c;
     let a = if ax < ay { 90.0 - a } else { a };
@@ -447,93 +541,102 @@ fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
     }
 }
 
-/// One pixel's share of a block: the offsets of up to four cells' histograms and the weight of
-/// its vote in each (bilinear between cell centres times the block's Gaussian).
-#[derive(Clone, Copy)]
-struct PixelWeights {
-    /// Cells voted into (1 in the block's corners, 2 along its edges, else 4).
-    count: usize,
-    cells: [usize; 4],
-    weights: [f32; 4],
-}
+/// Values one pixel row gives a block: its two columns of cells, 9 bins each (left, right).
+const ROW_LEN: usize = 2 * BINS;
 
-/// The 16 x 16 pixels of a block, rows first.
-fn block_weights() -> &'static [PixelWeights; BLOCK * BLOCK] {
-    static TABLE: OnceLock<[PixelWeights; BLOCK * BLOCK]> = OnceLock::new();
+/// A block's weights along one axis: for each of its 16 pixels, the weight of its vote in the
+/// first and in the second cell along that axis (bilinear between the cells' centres times the
+/// block's Gaussian along the axis; 0 where the pixel does not reach the cell). The weight of a
+/// pixel's vote in a cell is the product of the two axes' weights: OpenCV's bilinear weights and
+/// Gaussian (sigma 4) both factor so.
+type AxisWeights = [[f32; 2]; BLOCK];
+
+fn axis_weights() -> &'static AxisWeights {
+    static TABLE: OnceLock<AxisWeights> = OnceLock::new();
     TABLE.get_or_init(|| {
         let sigma = (BLOCK + BLOCK) as f32 / 8.0;
         let scale = 1.0 / (sigma * sigma * 2.0);
         let half = BLOCK as f32 * 0.5;
-        let cells = BLOCK / CELL;
-        // The cells a coordinate votes into and their bilinear weights.
-        let axis = |i: usize| -> Vec<(usize, f32)> {
+        let mut table = [[0.0f32; 2]; BLOCK];
+        for (i, weights) in table.iter_mut().enumerate() {
+            let d = i as f32 - half;
+            let gauss = (-(d * d) * scale).exp();
             let c = (i as f32 + 0.5) / CELL as f32 - 0.5;
             let c0 = c.floor();
             let f = c - c0;
-            let c0 = c0 as i32;
-            [(c0, 1.0 - f), (c0 + 1, f)]
-                .into_iter()
-                .filter(|&(k, _)| (0..cells as i32).contains(&k))
-                .map(|(k, w)| (k as usize, w))
-                .collect()
-        };
-        let mut table = [PixelWeights {
-            count: 0,
-            cells: [0; 4],
-            weights: [0.0; 4],
-        }; BLOCK * BLOCK];
-        for i in 0..BLOCK {
-            for j in 0..BLOCK {
-                let (di, dj) = (i as f32 - half, j as f32 - half);
-                let gauss = (-(di * di + dj * dj) * scale).exp();
-                let entry = &mut table[i * BLOCK + j];
-                let mut k = 0;
-                for &(cx, wx) in &axis(j) {
-                    for &(cy, wy) in &axis(i) {
-                        // Cells are stored column by column, as OpenCV's block histogram.
-                        entry.cells[k] = (cx * cells + cy) * BINS;
-                        entry.weights[k] = gauss * (wx * wy);
-                        k += 1;
-                    }
+            for (k, w) in [(c0 as i32, 1.0 - f), (c0 as i32 + 1, f)] {
+                if (0..2).contains(&k) {
+                    weights[k as usize] = gauss * w;
                 }
-                entry.count = k;
             }
         }
         table
     })
 }
 
-/// The L2-Hys-normalised histogram of the block whose top-left pixel is (`x`, `y`) of the
-/// padded image.
-fn block_histogram(g: &Gradients, x: usize, y: usize) -> [f32; BLOCK_LEN] {
-    let table = block_weights();
+/// The votes of the 16 pixels from (`x`, `y`) along one row of the padded image into a block's
+/// two columns of cells (the first pass of a block's histogram; a block column shares it with
+/// the blocks above and below).
+#[inline(always)]
+fn row_votes(g: &Gradients, axes: &AxisWeights, x: usize, y: usize) -> [f32; ROW_LEN] {
+    let mut votes = [0.0f32; ROW_LEN];
+    let base = y * g.width + x;
+    for (j, &[w0, w1]) in axes.iter().enumerate() {
+        let p = base + j;
+        let (b0, b1) = (usize::from(g.bin0[p]), usize::from(g.bin1[p]));
+        let (v0, v1) = (g.vote0[p], g.vote1[p]);
+        votes[b0] += w0 * v0;
+        votes[b1] += w0 * v1;
+        votes[BINS + b0] += w1 * v0;
+        votes[BINS + b1] += w1 * v1;
+    }
+    votes
+}
+
+/// A block's L2-Hys-normalised histogram from its 16 rows' votes (`rows(i)`, top row first):
+/// the rows weighted into the two rows of cells, in OpenCV's order (cells column by column).
+#[inline(always)]
+fn block_from_rows<'a>(
+    axes: &AxisWeights,
+    rows: impl Fn(usize) -> &'a [f32; ROW_LEN],
+) -> [f32; BLOCK_LEN] {
+    let mut cells = [[0.0f32; ROW_LEN]; 2];
+    for (i, &[w0, w1]) in axes.iter().enumerate() {
+        let row = rows(i);
+        for k in 0..ROW_LEN {
+            cells[0][k] += w0 * row[k];
+            cells[1][k] += w1 * row[k];
+        }
+    }
     let mut hist = [0.0f32; BLOCK_LEN];
-    for i in 0..BLOCK {
-        let row = (y + i) * g.width + x;
-        for j in 0..BLOCK {
-            let (b0, b1) = (g.bin0[row + j] as usize, g.bin1[row + j] as usize);
-            let (v0, v1) = (g.vote0[row + j], g.vote1[row + j]);
-            let p = &table[i * BLOCK + j];
-            for k in 0..p.count {
-                let w = p.weights[k];
-                let cell = &mut hist[p.cells[k]..p.cells[k] + BINS];
-                cell[b0] += v0 * w;
-                cell[b1] += v1 * w;
-            }
+    for cx in 0..2 {
+        for (cy, cells) in cells.iter().enumerate() {
+            hist[(cx * 2 + cy) * BINS..][..BINS].copy_from_slice(&cells[cx * BINS..][..BINS]);
         }
     }
     normalise_l2_hys(&mut hist);
     hist
 }
 
+/// The L2-Hys-normalised histogram of the block whose top-left pixel is (`x`, `y`) of the
+/// padded image (the same operations as [`BlockGrid`], so the same numbers).
+fn block_histogram(g: &Gradients, x: usize, y: usize) -> [f32; BLOCK_LEN] {
+    let axes = axis_weights();
+    let rows: [[f32; ROW_LEN]; BLOCK] = std::array::from_fn(|i| row_votes(g, axes, x, y + i));
+    block_from_rows(axes, |i| &rows[i])
+}
+
 /// OpenCV's L2-Hys: divide by the norm plus `0.1 * len`, clip at 0.2, divide by the norm plus
 /// 1e-3.
+#[inline(always)]
 fn normalise_l2_hys(hist: &mut [f32]) {
     let sum: f32 = hist.iter().map(|v| v * v).sum();
     let scale = 1.0 / (sum.sqrt() + hist.len() as f32 * 0.1);
     let mut sum = 0.0f32;
     for v in hist.iter_mut() {
-        *v = (*v * scale).min(0.2);
+        let v1 = *v * scale;
+        // A comparison, not `f32::min` (a call to `fminf` in wasm); no value is NaN.
+        *v = if v1 > 0.2 { 0.2 } else { v1 };
         sum += *v * *v;
     }
     let scale = 1.0 / (sum.sqrt() + 1e-3);
@@ -551,13 +654,26 @@ struct BlockGrid {
 }
 
 impl BlockGrid {
+    #[inline(always)]
     fn new(g: &Gradients, step: usize) -> Self {
         let across = (g.width - BLOCK) / step + 1;
         let down = (g.height - BLOCK) / step + 1;
+        let axes = axis_weights();
+        // Each pixel row's votes for every block column, once: each is shared by two blocks of
+        // the column (more when `step` is below 8).
+        let height = (down - 1) * step + BLOCK;
+        let mut rows = Vec::with_capacity(height * across);
+        for y in 0..height {
+            for bx in 0..across {
+                rows.push(row_votes(g, axes, bx * step, y));
+            }
+        }
         let mut hists = Vec::with_capacity(across * down);
         for by in 0..down {
             for bx in 0..across {
-                hists.push(block_histogram(g, bx * step, by * step));
+                hists.push(block_from_rows(axes, |i| {
+                    &rows[(by * step + i) * across + bx]
+                }));
             }
         }
         Self {
@@ -567,6 +683,7 @@ impl BlockGrid {
         }
     }
 
+    #[inline(always)]
     fn at(&self, x: usize, y: usize) -> &[f32; BLOCK_LEN] {
         &self.hists[(y / self.step) * self.across + x / self.step]
     }
@@ -585,9 +702,16 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-/// OpenCV's `resize(..., INTER_LINEAR_EXACT)` of an 8-bit image: bilinear with coefficients in
-/// 1/256ths (rounded halves to even), sums kept exact, the result rounded once.
-pub fn resize_linear_exact(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+simd_dispatch! {
+    /// OpenCV's `resize(..., INTER_LINEAR_EXACT)` of an 8-bit image: bilinear with
+    /// coefficients in 1/256ths (rounded halves to even), sums kept exact, the result rounded
+    /// once.
+    pub fn resize_linear_exact(image: &RgbImage, width: u32, height: u32) -> RgbImage =
+        resize_linear_exact_body
+}
+
+#[inline(always)]
+fn resize_linear_exact_body(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (sw, sh) = (image.width() as usize, image.height() as usize);
     let taps = |src: usize, dst: u32| -> Vec<(usize, usize, u32, u32)> {
         let scale = src as f64 / f64::from(dst);
@@ -614,27 +738,33 @@ pub fn resize_linear_exact(image: &RgbImage, width: u32, height: u32) -> RgbImag
     let src = image.as_raw();
     let mut out = RgbImage::new(width, height);
     let dst: &mut [u8] = &mut out;
-    // Each source row's horizontal pass (values times 256), computed when first needed.
-    let mut rows: Vec<Option<Vec<u32>>> = vec![None; sh];
-    let row = |y: usize, rows: &mut Vec<Option<Vec<u32>>>| {
-        if rows[y].is_none() {
-            let line = &src[y * sw * 3..(y + 1) * sw * 3];
-            let mut h = Vec::with_capacity(width as usize * 3);
-            for &(x0, x1, w0, w1) in &xs {
-                for c in 0..3 {
-                    h.push(w0 * u32::from(line[x0 * 3 + c]) + w1 * u32::from(line[x1 * 3 + c]));
-                }
-            }
-            rows[y] = Some(h);
+    // The horizontal pass (values times 256) of every source row the vertical pass reads.
+    let row_len = width as usize * 3;
+    let mut needed = vec![false; sh];
+    for &(y0, y1, _, _) in &ys {
+        needed[y0] = true;
+        needed[y1] = true;
+    }
+    let mut rows = vec![0u32; sh * row_len];
+    for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
+        if !needed[y] {
+            continue;
         }
-    };
-    for (dy, &(y0, y1, w0, w1)) in ys.iter().enumerate() {
-        row(y0, &mut rows);
-        row(y1, &mut rows);
-        let (a, b) = (rows[y0].as_ref().unwrap(), rows[y1].as_ref().unwrap());
-        let line = &mut dst[dy * width as usize * 3..(dy + 1) * width as usize * 3];
-        for (k, v) in line.iter_mut().enumerate() {
-            let sum = u64::from(w0) * u64::from(a[k]) + u64::from(w1) * u64::from(b[k]);
+        let line = &src[y * sw * 3..(y + 1) * sw * 3];
+        for (h, &(x0, x1, w0, w1)) in row.chunks_exact_mut(3).zip(&xs) {
+            for c in 0..3 {
+                h[c] = w0 * u32::from(line[x0 * 3 + c]) + w1 * u32::from(line[x1 * 3 + c]);
+            }
+        }
+    }
+    for (line, &(y0, y1, w0, w1)) in dst.chunks_exact_mut(row_len).zip(&ys) {
+        let (a, b) = (
+            &rows[y0 * row_len..][..row_len],
+            &rows[y1 * row_len..][..row_len],
+        );
+        for ((v, &a), &b) in line.iter_mut().zip(a).zip(b) {
+            // At most 256 * (256 * 255): the sum fits 32 bits.
+            let sum = w0 * a + w1 * b;
             *v = ((sum + (1 << 15)) >> 16).min(255) as u8;
         }
     }
