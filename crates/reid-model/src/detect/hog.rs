@@ -738,34 +738,22 @@ fn resize_linear_exact_body(image: &RgbImage, width: u32, height: u32) -> RgbIma
     let src = image.as_raw();
     let mut out = RgbImage::new(width, height);
     let dst: &mut [u8] = &mut out;
-    // The horizontal pass (values times 256) of every source row the vertical pass reads.
+    // Each output row: the vertical pass over the source row's samples (contiguous, so in
+    // SIMD lanes; values times 256), then the horizontal pass. The sums are exact integers, so
+    // their order changes nothing.
     let row_len = width as usize * 3;
-    let mut needed = vec![false; sh];
-    for &(y0, y1, _, _) in &ys {
-        needed[y0] = true;
-        needed[y1] = true;
-    }
-    let mut rows = vec![0u32; sh * row_len];
-    for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
-        if !needed[y] {
-            continue;
-        }
-        let line = &src[y * sw * 3..(y + 1) * sw * 3];
-        for (h, &(x0, x1, w0, w1)) in row.chunks_exact_mut(3).zip(&xs) {
-            for c in 0..3 {
-                h[c] = w0 * u32::from(line[x0 * 3 + c]) + w1 * u32::from(line[x1 * 3 + c]);
-            }
-        }
-    }
+    let mut column = vec![0u32; sw * 3];
     for (line, &(y0, y1, w0, w1)) in dst.chunks_exact_mut(row_len).zip(&ys) {
-        let (a, b) = (
-            &rows[y0 * row_len..][..row_len],
-            &rows[y1 * row_len..][..row_len],
-        );
-        for ((v, &a), &b) in line.iter_mut().zip(a).zip(b) {
-            // At most 256 * (256 * 255): the sum fits 32 bits.
-            let sum = w0 * a + w1 * b;
-            *v = ((sum + (1 << 15)) >> 16).min(255) as u8;
+        let (a, b) = (&src[y0 * sw * 3..][..sw * 3], &src[y1 * sw * 3..][..sw * 3]);
+        for ((v, &a), &b) in column.iter_mut().zip(a).zip(b) {
+            *v = w0 * u32::from(a) + w1 * u32::from(b);
+        }
+        for (out, &(x0, x1, w0, w1)) in line.chunks_exact_mut(3).zip(&xs) {
+            for c in 0..3 {
+                // At most 256 * (256 * 255): the sum fits 32 bits.
+                let sum = w0 * column[x0 * 3 + c] + w1 * column[x1 * 3 + c];
+                out[c] = ((sum + (1 << 15)) >> 16).min(255) as u8;
+            }
         }
     }
     out
