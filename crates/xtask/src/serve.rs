@@ -4,12 +4,17 @@
 //! `<video>` seeks with them), and an `ETag` per file version (size and modification time, as
 //! nginx makes it), so that a revalidation (`Cache-Control: no-cache`, the service worker's
 //! copying of the app) of an unchanged file costs a `304 Not Modified` instead of the file.
+//! Files that compress (the wasm modules, scripts, the model) go gzip-compressed to a browser
+//! that accepts it (a copy made once per file version, compressed when the server starts).
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
+use flate2::{write::GzEncoder, Compression};
 use tiny_http::{Header, Response, StatusCode};
 
 use crate::site::{self, content_type};
@@ -34,6 +39,8 @@ impl Server {
             .context("the server has no IP address")?
             .port();
         let dir = dir.to_path_buf();
+        let gzipped = Gzipped::default();
+        gzipped.warm(&dir);
         let server = inner.clone();
         let thread = std::thread::spawn(move || {
             for request in server.incoming_requests() {
@@ -45,12 +52,12 @@ impl Server {
                         .map(|h| h.value.as_str().to_string())
                 };
                 let (range, if_none_match) = (value("Range"), value("If-None-Match"));
-                let response = respond(
-                    &dir,
-                    request.url(),
-                    range.as_deref(),
-                    if_none_match.as_deref(),
-                );
+                let asked = Asked {
+                    range: range.as_deref(),
+                    if_none_match: if_none_match.as_deref(),
+                    gzip: value("Accept-Encoding").is_some_and(|h| accepts_gzip(&h)),
+                };
+                let response = respond(&dir, request.url(), &asked, &gzipped);
                 let _ = request.respond(response);
             }
         });
@@ -158,11 +165,20 @@ fn matches_tag(header: &str, tag: &str) -> bool {
         .any(|t| t == "*" || t == tag)
 }
 
+/// What a request asks beyond its path.
+#[derive(Default)]
+struct Asked<'a> {
+    range: Option<&'a str>,
+    if_none_match: Option<&'a str>,
+    /// Its `Accept-Encoding` allows gzip.
+    gzip: bool,
+}
+
 fn respond(
     dir: &Path,
     url: &str,
-    range: Option<&str>,
-    if_none_match: Option<&str>,
+    asked: &Asked,
+    gzipped: &Gzipped,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
     let file = resolve(dir, url);
     let name = file
@@ -170,27 +186,55 @@ fn respond(
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tag = file.as_deref().and_then(etag);
+    let mut tag = file.as_deref().and_then(etag);
     let mut content_range = None;
-    let unchanged = matches!((&tag, if_none_match), (Some(t), Some(h)) if matches_tag(h, t));
+    let mut encoding = None;
     let (status, body, kind) = match file.map(|p| (std::fs::read(&p), p)) {
-        Some((Ok(_), path)) if unchanged => (304, Vec::new(), content_type(&path)),
-        Some((Ok(bytes), path)) => match range.map(|r| byte_range(r, bytes.len())) {
-            None => (200, bytes, content_type(&path)),
-            Some(Some((start, end))) => {
-                content_range = Some(format!("bytes {start}-{}/{}", end - 1, bytes.len()));
-                (206, bytes[start..end].to_vec(), content_type(&path))
+        Some((Ok(bytes), path)) => {
+            let kind = content_type(&path);
+            // A whole file a gzip copy shrinks is sent compressed, under its own validator.
+            let gz = match (&tag, asked.range) {
+                (Some(t), None) if asked.gzip => gzipped.of(&path, t, &bytes),
+                _ => None,
+            };
+            if gz.is_some() {
+                tag = tag.map(|t| format!("{}-gz\"", t.trim_end_matches('"')));
+                encoding = Some("gzip");
             }
-            Some(None) => {
-                content_range = Some(format!("bytes */{}", bytes.len()));
-                (416, Vec::new(), "text/plain; charset=utf-8")
+            let unchanged =
+                matches!((&tag, asked.if_none_match), (Some(t), Some(h)) if matches_tag(h, t));
+            match (
+                unchanged,
+                gz,
+                asked.range.map(|r| byte_range(r, bytes.len())),
+            ) {
+                (true, _, _) => {
+                    encoding = None;
+                    (304, Vec::new(), kind)
+                }
+                (false, Some(gz), _) => (200, gz.to_vec(), kind),
+                (false, None, None) => (200, bytes, kind),
+                (false, None, Some(Some((start, end)))) => {
+                    content_range = Some(format!("bytes {start}-{}/{}", end - 1, bytes.len()));
+                    (206, bytes[start..end].to_vec(), kind)
+                }
+                (false, None, Some(None)) => {
+                    content_range = Some(format!("bytes */{}", bytes.len()));
+                    (416, Vec::new(), "text/plain; charset=utf-8")
+                }
             }
-        },
+        }
         _ => (404, b"not found".to_vec(), "text/plain; charset=utf-8"),
     };
     let mut response = Response::from_data(body).with_status_code(StatusCode(status));
     response.add_header(header("Content-Type", kind));
     response.add_header(header("Accept-Ranges", "bytes"));
+    if compressible(kind) {
+        response.add_header(header("Vary", "Accept-Encoding"));
+    }
+    if let Some(value) = encoding {
+        response.add_header(header("Content-Encoding", value));
+    }
     if let Some(value) = content_range {
         response.add_header(header("Content-Range", &value));
     }
@@ -201,6 +245,73 @@ fn respond(
         response.add_header(header(key, &value));
     }
     response
+}
+
+/// Whether a response of this type is worth compressing (pictures and video already are).
+fn compressible(kind: &str) -> bool {
+    kind.starts_with("text/")
+        || matches!(
+            kind,
+            "application/wasm" | "application/json" | "image/svg+xml" | "application/octet-stream"
+        )
+}
+
+/// Whether an `Accept-Encoding` header allows gzip (named or `*`, without `q=0`).
+fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|coding| {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                == Some(0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
+}
+
+/// A file's gzip copy and the version (`ETag`) it was made from; no copy when gzip does not
+/// shrink the file by a sixteenth.
+type GzipCopy = (String, Option<Arc<Vec<u8>>>);
+
+/// Gzip copies of the served files, made once per file version and kept in memory (a rebuilt
+/// file is compressed again).
+#[derive(Default)]
+struct Gzipped(Mutex<HashMap<PathBuf, GzipCopy>>);
+
+impl Gzipped {
+    /// The gzip copy of `path` (whose contents are `bytes`) at version `tag`.
+    fn of(&self, path: &Path, tag: &str, bytes: &[u8]) -> Option<Arc<Vec<u8>>> {
+        if !compressible(content_type(path)) {
+            return None;
+        }
+        let mut copies = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, gz)) = copies.get(path) {
+            if t == tag {
+                return gz.clone();
+            }
+        }
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        let gz = encoder
+            .write_all(bytes)
+            .ok()
+            .and_then(|()| encoder.finish().ok())
+            .filter(|gz| gz.len() < bytes.len() - bytes.len() / 16)
+            .map(Arc::new);
+        copies.insert(path.to_path_buf(), (tag.to_string(), gz.clone()));
+        gz
+    }
+
+    /// Compresses every file under `dir` now, so that no request waits for it.
+    fn warm(&self, dir: &Path) {
+        for name in site::files_under(dir).unwrap_or_default() {
+            let path = dir.join(&name);
+            if let (Some(tag), Ok(bytes)) = (etag(&path), std::fs::read(&path)) {
+                self.of(&path, &tag, &bytes);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,12 +329,108 @@ mod tests {
         assert_eq!(byte_range("items=0-1", 1000), None);
     }
 
+    fn revalidate(tag: &str) -> Asked<'_> {
+        Asked {
+            if_none_match: Some(tag),
+            ..Asked::default()
+        }
+    }
+
+    fn header_of(
+        response: &Response<std::io::Cursor<Vec<u8>>>,
+        name: &'static str,
+    ) -> Option<String> {
+        response
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+    }
+
+    fn body_of(response: Response<std::io::Cursor<Vec<u8>>>) -> Vec<u8> {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
+        body
+    }
+
+    #[test]
+    fn accept_encoding_is_read_as_rfc_9110_says() {
+        assert!(accepts_gzip("gzip, deflate, br, zstd"));
+        assert!(accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0, br"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip(""));
+    }
+
+    #[test]
+    fn files_that_compress_go_gzipped_to_browsers_that_accept_it() {
+        let dir = std::env::temp_dir().join(format!("xtask-gzip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let module: Vec<u8> = b"\0asm".iter().cycle().take(64 * 1024).copied().collect();
+        std::fs::write(dir.join("a.wasm"), &module).unwrap();
+        std::fs::write(dir.join("b.png"), &module).unwrap();
+        let gz = Gzipped::default();
+        gz.warm(&dir);
+        let gzip = Asked {
+            gzip: true,
+            ..Asked::default()
+        };
+        let sent = respond(&dir, "/a.wasm", &gzip, &gz);
+        assert_eq!(sent.status_code(), StatusCode(200));
+        assert_eq!(
+            header_of(&sent, "Content-Encoding").as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(header_of(&sent, "Vary").as_deref(), Some("Accept-Encoding"));
+        let tag = header_of(&sent, "ETag").unwrap();
+        assert!(tag.ends_with("-gz\""), "{tag}");
+        let body = body_of(sent);
+        assert!(body.len() < module.len() / 10);
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, module);
+        // Revalidated under the compressed copy's own tag.
+        let again = Asked {
+            if_none_match: Some(&tag),
+            gzip: true,
+            ..Asked::default()
+        };
+        assert_eq!(
+            respond(&dir, "/a.wasm", &again, &gz).status_code(),
+            StatusCode(304)
+        );
+        assert_eq!(
+            respond(&dir, "/a.wasm", &revalidate(&tag), &gz).status_code(),
+            StatusCode(200),
+            "the plain copy has another tag"
+        );
+        // Not compressed: without Accept-Encoding, byte ranges, pictures.
+        let plain = respond(&dir, "/a.wasm", &Asked::default(), &gz);
+        assert_eq!(header_of(&plain, "Content-Encoding"), None);
+        assert_eq!(body_of(plain), module);
+        let range = Asked {
+            range: Some("bytes=0-9"),
+            gzip: true,
+            ..Asked::default()
+        };
+        let part = respond(&dir, "/a.wasm", &range, &gz);
+        assert_eq!(part.status_code(), StatusCode(206));
+        assert_eq!(header_of(&part, "Content-Encoding"), None);
+        let picture = respond(&dir, "/b.png", &gzip, &gz);
+        assert_eq!(header_of(&picture, "Content-Encoding"), None);
+        assert_eq!(body_of(picture), module);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn an_unchanged_file_is_revalidated_with_a_304() {
         let dir = std::env::temp_dir().join(format!("xtask-etag-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.wasm"), b"\0asm version one").unwrap();
-        let first = respond(&dir, "/a.wasm", None, None);
+        let gz = Gzipped::default();
+        let first = respond(&dir, "/a.wasm", &Asked::default(), &gz);
         assert_eq!(first.status_code(), StatusCode(200));
         let tag = etag(&dir.join("a.wasm")).unwrap();
         for asked in [
@@ -232,16 +439,16 @@ mod tests {
             format!("\"other\", {tag}"),
             "*".into(),
         ] {
-            let again = respond(&dir, "/a.wasm", None, Some(&asked));
+            let again = respond(&dir, "/a.wasm", &revalidate(&asked), &gz);
             assert_eq!(again.status_code(), StatusCode(304), "{asked}");
             assert_eq!(again.data_length(), Some(0));
         }
         // Another version (another size) is sent whole.
         std::fs::write(dir.join("a.wasm"), b"\0asm version two, longer").unwrap();
-        let changed = respond(&dir, "/a.wasm", None, Some(&tag));
+        let changed = respond(&dir, "/a.wasm", &revalidate(&tag), &gz);
         assert_eq!(changed.status_code(), StatusCode(200));
         assert_eq!(
-            respond(&dir, "/missing", None, Some("*")).status_code(),
+            respond(&dir, "/missing", &revalidate("*"), &gz).status_code(),
             StatusCode(404)
         );
         std::fs::remove_dir_all(&dir).unwrap();
