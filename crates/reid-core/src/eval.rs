@@ -407,16 +407,9 @@ pub fn worst_queries(
     n: usize,
     shown: usize,
 ) -> Vec<HardQuery> {
-    let mut valid: Vec<(usize, f64)> = per_query
-        .iter()
-        .enumerate()
-        .filter_map(|(q, m)| m.as_ref().map(|m| (q, m.ap)))
-        .collect();
-    valid.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let ng = gallery.pids.len();
-    valid
+    lowest_ap(per_query, n)
         .into_iter()
-        .take(n)
         .map(|(q, ap)| HardQuery {
             query: q,
             ap,
@@ -430,6 +423,19 @@ pub fn worst_queries(
             ),
         })
         .collect()
+}
+
+/// The `n` valid queries with the lowest AP (ties: query order), worst first, with their AP:
+/// the queries of [`worst_queries`], for a caller that keeps no whole distance matrix.
+pub fn lowest_ap(per_query: &[Option<QueryMetrics>], n: usize) -> Vec<(usize, f64)> {
+    let mut valid: Vec<(usize, f64)> = per_query
+        .iter()
+        .enumerate()
+        .filter_map(|(q, m)| m.as_ref().map(|m| (q, m.ap)))
+        .collect();
+    valid.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    valid.truncate(n);
+    valid
 }
 
 /// Evaluates a `queries x gallery` distance matrix (row-major, smaller is closer).

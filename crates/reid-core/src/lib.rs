@@ -35,8 +35,8 @@ pub use distance::{
 };
 pub use embedding::{Embedding, EmbeddingError};
 pub use eval::{
-    evaluate, evaluate_queries, ranked_gallery, summarize, worst_queries, EvalError, HardQuery,
-    Labels, Protocol, QueryMetrics, RankMetrics, SingleGalleryShot,
+    evaluate, evaluate_queries, lowest_ap, ranked_gallery, summarize, worst_queries, EvalError,
+    HardQuery, Labels, Protocol, QueryMetrics, RankMetrics, SingleGalleryShot,
 };
 pub use features::{FeatureError, FeatureMatrix};
 pub use mot::{parse_mot_rows, parse_mot_text, MotAccumulator, MotFormatError, MotRow, MotSummary};

@@ -7,7 +7,7 @@
 
 use reid_core::naming::parse_market1501;
 use reid_core::{
-    distance_matrix, evaluate_queries, k_reciprocal_rerank, summarize, worst_queries,
+    distance_matrix, evaluate_queries, k_reciprocal_rerank, lowest_ap, ranked_gallery, summarize,
     FeatureMatrix, Labels, Metric, Protocol, RankMetrics, RerankParams,
 };
 use serde::{Deserialize, Serialize};
@@ -190,8 +190,25 @@ pub struct EvalReport {
     pub worst: Vec<WorstQuery>,
 }
 
+/// Queries ranked at a time without re-ranking: their rows of distances are all of the matrix
+/// the evaluation holds (256 x 15,913 at Market-1501's size: 16 MB, where the whole matrix
+/// would be 214 MB). A multiple of `distance_matrix`'s own block of 64 queries, so every row is
+/// computed as `reid eval` computes it, to the bit.
+const QUERY_ROWS: usize = 256;
+
+/// Rows `distance_matrix` computes together (its `QUERY_BLOCK`): a row recomputed on its own is
+/// recomputed with its block.
+const DISTANCE_BLOCK: usize = 64;
+
+/// The most memory re-ranking may take here: it needs the whole `queries x (queries +
+/// gallery)` rows and the output matrix at once, and a page's wasm memory is at most 4 GB.
+const RERANK_BYTES: u64 = 1 << 30;
+
 /// Evaluates `query` against `gallery` as `reid eval` does by default (cosine distance, the
 /// Market-1501 protocol, CMC to rank 50), or with `rerank` as `reid eval --rerank` does.
+/// Without re-ranking the distances are made and ranked [`QUERY_ROWS`] queries at a time, so
+/// memory stays bounded whatever the folder's size; re-ranking a set too large for a page is
+/// refused up front.
 pub fn evaluate(query: Side, gallery: Side, rerank: bool) -> Result<EvalReport, String> {
     let (q_pids, q_camids) = query.labels("query")?;
     let (g_pids, g_camids) = gallery.labels("gallery")?;
@@ -203,55 +220,96 @@ pub fn evaluate(query: Side, gallery: Side, rerank: bool) -> Result<EvalReport, 
             g.dim()
         ));
     }
-    let distances = if rerank {
-        k_reciprocal_rerank(&q, &g, Metric::Cosine, RerankParams::default())
-    } else {
-        distance_matrix(&q, &g, Metric::Cosine)
-    }
-    .map_err(|e| e.to_string())?;
+    let (nq, ng) = (q_pids.len(), g_pids.len());
     let protocol = Protocol::market1501();
-    let q_labels = Labels {
-        pids: &q_pids,
-        camids: &q_camids,
+    let labels = |from: usize, to: usize| Labels {
+        pids: &q_pids[from..to],
+        camids: &q_camids[from..to],
     };
     let g_labels = Labels {
         pids: &g_pids,
         camids: &g_camids,
     };
-    let per_query =
-        evaluate_queries(&distances, q_labels, g_labels, &protocol).map_err(|e| e.to_string())?;
-    let metrics = summarize(&per_query).map_err(|e| e.to_string())?;
-    let ng = g_pids.len();
-    let worst = worst_queries(
-        &distances,
-        &per_query,
-        q_labels,
-        g_labels,
-        protocol.junk_pid,
-        WORST_QUERIES,
-        SHOWN_RESULTS,
-    )
-    .into_iter()
-    .map(|w| WorstQuery {
-        query: w.query,
-        ap: w.ap,
-        results: w
-            .ranked
-            .into_iter()
-            .map(|gi| ShownResult {
-                gallery: gi,
-                distance: distances[w.query * ng + gi],
-                same: g_pids[gi] == q_pids[w.query],
-            })
-            .collect(),
-    })
-    .collect();
+    let failed = |e: reid_core::EvalError| e.to_string();
+    // Distances of the queries `from..to` (cosine, or the re-ranked ones already made).
+    let reranked = if rerank {
+        let bytes = rerank_bytes(nq, ng);
+        if bytes > RERANK_BYTES {
+            return Err(format!(
+                "re-ranking {nq} queries against {ng} gallery pictures needs about {:.1} GB at \
+                 once, more than this page allows itself ({:.0} GB): evaluate without \
+                 re-ranking, or re-rank with `reid eval --rerank`",
+                bytes as f64 / 1e9,
+                RERANK_BYTES as f64 / 1e9
+            ));
+        }
+        Some(
+            k_reciprocal_rerank(&q, &g, Metric::Cosine, RerankParams::default())
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let rows = |from: usize, to: usize| -> Result<Vec<f32>, String> {
+        match &reranked {
+            Some(all) => Ok(all[from * ng..to * ng].to_vec()),
+            None => {
+                let dim = q.dim();
+                let part = FeatureMatrix::new(q.as_slice()[from * dim..to * dim].to_vec(), dim)
+                    .map_err(|e| e.to_string())?;
+                distance_matrix(&part, &g, Metric::Cosine).map_err(|e| e.to_string())
+            }
+        }
+    };
+    let mut per_query = Vec::with_capacity(nq);
+    for from in (0..nq).step_by(QUERY_ROWS) {
+        let to = (from + QUERY_ROWS).min(nq);
+        per_query.extend(
+            evaluate_queries(&rows(from, to)?, labels(from, to), g_labels, &protocol)
+                .map_err(failed)?,
+        );
+    }
+    let metrics = summarize(&per_query).map_err(failed)?;
+    let mut worst = Vec::new();
+    for (query, ap) in lowest_ap(&per_query, WORST_QUERIES) {
+        let from = query / DISTANCE_BLOCK * DISTANCE_BLOCK;
+        let block = rows(from, (from + DISTANCE_BLOCK).min(nq))?;
+        let row = &block[(query - from) * ng..][..ng];
+        let ranked = ranked_gallery(
+            row,
+            q_pids[query],
+            q_camids[query],
+            g_labels,
+            protocol.junk_pid,
+            SHOWN_RESULTS,
+        );
+        worst.push(WorstQuery {
+            query,
+            ap,
+            results: ranked
+                .into_iter()
+                .map(|gi| ShownResult {
+                    gallery: gi,
+                    distance: row[gi],
+                    same: g_pids[gi] == q_pids[query],
+                })
+                .collect(),
+        });
+    }
     Ok(EvalReport {
         metrics,
         gallery: ng,
         reranked: rerank,
         worst,
     })
+}
+
+/// About the memory re-ranking `nq` queries against `ng` gallery pictures takes at once: the
+/// queries' rows to every picture and the output matrix, 4 bytes a value (the sparse
+/// neighbour lists besides are small).
+fn rerank_bytes(nq: usize, ng: usize) -> u64 {
+    let (nq, ng) = (nq as u64, ng as u64);
+    4 * (nq * (nq + ng) + nq * ng)
 }
 
 /// A percentage as `reid eval` prints it (`81.25%`).
@@ -359,6 +417,105 @@ mod tests {
         assert_eq!(shown, vec![(2, false), (3, true), (0, false), (1, false)]);
         assert_eq!(report.worst[1].query, 0);
         assert_eq!(percent(report.metrics.map), "75.00%");
+    }
+
+    /// `n` pictures of 40 people over 6 cameras with 8-wide features: each person's direction
+    /// plus a deterministic jitter (a small linear congruential generator).
+    fn crowd(n: usize, seed: u64) -> Side {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let mut names = Vec::new();
+        let mut features = Vec::new();
+        for i in 0..n {
+            let person = i % 40;
+            names.push(format!(
+                "{:04}_c{}s1_{:06}_01.jpg",
+                person + 1,
+                (i / 40) % 6 + 1,
+                i
+            ));
+            for d in 0..8 {
+                let centre = if d == person % 8 {
+                    1.0
+                } else {
+                    (person / 8) as f32 * 0.1
+                };
+                features.push(centre + 0.6 * next());
+            }
+        }
+        Side {
+            names,
+            features,
+            dim: 8,
+        }
+    }
+
+    #[test]
+    fn queries_ranked_in_blocks_give_the_whole_matrix_numbers_to_the_bit() {
+        // More queries than a block holds, and a last block that is not full.
+        let (query, gallery) = (crowd(QUERY_ROWS * 2 + 77, 1), crowd(300, 2));
+        let (q_pids, q_camids) = query.labels("query").unwrap();
+        let (g_pids, g_camids) = gallery.labels("gallery").unwrap();
+        let (q, g) = (
+            query.clone().into_matrix("query").unwrap(),
+            gallery.clone().into_matrix("gallery").unwrap(),
+        );
+        let whole = distance_matrix(&q, &g, Metric::Cosine).unwrap();
+        let (ql, gl) = (
+            Labels {
+                pids: &q_pids,
+                camids: &q_camids,
+            },
+            Labels {
+                pids: &g_pids,
+                camids: &g_camids,
+            },
+        );
+        let protocol = Protocol::market1501();
+        let per_query = evaluate_queries(&whole, ql, gl, &protocol).unwrap();
+        let expected = summarize(&per_query).unwrap();
+        let report = evaluate(query, gallery, false).unwrap();
+        assert!(
+            expected.map > 0.1 && expected.map < 0.99,
+            "a test that ranks"
+        );
+        assert_eq!(report.metrics, expected);
+        let hard = reid_core::worst_queries(
+            &whole,
+            &per_query,
+            ql,
+            gl,
+            protocol.junk_pid,
+            WORST_QUERIES,
+            SHOWN_RESULTS,
+        );
+        assert_eq!(report.worst.len(), WORST_QUERIES);
+        for (ours, theirs) in report.worst.iter().zip(&hard) {
+            assert_eq!((ours.query, ours.ap), (theirs.query, theirs.ap));
+            let shown: Vec<usize> = ours.results.iter().map(|r| r.gallery).collect();
+            assert_eq!(shown, theirs.ranked);
+            for r in &ours.results {
+                assert_eq!(r.distance, whole[ours.query * 300 + r.gallery]);
+            }
+        }
+    }
+
+    #[test]
+    fn re_ranking_a_set_too_large_for_a_page_is_refused_in_plain_words() {
+        // 10,000 x 10,000 would take about 1.2 GB at once.
+        let message = evaluate(crowd(10_000, 3), crowd(10_000, 4), true).unwrap_err();
+        assert!(
+            message.contains("re-ranking 10000 queries against 10000 gallery pictures")
+                && message.contains("evaluate without re-ranking"),
+            "{message}"
+        );
+        // Market-1501's size stays allowed.
+        assert!(rerank_bytes(3368, 15913) < RERANK_BYTES);
     }
 
     #[test]
