@@ -74,12 +74,13 @@ fn run() -> Result<()> {
             Some("hog") => setup::bench_hog(),
             Some("temporal") => setup::bench_temporal(),
             Some("app") => setup::bench_app(),
+            Some("evaluate") => setup::bench_evaluate(),
             Some(other) => {
-                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|hog|temporal|app]")
+                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|hog|temporal|app|evaluate]")
             }
         },
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | dist [--out DIR] | test | model | peers | fixtures | bench [train|torchreid|hog|temporal|app]>")
+            bail!("usage: cargo xtask <serve [--port N] | dist [--out DIR] | test | model | peers | fixtures | bench [train|torchreid|hog|temporal|app|evaluate]>")
         }
     }
 }

@@ -441,6 +441,20 @@ pub fn bench_hog() -> Result<()> {
     run(&mut cmd)
 }
 
+/// `cargo xtask bench evaluate`: the app's Evaluate section on saved features of Market-1501's
+/// size (made by `tests/e2e/bench_evaluate.mjs`), timed with Chromium's peak memory, without
+/// and with re-ranking, beside `reid eval --features` on the same file.
+pub fn bench_evaluate() -> Result<()> {
+    browser_tools()?;
+    app()?;
+    cargo(&["build", "--release", "-p", "reid-train"])?;
+    let app = crate::serve::Server::start(Path::new("dist"), 0)?;
+    run(Command::new("node")
+        .arg("tests/e2e/bench_evaluate.mjs")
+        .env("REID_BIN", reid_bin())
+        .env("REID_BASE_URL", format!("http://127.0.0.1:{}", app.port())))
+}
+
 /// `cargo xtask bench temporal`: the cost of each temporal aggregator natively and in the
 /// browser. `reid temporal` trains all five for one epoch at the README's width (hidden 512)
 /// on the demo's synthetic world (the weights' values do not change the cost) and times each
