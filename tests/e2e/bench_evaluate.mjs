@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, audit } from './browser.mjs';
+import { launch, openApp } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -118,11 +118,7 @@ try {
   const reranked = native(dir, true);
   const browser = await launch();
   try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
-    await page.goto(`${BASE}/?backend=cpu`);
-    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    const { net, page } = await openApp(browser, BASE);
     await new Promise((r) => setTimeout(r, 1000));
     const base = chromiumMb();
     const ours = await measure(page, () => page.setInputFiles('#eval-folder', dir), false, base);

@@ -58,6 +58,17 @@ export async function audit(context, origin) {
   };
 }
 
+// A new context of `browser` with its network audited, and a page of the app at `base` once
+// it says it runs on `backend` (forced by `?backend=`).
+export async function openApp(browser, base, backend = 'cpu') {
+  const context = await browser.newContext();
+  const net = await audit(context, new URL(base).origin);
+  const page = await context.newPage();
+  await page.goto(`${base}/?backend=${backend}`);
+  await page.waitForSelector(`#backend[data-backend="${backend}"]`, { timeout: 120000 });
+  return { context, net, page };
+}
+
 // Adds the demo pictures of the built app in `dist` to `page`, waits until all are embedded,
 // searches with the first, and returns the demo's index and the ranking as [name, score] rows.
 export async function demoSearch(page, dist) {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, audit } from './browser.mjs';
+import { launch, openApp } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -28,11 +28,7 @@ test('camera: a recorded clip is followed like a video, and a missing camera is 
     `--use-file-for-fake-video-capture=${y4m}`,
   ]);
   try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
-    await page.goto(`${BASE}/?backend=cpu`);
-    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    const { net, page } = await openApp(browser, BASE);
     await page.click('#camera-record');
     await page.waitForSelector('#camera-stop', { timeout: 30000 });
     // The live preview plays what the camera films.

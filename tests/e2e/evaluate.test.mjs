@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, audit } from './browser.mjs';
+import { launch, openApp } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -91,11 +91,7 @@ test('Evaluate: a Market-1501 folder embedded in the page gives `reid eval`\'s m
 
   const browser = await launch();
   try {
-    const context = await browser.newContext();
-    const net = await audit(context, new URL(BASE).origin);
-    const page = await context.newPage();
-    await page.goto(`${BASE}/?backend=cpu`);
-    await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
+    const { net, page } = await openApp(browser, BASE);
 
     // Embedded in the page.
     const started = Date.now();
