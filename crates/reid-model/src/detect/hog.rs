@@ -22,8 +22,15 @@
 //!   their mean box and best score, clusters of `group_threshold` boxes or fewer dropped), and
 //!   cut to the image.
 //!
-//! All of it runs on the CPU, pyramid levels on every core (one after another on wasm, where it
-//! is not called yet).
+//! How it is made fast without changing a number: each colour channel's square roots are kept
+//! as a plane padded once, so the gradient loops read contiguous memory; a block's histogram is
+//! built in two passes, since the bilinear and Gaussian weights factor along the two axes
+//! (each pixel row's votes into a block column's two cells, shared by the blocks above and
+//! below, then the block's 16 rows weighted into its cells); the resize sums exact integers,
+//! rows first. A level's work is compiled for AVX2 (found at run time) and for wasm's simd128.
+//!
+//! All of it runs on the CPU, pyramid levels on every core (one after another in the browser's
+//! worker, which has one thread).
 
 use std::sync::OnceLock;
 
