@@ -5,6 +5,8 @@
 //! k-reciprocal re-ranking on demand), so that from the same feature file the numbers are
 //! `reid eval`'s exactly.
 
+use std::borrow::Cow;
+
 use reid_core::naming::parse_market1501;
 use reid_core::{
     distance_matrix, evaluate_queries, k_reciprocal_rerank, lowest_ap, ranked_gallery, summarize,
@@ -250,14 +252,16 @@ pub fn evaluate(query: Side, gallery: Side, rerank: bool) -> Result<EvalReport, 
     } else {
         None
     };
-    let rows = |from: usize, to: usize| -> Result<Vec<f32>, String> {
+    let rows = |from: usize, to: usize| -> Result<Cow<'_, [f32]>, String> {
         match &reranked {
-            Some(all) => Ok(all[from * ng..to * ng].to_vec()),
+            Some(all) => Ok(Cow::Borrowed(&all[from * ng..to * ng])),
             None => {
                 let dim = q.dim();
                 let part = FeatureMatrix::new(q.as_slice()[from * dim..to * dim].to_vec(), dim)
                     .map_err(|e| e.to_string())?;
-                distance_matrix(&part, &g, Metric::Cosine).map_err(|e| e.to_string())
+                distance_matrix(&part, &g, Metric::Cosine)
+                    .map(Cow::Owned)
+                    .map_err(|e| e.to_string())
             }
         }
     };
