@@ -502,8 +502,8 @@ pub fn bench_training() -> Result<()> {
     train_bench(&py)
 }
 
-/// Training speed: ours (burn's flex backend, whose backward pass runs on one thread) beside
-/// PyTorch on one thread and on all cores, the same recipe and batch.
+/// Training speed: ours (burn's flex backend) beside PyTorch on one thread and on all cores, the
+/// same recipe and batch.
 fn train_bench(py: &Path) -> Result<()> {
     // The same batch and number of timed steps on both sides.
     let step = ["--p", "16", "--k", "4", "--iters", "3"];

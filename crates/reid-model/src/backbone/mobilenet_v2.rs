@@ -7,6 +7,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 /// A convolution without bias, BatchNorm, and an optional ReLU6.
@@ -43,13 +44,54 @@ impl ConvBnAct {
     }
 
     /// `[batch, in, h, w] -> [batch, out, h / stride, w / stride]`
+    ///
+    /// When gradients are tracked (training), two steps take another route to the same function,
+    /// because burn's autodiff builds them slowly on the CPU: a 1x1 convolution is a matrix
+    /// product (its weight gradient is then one product, not a transposed convolution), and
+    /// ReLU6 is `relu(x) - relu(x - 6)` (two ReLUs, where `clamp` is built from comparisons and
+    /// masked fills forward and backward). Both agree with `conv` + `clamp` to rounding: ReLU6
+    /// exactly up to 12, within half an ulp of `x` above. Inference keeps the plain ops.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
+        let tracked = x.is_require_grad() || self.conv.weight.val().is_require_grad();
+        let x = if tracked && self.is_pointwise() {
+            self.pointwise_as_matmul(x)
+        } else {
+            self.conv.forward(x)
+        };
+        let x = self.bn.forward(x);
         if self.relu6 {
-            x.clamp(0.0, 6.0)
+            relu6(x, tracked)
         } else {
             x
         }
+    }
+
+    /// A 1x1 convolution with stride 1, one group and no bias.
+    fn is_pointwise(&self) -> bool {
+        self.conv.kernel_size == [1, 1]
+            && self.conv.stride == [1, 1]
+            && self.conv.groups == 1
+            && self.conv.bias.is_none()
+    }
+
+    /// `weight [out, in] x input [batch, in, h * w]`, the weight broadcast over the batch.
+    fn pointwise_as_matmul(&self, x: Tensor<4>) -> Tensor<4> {
+        let [out, inp, _, _] = self.conv.weight.dims();
+        let [batch, _, h, w] = x.dims();
+        let weight = self.conv.weight.val().reshape([1, out, inp]);
+        weight
+            .matmul(x.reshape([batch, inp, h * w]))
+            .reshape([batch, out, h, w])
+    }
+}
+
+/// `min(max(x, 0), 6)`; as `relu(x) - relu(x - 6)` when gradients are tracked (see
+/// [`ConvBnAct::forward`]).
+fn relu6(x: Tensor<4>, tracked: bool) -> Tensor<4> {
+    if tracked {
+        relu(x.clone()) - relu(x - 6.0)
+    } else {
+        x.clamp(0.0, 6.0)
     }
 }
 
@@ -288,6 +330,90 @@ mod tests {
         let out = net.forward(Tensor::zeros([1, 3, 256, 128], &device));
         assert_eq!(out.dims(), [1, 1280, 8, 4]);
         assert_eq!(net.blocks.len(), 17);
+    }
+
+    fn values(x: Tensor<4>) -> Vec<f32> {
+        x.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Inputs from -20 to 20 in steps of 1/64 (so beyond 12, where `x - 6` rounds).
+    fn ramp(device: &Device) -> Tensor<4> {
+        Tensor::<1>::from_floats(
+            (0..2560)
+                .map(|i| i as f32 / 64.0 - 20.0)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            device,
+        )
+        .reshape([2, 4, 16, 20])
+    }
+
+    #[test]
+    fn the_training_route_of_relu6_is_clamp_to_half_an_ulp_with_its_gradient() {
+        let device = Device::flex().autodiff();
+        let x = ramp(&device).require_grad();
+        let weights = ramp(&device).cos();
+        let (fast, plain) = (relu6(x.clone(), true), relu6(x.clone(), false));
+        let grads = (fast.clone() * weights.clone()).sum().backward();
+        let fast_grad = values(x.grad(&grads).unwrap());
+        let grads = (plain.clone() * weights.clone()).sum().backward();
+        let plain_grad = values(x.grad(&grads).unwrap());
+        let inputs = values(x.clone());
+        for (i, (a, b)) in values(fast).iter().zip(values(plain)).enumerate() {
+            let x = inputs[i];
+            let tolerance = if x <= 12.0 {
+                0.0
+            } else {
+                x * f32::EPSILON / 2.0
+            };
+            assert!((a - b).abs() <= tolerance, "relu6({x}): {a} against {b}");
+            // Where the two routes' kinks fall (0 and 6) their subgradients may differ.
+            if x != 0.0 && x != 6.0 {
+                assert_eq!(fast_grad[i], plain_grad[i], "d relu6 / dx at {x}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_training_route_of_a_1x1_convolution_is_the_convolution() {
+        let device = Device::flex().autodiff();
+        let layer = ConvBnAct::new([4, 6], 1, 1, 1, false, &device);
+        let x = (ramp(&device) / 8.0).sin().require_grad();
+        let fast = layer.pointwise_as_matmul(x.clone());
+        let plain = layer.conv.forward(x.clone());
+        assert_eq!(fast.dims(), [2, 6, 16, 20]);
+        let weights = Tensor::<1>::from_floats(
+            (0..3840)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &device,
+        )
+        .reshape([2, 6, 16, 20]);
+        let grad_of = |y: Tensor<4>| {
+            let grads = (y * weights.clone()).sum().backward();
+            (
+                values(x.grad(&grads).unwrap()),
+                values(layer.conv.weight.grad(&grads).unwrap()),
+            )
+        };
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            let scale = b.iter().map(|b| b.abs()).fold(1.0, f32::max);
+            assert!(
+                worst <= 1e-5 * scale,
+                "{what}: {worst} apart (scale {scale})"
+            );
+        };
+        close(&values(fast.clone()), &values(plain.clone()), "outputs");
+        let (fast_x, fast_w) = grad_of(fast);
+        let (plain_x, plain_w) = grad_of(plain);
+        close(&fast_x, &plain_x, "input gradients");
+        close(&fast_w, &plain_w, "weight gradients");
     }
 
     #[test]
