@@ -8,7 +8,7 @@
 //! that accepts it (a copy made once per file version, compressed when the server starts).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Cursor, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -174,12 +174,7 @@ struct Asked<'a> {
     gzip: bool,
 }
 
-fn respond(
-    dir: &Path,
-    url: &str,
-    asked: &Asked,
-    gzipped: &Gzipped,
-) -> Response<std::io::Cursor<Vec<u8>>> {
+fn respond(dir: &Path, url: &str, asked: &Asked, gzipped: &Gzipped) -> Response<Cursor<Body>> {
     let file = resolve(dir, url);
     let name = file
         .as_deref()
@@ -189,12 +184,19 @@ fn respond(
     let mut tag = file.as_deref().and_then(etag);
     let mut content_range = None;
     let mut encoding = None;
-    let (status, body, kind) = match file.map(|p| (std::fs::read(&p), p)) {
-        Some((Ok(bytes), path)) => {
+    let not_found = || {
+        (
+            404,
+            Body::Owned(b"not found".to_vec()),
+            "text/plain; charset=utf-8",
+        )
+    };
+    let (status, body, kind) = match file {
+        Some(path) if path.is_file() => {
             let kind = content_type(&path);
             // A whole file a gzip copy shrinks is sent compressed, under its own validator.
             let gz = match (&tag, asked.range) {
-                (Some(t), None) if asked.gzip => gzipped.of(&path, t, &bytes),
+                (Some(t), None) if asked.gzip => gzipped.of(&path, t),
                 _ => None,
             };
             if gz.is_some() {
@@ -203,30 +205,40 @@ fn respond(
             }
             let unchanged =
                 matches!((&tag, asked.if_none_match), (Some(t), Some(h)) if matches_tag(h, t));
-            match (
-                unchanged,
-                gz,
-                asked.range.map(|r| byte_range(r, bytes.len())),
-            ) {
-                (true, _, _) => {
+            // The file is read only when its plain bytes are sent.
+            match (unchanged, gz) {
+                (true, _) => {
                     encoding = None;
-                    (304, Vec::new(), kind)
+                    (304, Body::Owned(Vec::new()), kind)
                 }
-                (false, Some(gz), _) => (200, gz.to_vec(), kind),
-                (false, None, None) => (200, bytes, kind),
-                (false, None, Some(Some((start, end)))) => {
-                    content_range = Some(format!("bytes {start}-{}/{}", end - 1, bytes.len()));
-                    (206, bytes[start..end].to_vec(), kind)
-                }
-                (false, None, Some(None)) => {
-                    content_range = Some(format!("bytes */{}", bytes.len()));
-                    (416, Vec::new(), "text/plain; charset=utf-8")
-                }
+                (false, Some(gz)) => (200, Body::Shared(gz), kind),
+                (false, None) => match std::fs::read(&path) {
+                    Err(_) => not_found(),
+                    Ok(bytes) => match asked.range.map(|r| byte_range(r, bytes.len())) {
+                        None => (200, Body::Owned(bytes), kind),
+                        Some(Some((start, end))) => {
+                            content_range =
+                                Some(format!("bytes {start}-{}/{}", end - 1, bytes.len()));
+                            (206, Body::Owned(bytes[start..end].to_vec()), kind)
+                        }
+                        Some(None) => {
+                            content_range = Some(format!("bytes */{}", bytes.len()));
+                            (416, Body::Owned(Vec::new()), "text/plain; charset=utf-8")
+                        }
+                    },
+                },
             }
         }
-        _ => (404, b"not found".to_vec(), "text/plain; charset=utf-8"),
+        _ => not_found(),
     };
-    let mut response = Response::from_data(body).with_status_code(StatusCode(status));
+    let length = body.as_ref().len();
+    let mut response = Response::new(
+        StatusCode(status),
+        Vec::new(),
+        Cursor::new(body),
+        Some(length),
+        None,
+    );
     response.add_header(header("Content-Type", kind));
     response.add_header(header("Accept-Ranges", "bytes"));
     if compressible(kind) {
@@ -273,6 +285,21 @@ fn accepts_gzip(header: &str) -> bool {
 
 /// A file's gzip copy and the version (`ETag`) it was made from; no copy when gzip does not
 /// shrink the file by a sixteenth.
+/// A response's bytes: read from disk, or a kept gzip copy shared, not copied.
+enum Body {
+    Owned(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Body::Owned(bytes) => bytes,
+            Body::Shared(bytes) => bytes,
+        }
+    }
+}
+
 type GzipCopy = (String, Option<Arc<Vec<u8>>>);
 
 /// Gzip copies of the served files, made once per file version and kept in memory (a rebuilt
@@ -281,8 +308,8 @@ type GzipCopy = (String, Option<Arc<Vec<u8>>>);
 struct Gzipped(Mutex<HashMap<PathBuf, GzipCopy>>);
 
 impl Gzipped {
-    /// The gzip copy of `path` (whose contents are `bytes`) at version `tag`.
-    fn of(&self, path: &Path, tag: &str, bytes: &[u8]) -> Option<Arc<Vec<u8>>> {
+    /// The gzip copy of `path` at version `tag` (the file is read only when none is kept).
+    fn of(&self, path: &Path, tag: &str) -> Option<Arc<Vec<u8>>> {
         if !compressible(content_type(path)) {
             return None;
         }
@@ -292,9 +319,10 @@ impl Gzipped {
                 return gz.clone();
             }
         }
+        let bytes = std::fs::read(path).ok()?;
         let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
         let gz = encoder
-            .write_all(bytes)
+            .write_all(&bytes)
             .ok()
             .and_then(|()| encoder.finish().ok())
             .filter(|gz| gz.len() < bytes.len() - bytes.len() / 16)
@@ -307,8 +335,8 @@ impl Gzipped {
     fn warm(&self, dir: &Path) {
         for name in site::files_under(dir).unwrap_or_default() {
             let path = dir.join(&name);
-            if let (Some(tag), Ok(bytes)) = (etag(&path), std::fs::read(&path)) {
-                self.of(&path, &tag, &bytes);
+            if let Some(tag) = etag(&path) {
+                self.of(&path, &tag);
             }
         }
     }
@@ -336,10 +364,7 @@ mod tests {
         }
     }
 
-    fn header_of(
-        response: &Response<std::io::Cursor<Vec<u8>>>,
-        name: &'static str,
-    ) -> Option<String> {
+    fn header_of(response: &Response<Cursor<Body>>, name: &'static str) -> Option<String> {
         response
             .headers()
             .iter()
@@ -347,7 +372,7 @@ mod tests {
             .map(|h| h.value.as_str().to_string())
     }
 
-    fn body_of(response: Response<std::io::Cursor<Vec<u8>>>) -> Vec<u8> {
+    fn body_of(response: Response<Cursor<Body>>) -> Vec<u8> {
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
         body
