@@ -52,6 +52,8 @@ enum Command {
     Synth(cmd::synth::SynthArgs),
     /// Train a ReID network (ID + triplet + center losses on P x K batches) into a run folder.
     Train(cmd::train::TrainArgs),
+    /// Train the CNN people detector (CenterNet-style, MobileNetV2) on MOTChallenge-format sequences.
+    TrainDetector(cmd::train_detector::TrainDetectorArgs),
     /// Train temporal aggregators (pooling, attention, GRU, LSTM, temporal convolution) on a video dataset's tracklets and compare them.
     Temporal(cmd::temporal::TemporalArgs),
     /// Write a trained run's model with its card (and metrics measured now) for the app and `reid`.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Track(args) => cmd::track::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::TrainDetector(args) => cmd::train_detector::run(args).map(|()| ExitCode::SUCCESS),
         Command::Temporal(args) => cmd::temporal::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -1741,3 +1741,198 @@ fn temporal_trains_every_aggregator_compares_them_and_tracks_use_one() {
         text(&out)
     );
 }
+
+#[test]
+fn train_detector_writes_a_carded_detector_that_detect_and_track_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = tiny_world(
+        dir.path(),
+        &[
+            "--scenes-per-camera",
+            "1",
+            "--scene-frames",
+            "4",
+            "--scene-people",
+            "3",
+        ],
+    );
+    let model = import(dir.path());
+    let run = dir.path().join("det");
+    let train = |out: &Path| {
+        reid(
+            &[
+                "train-detector",
+                world.join("mot").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--init",
+                model.to_str().unwrap(),
+                "--epochs",
+                "2",
+                "--every",
+                "1",
+                "--batch",
+                "4",
+                "--width",
+                "160",
+                "--height",
+                "96",
+                "--freeze",
+                "7",
+                "--quiet",
+            ],
+            dir.path(),
+        )
+    };
+    let out = train(&run);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("epoch 2/2"), "{}", text(&out));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("detector.json")).unwrap()).unwrap();
+    assert_eq!(card["architecture"]["width"], 160, "{card}");
+    assert_eq!(card["training"]["epochs"], 2, "{card}");
+    // A second run into the same folder is refused rather than overwriting it.
+    let again = train(&run);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("already holds a detector"),
+        "{}",
+        text(&again)
+    );
+
+    let detector = run.join("detector.bpk");
+    let scene = world.join("mot/c1-01");
+    let out = reid(
+        &[
+            "detect",
+            scene.join("img1").to_str().unwrap(),
+            "--detector",
+            detector.to_str().unwrap(),
+            "--threshold",
+            "0.01",
+            "--gt",
+            scene.join("gt/gt.txt").to_str().unwrap(),
+            "--mot",
+            "det.txt",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("AP@0.5 "), "{stdout}");
+    assert!(dir.path().join("det.txt").exists());
+    let out = reid(
+        &[
+            "track",
+            scene.join("img1").to_str().unwrap(),
+            "--detector",
+            detector.to_str().unwrap(),
+            "--no-appearance",
+            "--out",
+            "tracks.txt",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("4 frames, "), "{}", text(&out));
+
+    // A ReID model is not a detector; a probability above 1 is not a threshold; a folder
+    // without ground truth is not training data.
+    let out = reid(
+        &[
+            "detect",
+            scene.join("img1").to_str().unwrap(),
+            "--detector",
+            model.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("ReID model, not a detector"),
+        "{}",
+        text(&out)
+    );
+    let out = reid(
+        &[
+            "detect",
+            scene.join("img1").to_str().unwrap(),
+            "--detector",
+            detector.to_str().unwrap(),
+            "--threshold",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(text(&out).contains("is a probability"), "{}", text(&out));
+    let out = reid(
+        &[
+            "train-detector",
+            scene.join("img1").to_str().unwrap(),
+            "--out",
+            "elsewhere",
+            "--init",
+            model.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        text(&out).contains("is not a MOTChallenge sequence"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The AP@0.5 percentage `reid detect --gt` prints.
+fn ap_of(stdout: &str) -> f64 {
+    let at = stdout.find("AP@0.5 ").expect("an AP line") + "AP@0.5 ".len();
+    let end = stdout[at..].find('%').unwrap();
+    stdout[at..at + end].parse().unwrap()
+}
+
+#[test]
+fn the_shipped_cnn_detector_finds_synthetic_people_hog_misses() {
+    // Scenes of the test seed (the detector trained on seed 11's: other people, other places).
+    let dir = tempfile::tempdir().unwrap();
+    let world = tiny_world(
+        dir.path(),
+        &[
+            "--scenes-per-camera",
+            "1",
+            "--scene-frames",
+            "10",
+            "--scene-people",
+            "8",
+        ],
+    );
+    let (frames, gt) = (
+        world.join("mot/c2-01/img1"),
+        world.join("mot/c2-01/gt/gt.txt"),
+    );
+    let detect = |extra: &[&str]| {
+        let mut args = vec![
+            "detect",
+            frames.to_str().unwrap(),
+            "--gt",
+            gt.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = reid(&args, dir.path());
+        assert!(out.status.success(), "{}", text(&out));
+        ap_of(&text(&out))
+    };
+    let detector = root().join("models/people-detector-synth.bpk");
+    let cnn = detect(&[
+        "--detector",
+        detector.to_str().unwrap(),
+        "--threshold",
+        "0.05",
+    ]);
+    let hog = detect(&["--threshold", "-1"]);
+    // Measured 78.08% and 0.00% (2026-11-28): the model card's numbers, within a margin for
+    // rounding differences across CPUs.
+    assert!(cnn > 70.0, "CNN AP@0.5 {cnn}%");
+    assert!(hog < 10.0, "HOG AP@0.5 {hog}%");
+}

@@ -1,5 +1,7 @@
 //! `reid detect IMAGE|FOLDER...`: finds pedestrians with the HOG people detector (OpenCV's
-//! default 64x128 SVM, `reid_model::detect::hog`) and prints each image's boxes and scores;
+//! default 64x128 SVM, `reid_model::detect::hog`), or with `--detector FILE` the CNN detector
+//! `reid train-detector` trains (`reid_model::detect::centernet`), and prints each image's boxes
+//! and scores;
 //! `--draw DIR` writes each picture with its boxes, `--mot FILE` the boxes of a folder of frames
 //! as a MOTChallenge `det.txt` that `reid track --detections` reads, and `--gt` scores them
 //! against MOTChallenge ground truth (AP at IoU 0.5; people too small or too hidden ignored, as
@@ -18,7 +20,8 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::Alignment;
 use reid_core::{average_precision, parse_mot_rows, BBox, ScoredBox, TruthBox};
-use reid_model::detect::hog::{Detection, HogDetector, HogParams};
+use reid_model::detect::hog::{Detection, HogParams};
+use reid_model::detect::{CenterNetDetector, Detector, Hog};
 use serde::Serialize;
 
 use crate::report::{save_png, Canvas};
@@ -29,9 +32,13 @@ pub struct DetectArgs {
     /// order; with --mot, a name that is a number (`000001.jpg`) gives the frame its number.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Windows scoring below this are not people (the SVM's margin; OpenCV's hitThreshold).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    threshold: f64,
+    /// A CNN detector file (`reid train-detector`) instead of HOG.
+    #[arg(long, value_name = "FILE")]
+    detector: Option<PathBuf>,
+    /// Boxes scoring below this are not people: HOG's SVM margin (OpenCV's hitThreshold;
+    /// default 0), or the CNN's probability (default 0.3).
+    #[arg(long, allow_negative_numbers = true)]
+    threshold: Option<f64>,
     /// Ratio between pyramid levels (> 1; smaller finds more sizes and is slower).
     #[arg(long, default_value_t = 1.05)]
     scale: f64,
@@ -87,15 +94,17 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no images (jpg, jpeg, png, webp, bmp) in the inputs");
     }
-    let params = HogParams {
-        hit_threshold: args.threshold,
-        stride: args.stride,
-        padding: args.padding,
-        scale: args.scale,
-        group_threshold: args.group,
-        ..HogParams::default()
+    let detector: Box<dyn Detector> = match &args.detector {
+        Some(path) => Box::new(cnn_detector(path, args.threshold.unwrap_or(0.3))?),
+        None => Box::new(Hog(HogParams {
+            hit_threshold: args.threshold.unwrap_or(0.0),
+            stride: args.stride,
+            padding: args.padding,
+            scale: args.scale,
+            group_threshold: args.group,
+            ..HogParams::default()
+        })),
     };
-    let detector = HogDetector::opencv_people();
     let numbers = super::frame_numbers(&files);
     let truth = match &args.gt {
         Some(path)
@@ -114,10 +123,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for (path, &frame) in files.iter().zip(&numbers) {
         let name = path.display().to_string();
-        let found = super::read_picture(path).map(|image| {
+        let found = super::read_picture(path).and_then(|image| {
             let start = Instant::now();
-            let people = detector.detect(&image, &params);
-            (image, people, start.elapsed())
+            let people = detector.detect(&image).map_err(|e| e.to_string())?;
+            Ok((image, people, start.elapsed()))
         });
         match found {
             Ok((image, people, took)) => {
@@ -215,6 +224,19 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Reads a CNN detector file for the CPU, boxes below `min_score` left out.
+pub fn cnn_detector(path: &std::path::Path, min_score: f64) -> anyhow::Result<CenterNetDetector> {
+    if !(0.0..=1.0).contains(&min_score) {
+        anyhow::bail!("the CNN detector's threshold is a probability (0 to 1), not {min_score}");
+    }
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the detector {}", path.display()))?;
+    let mut detector = CenterNetDetector::from_burnpack(&bytes, burn::tensor::Device::flex())
+        .with_context(|| format!("the detector {}", path.display()))?;
+    detector.min_score = min_score as f32;
+    Ok(detector)
 }
 
 /// The people of a MOTChallenge ground-truth file, the small, hidden and flagged ones marked

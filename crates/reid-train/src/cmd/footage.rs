@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use image::RgbImage;
 use reid_core::{BBox, Embedding, TrackerConfig, Tracklet};
 use reid_model::detect::hog::{HogDetector, HogParams};
+use reid_model::detect::CenterNetDetector;
 use reid_pipeline::{hog_boxes, Embedder, TrackletAggregator, VideoTracker};
 
 use crate::video::{is_video, Video};
@@ -203,6 +204,8 @@ pub enum People<'a> {
     Given(&'a BTreeMap<u64, Vec<(BBox, f32)>>),
     /// Found by the HOG people detector.
     Hog(HogParams),
+    /// Found by a CNN detector (`reid train-detector`), its probabilities as confidences.
+    Cnn(&'a CenterNetDetector),
 }
 
 /// What following people through footage gave.
@@ -263,7 +266,7 @@ pub fn follow(
     };
     let none = Vec::new();
     // A picture is only looked at by the model or the detector: without them, positions do.
-    let look = embedder.is_some() || matches!(people, People::Hog(_));
+    let look = embedder.is_some() || matches!(people, People::Hog(_) | People::Cnn(_));
     while let Some(frame) = footage.next_frame(look)? {
         let picture = match frame.picture {
             Some(Ok(p)) => Some(p),
@@ -283,7 +286,16 @@ pub fn follow(
                 detected = hog_boxes(detector, image, params, min_score);
                 &detected
             }
-            (People::Hog(_), None) => &none,
+            (People::Cnn(cnn), Some(image)) => {
+                detected = cnn
+                    .detect(image)
+                    .with_context(|| format!("frame {} ({})", frame.number, frame.source))?
+                    .iter()
+                    .map(|d| (d.rect.bbox(), d.score as f32))
+                    .collect();
+                &detected
+            }
+            (People::Hog(_) | People::Cnn(_), None) => &none,
             (People::Given(boxes), _) => boxes.get(&frame.number).unwrap_or(&none),
         };
         out.detections += found.len();

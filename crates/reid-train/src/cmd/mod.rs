@@ -14,6 +14,7 @@ pub mod synth;
 pub mod temporal;
 pub mod track;
 pub mod train;
+pub mod train_detector;
 
 use std::path::{Path, PathBuf};
 

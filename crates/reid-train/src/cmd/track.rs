@@ -37,8 +37,14 @@ pub struct TrackArgs {
     fps: Option<f64>,
     /// Detections of every frame: MOTChallenge `det.txt` (frame, -1, x, y, w, h, score, ...).
     /// Without it, the HOG people detector finds people in each frame (as `reid detect`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "detector")]
     detections: Option<PathBuf>,
+    /// Find people with this CNN detector file (`reid train-detector`) instead of HOG.
+    #[arg(long, value_name = "FILE")]
+    detector: Option<PathBuf>,
+    /// With --detector: its probability threshold (`reid detect --detector --threshold`).
+    #[arg(long, default_value_t = 0.3)]
+    detector_threshold: f64,
     /// Without --detections: the HOG detector's score threshold (`reid detect --threshold`).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     hog_threshold: f64,
@@ -141,9 +147,14 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 .push((row.bbox, row.confidence));
         }
     }
-    let people = match &args.detections {
-        Some(_) => People::Given(&detections),
-        None => People::Hog(HogParams {
+    let cnn = match &args.detector {
+        Some(path) => Some(super::detect::cnn_detector(path, args.detector_threshold)?),
+        None => None,
+    };
+    let people = match (&args.detections, &cnn) {
+        (Some(_), _) => People::Given(&detections),
+        (None, Some(cnn)) => People::Cnn(cnn),
+        (None, None) => People::Hog(HogParams {
             hit_threshold: args.hog_threshold,
             ..HogParams::default()
         }),

@@ -105,7 +105,7 @@ enum PoolingArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DeviceArg {
+pub enum DeviceArg {
     /// burn's `flex` backend on every core.
     Cpu,
     /// burn's wgpu backend (Vulkan; build with `--features wgpu`).
@@ -253,12 +253,12 @@ fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
     }
 }
 
-fn device(which: DeviceArg) -> anyhow::Result<(burn::tensor::Device, String)> {
+pub fn device(which: DeviceArg) -> anyhow::Result<(burn::tensor::Device, String)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     match which {
         DeviceArg::Cpu => Ok((
             burn::tensor::Device::flex().autodiff(),
-            format!("CPU with {threads} cores, burn flex backend (training runs on one thread)"),
+            format!("CPU with {threads} cores, burn flex backend on every core"),
         )),
         #[cfg(feature = "wgpu")]
         DeviceArg::Wgpu => Ok((
