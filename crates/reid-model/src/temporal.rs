@@ -22,7 +22,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
-use burn_store::{BurnpackStore, IdentityAdapter, ModuleSnapshot};
+use burn_store::BurnpackStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -396,25 +396,7 @@ pub fn from_burnpack_bytes(
     let config: TemporalConfig = serde_json::from_str(json)
         .map_err(|e| ModelError::Weights(format!("unreadable `{TEMPORAL_CONFIG_KEY}`: {e}")))?;
     let mut net = config.init(device);
-    let tensors = crate::weights::burnpack_tensors(bytes)?;
-    let result = net.apply(tensors, None, Some(Box::new(IdentityAdapter)), false);
-    if let Some(error) = result.errors.first() {
-        return Err(ModelError::Weights(format!(
-            "the file does not fit its own aggregator: {error}"
-        )));
-    }
-    if !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(ModelError::Weights(format!(
-            "the file's tensors do not match its aggregator (missing {:?}, unknown {:?})",
-            result
-                .missing
-                .iter()
-                .map(|(p, _)| p)
-                .take(3)
-                .collect::<Vec<_>>(),
-            result.unused.iter().take(3).collect::<Vec<_>>()
-        )));
-    }
+    crate::weights::apply_exactly(&mut net, bytes, "aggregator")?;
     Ok((net, config, metadata))
 }
 

@@ -156,6 +156,41 @@ pub(crate) fn burnpack_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, ModelErr
         .collect())
 }
 
+/// Loads every tensor of burnpack bytes into `module` (f16 ones widened), which must then be
+/// whole: a tensor of the wrong shape, a missing one or an unknown one is an error naming the
+/// `what` (such as "detector") and the first few paths.
+pub(crate) fn apply_exactly<M: ModuleSnapshot>(
+    module: &mut M,
+    bytes: &[u8],
+    what: &str,
+) -> Result<(), ModelError> {
+    let tensors = burnpack_tensors(bytes)?;
+    let adapter: Box<dyn ModuleAdapter> = if tensors.iter().any(|t| t.dtype == DType::F16) {
+        Box::new(HalfPrecisionAdapter::new())
+    } else {
+        Box::new(IdentityAdapter)
+    };
+    let result = module.apply(tensors, None, Some(adapter), false);
+    if let Some(error) = result.errors.first() {
+        return Err(ModelError::Weights(format!(
+            "the file does not fit its own {what}: {error}"
+        )));
+    }
+    if !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(ModelError::Weights(format!(
+            "the file's tensors do not match its {what} (missing {:?}, unknown {:?})",
+            result
+                .missing
+                .iter()
+                .map(|(p, _)| p)
+                .take(3)
+                .collect::<Vec<_>>(),
+            result.unused.iter().take(3).collect::<Vec<_>>()
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the configuration and metadata of burnpack bytes without loading tensors.
 pub fn read_burnpack_metadata(
     bytes: &[u8],

@@ -24,10 +24,8 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::{log_sigmoid, relu, sigmoid};
-use burn::tensor::{DType, Device, Tensor, TensorData};
-use burn_store::{
-    BurnpackStore, HalfPrecisionAdapter, IdentityAdapter, ModuleAdapter, ModuleSnapshot,
-};
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_store::{BurnpackStore, HalfPrecisionAdapter};
 use image::RgbImage;
 use reid_core::BBox;
 
@@ -510,30 +508,7 @@ pub fn from_burnpack_bytes(
         .map_err(|e| ModelError::Weights(format!("unreadable `{DETECTOR_CONFIG_KEY}`: {e}")))?;
     config.validate()?;
     let mut net = config.init(device);
-    let tensors = crate::weights::burnpack_tensors(bytes)?;
-    let adapter: Box<dyn ModuleAdapter> = if tensors.iter().any(|t| t.dtype == DType::F16) {
-        Box::new(HalfPrecisionAdapter::new())
-    } else {
-        Box::new(IdentityAdapter)
-    };
-    let result = net.apply(tensors, None, Some(adapter), false);
-    if let Some(error) = result.errors.first() {
-        return Err(ModelError::Weights(format!(
-            "the file does not fit its own detector: {error}"
-        )));
-    }
-    if !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(ModelError::Weights(format!(
-            "the file's tensors do not match the detector (missing {:?}, unknown {:?})",
-            result
-                .missing
-                .iter()
-                .map(|(p, _)| p)
-                .take(3)
-                .collect::<Vec<_>>(),
-            result.unused.iter().take(3).collect::<Vec<_>>()
-        )));
-    }
+    crate::weights::apply_exactly(&mut net, bytes, "detector")?;
     Ok((net, config))
 }
 

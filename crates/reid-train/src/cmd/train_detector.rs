@@ -21,7 +21,6 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -156,7 +155,7 @@ pub fn run(args: TrainDetectorArgs) -> anyhow::Result<()> {
                 }
             })
         };
-        let bar = bar(!args.quiet, steps, epoch, args.epochs);
+        let bar = crate::train::epoch_bar(!args.quiet, steps, epoch, args.epochs);
         let mut sums = [0.0f64; 3];
         let mut lr = 0.0;
         let mut seen = 0;
@@ -431,20 +430,6 @@ fn augment(
         })
         .collect();
     (picture, boxes)
-}
-
-fn bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {msg} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
-    bar
 }
 
 #[cfg(test)]

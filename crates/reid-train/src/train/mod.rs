@@ -361,7 +361,8 @@ fn describe_losses(means: &[f64; 6], decimals: usize) -> String {
         .join(", ")
 }
 
-fn epoch_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+/// A progress bar over an epoch's `steps` batches (hidden when `show` is false).
+pub(crate) fn epoch_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
