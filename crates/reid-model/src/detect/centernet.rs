@@ -309,12 +309,13 @@ pub fn targets(people: &[Vec<TargetBox>], config: &CenterNetConfig) -> Targets {
         let weight = &mut t.weight[i * cells..(i + 1) * cells];
         // Ignored people first: their cells are neither positive nor negative.
         for b in boxes.iter().filter(|b| b.ignore) {
-            let x0 = (b.bbox.x / s).floor().max(0.0) as usize;
-            let y0 = (b.bbox.y / s).floor().max(0.0) as usize;
+            let x0 = ((b.bbox.x / s).floor().max(0.0) as usize).min(w);
+            let y0 = ((b.bbox.y / s).floor().max(0.0) as usize).min(h);
             let x1 = (((b.bbox.x + b.bbox.w) / s).ceil().max(0.0) as usize).min(w);
             let y1 = (((b.bbox.y + b.bbox.h) / s).ceil().max(0.0) as usize).min(h);
-            for y in y0.min(h)..y1 {
-                weight[y * w + x0.min(w)..y * w + x1].fill(0.0);
+            // A box of negative size (a damaged ground-truth row) covers nothing.
+            for y in y0..y1.max(y0) {
+                weight[y * w + x0..y * w + x1.max(x0)].fill(0.0);
             }
         }
         for b in boxes.iter().filter(|b| !b.ignore) {
@@ -570,6 +571,20 @@ mod tests {
         assert!(t.heatmap[at + 1] > 0.0 && t.heatmap[at + 1] < 1.0);
         assert_eq!(t.weight[12 * w + 12], 0.0);
         assert_eq!(t.weight[0], 1.0);
+        // Boxes of negative, zero or non-number size, or outside the picture, mark nothing.
+        let odd = [
+            BBox::new(60.0, 60.0, -30.0, -40.0),
+            BBox::new(60.0, 60.0, 0.0, 0.0),
+            BBox::new(f32::NAN, 10.0, 20.0, 20.0),
+            BBox::new(500.0, -300.0, 20.0, 20.0),
+        ];
+        for bbox in odd {
+            for ignore in [false, true] {
+                let t = targets(&[vec![TargetBox { bbox, ignore }]], &config);
+                assert_eq!(t.people, 0, "{bbox:?}");
+                assert!(t.heatmap.iter().all(|&v| v == 0.0), "{bbox:?}");
+            }
+        }
     }
 
     #[test]
