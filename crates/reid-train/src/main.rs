@@ -58,9 +58,9 @@ enum Command {
     Temporal(cmd::temporal::TemporalArgs),
     /// Write a trained run's model with its card (and metrics measured now) for the app and `reid`.
     Export(cmd::export::ExportArgs),
-    /// Find pedestrians in images with the HOG people detector (OpenCV's default SVM).
+    /// Find pedestrians in images with the HOG people detector (OpenCV's default SVM) or a CNN detector file.
     Detect(cmd::detect::DetectArgs),
-    /// Follow people through a video or a folder of frames (HOG detector or MOTChallenge det.txt).
+    /// Follow people through a video or a folder of frames (HOG, a CNN detector file, or MOTChallenge det.txt).
     Track(cmd::track::TrackArgs),
     /// Find a person in pictures, photos and videos: the gallery ranked by similarity to a query picture, with a result sheet.
     Search(cmd::search::SearchArgs),

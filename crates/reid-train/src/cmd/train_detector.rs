@@ -42,6 +42,7 @@ pub struct TrainDetectorArgs {
     /// Starting weights: a MobileNetV2 model file (`cargo xtask model` makes ImageNet's).
     #[arg(long, default_value = super::IMAGENET_MODEL)]
     init: PathBuf,
+    /// Passes over the frames.
     #[arg(long, default_value_t = 6)]
     epochs: usize,
     /// Pictures per batch.
