@@ -620,6 +620,47 @@ test('the demo clip is a VP8 WebM that Chromium decodes from the origin, its pic
   });
 });
 
+// Each photo of `native` (`reid detect --json`) holds the people `reid detect` found in it, at
+// the same boxes, surest first, each embedded.
+async function expectNativeBoxes(page, native, backend) {
+  for (const found of native) {
+    const name = path.basename(found.name);
+    const photo = page.locator(`.item[data-name="${name}"]`);
+    assert.equal(await photo.getAttribute('data-state'), 'photo', name);
+    assert.equal(Number(await photo.getAttribute('data-people')), found.people.length, name);
+    console.log(`  photos on ${backend}: ${name}: ${await photo.locator('.state').textContent()}`);
+    const boxes = await page.$$eval(`.item[data-photo="${name}"]`, (lis) =>
+      lis.map((li) => ({ box: li.dataset.box.split(',').map(Number), state: li.dataset.state })),
+    );
+    const want = [...found.people].sort((a, b) => b.score - a.score).map((p) => [p.x, p.y, p.w, p.h]);
+    assert.deepEqual(boxes.map((b) => b.box), want, name);
+    assert.ok(boxes.every((b) => b.state === 'done'), name);
+  }
+}
+
+// On WebGPU the HOG detector's gradients, block histograms and window scores run as tensor
+// operations on the GPU (SwiftShader's here) and find the boxes `reid detect` finds natively.
+test('webgpu: the people in photos are found on the GPU at the boxes of the native detector', async () => {
+  const HOG = path.join(ROOT, 'tests/fixtures/hog');
+  const photos = [path.join(HOG, 'scene1.png'), path.join(HOG, 'scene2.png')];
+  const native = JSON.parse(execFileSync(REID_BIN, ['detect', '--json', ...photos], { encoding: 'utf8' }));
+  const expected = native.reduce((n, p) => n + p.people.length, 0);
+  assert.ok(expected >= 1, 'the fixture scene has no person for the native detector');
+  await onPage(async (page) => {
+    await page.goto(`${BASE}/?backend=webgpu`);
+    await page.waitForSelector('#backend[data-backend="webgpu"]', { timeout: 120000 });
+    await page.check('#find-people');
+    await page.setInputFiles('#file-input', photos);
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('.item').length === n &&
+        !document.querySelector('.item[data-state="waiting"]'),
+      photos.length + expected,
+      { timeout: 300000 },
+    );
+    await expectNativeBoxes(page, native, 'webgpu');
+  });
+});
+
 test('photos: the people the native detector finds are found in the page, each searchable on its own', async () => {
   const HOG = path.join(ROOT, 'tests/fixtures/hog');
   // scene1 holds one person OpenCV's detector finds, scene2 none; a truncated file between.
@@ -642,20 +683,7 @@ test('photos: the people the native detector finds are found in the page, each s
         { timeout: 300000 },
       );
     await settled(photos.length + expected);
-    for (const found of native) {
-      const name = path.basename(found.name);
-      const photo = page.locator(`.item[data-name="${name}"]`);
-      assert.equal(await photo.getAttribute('data-state'), 'photo', name);
-      assert.equal(Number(await photo.getAttribute('data-people')), found.people.length, name);
-      console.log(`  photos: ${name}: ${await photo.locator('.state').textContent()}`);
-      // The same boxes as `reid detect`, surest first.
-      const boxes = await page.$$eval(`.item[data-photo="${name}"]`, (lis) =>
-        lis.map((li) => ({ box: li.dataset.box.split(',').map(Number), state: li.dataset.state })),
-      );
-      const want = [...found.people].sort((a, b) => b.score - a.score).map((p) => [p.x, p.y, p.w, p.h]);
-      assert.deepEqual(boxes.map((b) => b.box), want, name);
-      assert.ok(boxes.every((b) => b.state === 'done'), name);
-    }
+    await expectNativeBoxes(page, native, 'cpu');
     const bad = page.locator('.item[data-name="truncated.jpg"]');
     assert.equal(await bad.getAttribute('data-state'), 'failed');
     assert.match(await bad.locator('.state').textContent(), /truncated/i);

@@ -1,12 +1,14 @@
 //! Our HOG people detector against OpenCV 4.14's `cv::HOGDescriptor` with its default people
 //! detector, on the outputs `tests/fixtures/make_hog_fixtures.py` saved: descriptors of single
 //! windows (to 1e-4), every window's score at one scale, and the grouped multi-scale detections
-//! (the same count, each matched at IoU >= 0.8).
+//! (the same count, each matched at IoU >= 0.8). The same for the tensor path
+//! ([`HogOnDevice`], here on burn's CPU backend; the browser runs it on WebGPU).
 
 use std::path::{Path, PathBuf};
 
 use reid_core::{BBox, FeatureMatrix};
 use reid_model::detect::hog::{descriptor, Detection, HogDetector, HogParams};
+use reid_model::detect::HogOnDevice;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -165,6 +167,41 @@ fn grouped_detections_match_opencv_at_every_scale() {
     assert!(total > 0, "the fixtures must have detections to compare");
 }
 
+#[test]
+fn the_tensor_path_scores_and_detects_as_opencv() {
+    let m = manifest("hog.json");
+    let on_device = HogOnDevice::new(HogDetector::opencv_people(), &burn::tensor::Device::flex());
+    let mut total = 0;
+    for (name, entry) in m["images"].as_object().unwrap() {
+        let image = load(&fixtures().join(format!("{name}.png")));
+        let expected = npy(&format!("{name}.windows.npy"));
+        let ours = pollster::block_on(on_device.window_scores(&image, 8, 8)).unwrap();
+        assert_eq!(ours.len(), expected.rows(), "{name}: window count");
+        let mut worst = 0.0f64;
+        for (k, w) in ours.iter().enumerate() {
+            let row = expected.row(k);
+            assert_eq!(
+                (w.x as f32, w.y as f32),
+                (row[0], row[1]),
+                "{name}: window {k}"
+            );
+            worst = worst.max((w.score - f64::from(row[2])).abs());
+        }
+        assert!(
+            worst <= 1e-4,
+            "{name}: window scores differ by up to {worst}"
+        );
+        for (threshold, theirs) in entry["detections"].as_object().unwrap() {
+            let params = params(threshold.parse().unwrap());
+            let ours = pollster::block_on(on_device.detect(&image, &params)).unwrap();
+            let (iou, score) = match_detections(theirs, &ours, &format!("{name} at {threshold}"));
+            println!("tensor path, {name}, threshold {threshold}: {} detections, IoU >= {iou:.3}, scores within {score:.1e}; window scores within {worst:.2e}", ours.len());
+            total += ours.len();
+        }
+    }
+    assert!(total > 0, "the fixtures must have detections to compare");
+}
+
 /// The same on the real pictures of `../shared/data` (not in the repository, so ignored: run
 /// `make_hog_fixtures.py --real ../shared/data`, which also writes the campus frames as OpenCV
 /// decodes them to `target/hog-real/`, then this with `--include-ignored`; REID_SHARED_DATA
@@ -177,6 +214,7 @@ fn real_pictures_match_opencv() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
     let m = manifest("real.json");
     let detector = HogDetector::opencv_people();
+    let on_device = HogOnDevice::new(detector, &burn::tensor::Device::flex());
     let expected = npy("real.descriptors.npy");
     let (mut worst_desc, mut worst_score) = (0.0f32, 0.0f64);
     for (k, (name, score)) in m["crops"].as_object().unwrap().iter().enumerate() {
@@ -205,6 +243,15 @@ fn real_pictures_match_opencv() {
             let ours = detector.detect(&image, &params(threshold.parse().unwrap()));
             let (iou, score) = match_detections(theirs, &ours, &format!("{name} at {threshold}"));
             println!("{name}, threshold {threshold}: {} detections, IoU >= {iou:.3}, scores within {score:.1e}", ours.len());
+            let tensors =
+                pollster::block_on(on_device.detect(&image, &params(threshold.parse().unwrap())))
+                    .unwrap();
+            let what = format!("tensor path, {name} at {threshold}");
+            let (iou, score) = match_detections(theirs, &tensors, &what);
+            println!(
+                "{what}: {} detections, IoU >= {iou:.3}, scores within {score:.1e}",
+                tensors.len()
+            );
         }
     }
 }

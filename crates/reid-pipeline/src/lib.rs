@@ -19,7 +19,7 @@ pub mod tracking;
 pub use backend::{device, Backend, BackendError};
 pub use burn::tensor::Device;
 pub use embedder::{EmbedError, Embedder};
-pub use people::{hog_boxes, hog_confidence, people_in, FoundPerson};
+pub use people::{hog_boxes, hog_confidence, people_in, FoundPerson, PeopleDetector};
 pub use reid_model::detect::hog::HogDetector;
 pub use reid_model::detect::hog::HogParams;
 pub use reid_model::explain::{Heat, PairExplanation};

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 
 use reid_core::{k_reciprocal_rerank, FeatureMatrix, Metric, RerankParams, TrackerConfig};
 use reid_pipeline::{
-    decode_image, device, hog_boxes, is_aggregator_file, people_in, thumbnail_png, Backend, Device,
-    Embedder, GallerySearch, Heat, HogDetector, HogParams, RgbImage, TrackletAggregator,
-    VideoTracker,
+    decode_image, device, is_aggregator_file, thumbnail_png, Backend, Device, Embedder,
+    GallerySearch, Heat, HogParams, PeopleDetector, RgbImage, TrackletAggregator, VideoTracker,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -80,7 +79,9 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
     let mut ready: Option<ReadyInfo> = None;
     let mut aggregator: Option<Aggregator> = None;
     let mut videos: BTreeMap<u32, VideoJob> = BTreeMap::new();
-    let detector = HogDetector::opencv_people();
+    // OpenCV's HOG people detector on the backend in use (made when first needed, after each
+    // start of a backend).
+    let mut hog: Option<PeopleDetector> = None;
     let mut deferred: Option<ToWorker> = None;
     loop {
         let message = match deferred.take() {
@@ -112,6 +113,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                         }
                     }
                     embedder = Some(loaded);
+                    hog = None;
                     post(&FromWorker::Ready(Box::new(info.clone())));
                     ready = Some(info);
                 }
@@ -310,6 +312,8 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     height,
                     rgba,
                 };
+                let detector = hog
+                    .get_or_insert_with(|| PeopleDetector::for_backend(in_use(&ready), e.device()));
                 let answer = track_frame(id, job, e, detector, frame).await;
                 if matches!(answer, FromWorker::Failed { .. }) {
                     videos.remove(&id);
@@ -333,7 +337,12 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 post(&answer);
             }
             ToWorker::Detect { id, bytes } => post(&match &embedder {
-                Some(e) => people(e, aggregator.as_ref(), id, &bytes).await,
+                Some(e) => {
+                    let detector = hog.get_or_insert_with(|| {
+                        PeopleDetector::for_backend(in_use(&ready), e.device())
+                    });
+                    people(e, detector, aggregator.as_ref(), id, &bytes).await
+                }
                 None => FromWorker::Failed {
                     id,
                     message: "the model is not loaded".into(),
@@ -451,11 +460,12 @@ async fn explain(embedder: &Embedder, run: u32, query: &[u8], gallery: &[u8]) ->
     }
 }
 
-/// Decodes photo `id`, finds its people (HOG, on the CPU whatever the backend: it is not yet
-/// written as tensor operations) and embeds each on the backend in use (through the
-/// aggregator, as one-frame tracks, when there is one).
+/// Decodes photo `id`, finds its people (HOG, on the backend in use: tensor operations on
+/// WebGPU) and embeds each on the backend in use (through the aggregator, as one-frame tracks,
+/// when there is one).
 async fn people(
     embedder: &Embedder,
+    detector: &PeopleDetector,
     aggregator: Option<&Aggregator>,
     id: u32,
     bytes: &[u8],
@@ -470,7 +480,15 @@ async fn people(
             }
         }
     };
-    let mut found = people_in(&photo, &HogParams::default());
+    let mut found = match detector.people_in(&photo, &HogParams::default()).await {
+        Ok(found) => found,
+        Err(e) => {
+            return FromWorker::Failed {
+                id,
+                message: format!("finding people: {e}"),
+            }
+        }
+    };
     let left_out = found.len().saturating_sub(MAX_PEOPLE);
     found.truncate(MAX_PEOPLE);
     let detect_ms = now_ms() - start;
@@ -772,13 +790,14 @@ struct VideoFrame {
     rgba: Vec<u8>,
 }
 
-/// Finds the people in `frame` (HOG at OpenCV's default threshold), embeds them and tracks
-/// them with the rest of the video; a frame of the wrong size or out of order ends the video.
+/// Finds the people in `frame` (HOG at OpenCV's default threshold, on the backend in use),
+/// embeds them and tracks them with the rest of the video; a frame of the wrong size or out of
+/// order, or a failed device, ends the video.
 async fn track_frame(
     id: u32,
     job: &mut VideoJob,
     embedder: &Embedder,
-    detector: &HogDetector,
+    detector: &PeopleDetector,
     frame: VideoFrame,
 ) -> FromWorker {
     let start = now_ms();
@@ -813,7 +832,10 @@ async fn track_frame(
         Err(message) => return id_failed(message),
     };
     let detect_start = now_ms();
-    let boxes = hog_boxes(detector, &picture, &HogParams::default(), 0.0);
+    let boxes = match detector.boxes(&picture, &HogParams::default(), 0.0).await {
+        Ok(boxes) => boxes,
+        Err(e) => return id_failed(format!("frame {index}: finding people: {e}")),
+    };
     let detect_ms = now_ms() - detect_start;
     match job
         .tracker

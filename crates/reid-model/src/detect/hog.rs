@@ -30,7 +30,8 @@
 //! rows first. A level's work is compiled for AVX2 (found at run time) and for wasm's simd128.
 //!
 //! All of it runs on the CPU, pyramid levels on every core (one after another in the browser's
-//! worker, which has one thread).
+//! worker, which has one thread). [`super::hog_tensor`] is the same detector as burn tensor
+//! operations, for the GPU.
 
 use std::sync::OnceLock;
 
@@ -75,14 +76,14 @@ macro_rules! simd_dispatch {
 
 /// Window size, pixels (width, height).
 pub const WINDOW: (usize, usize) = (64, 128);
-const CELL: usize = 8;
-const BLOCK: usize = 16;
-const BLOCK_STRIDE: usize = 8;
-const BINS: usize = 9;
+pub(crate) const CELL: usize = 8;
+pub(crate) const BLOCK: usize = 16;
+pub(crate) const BLOCK_STRIDE: usize = 8;
+pub(crate) const BINS: usize = 9;
 /// Values in one block's histogram (2 x 2 cells of 9 bins).
-const BLOCK_LEN: usize = 4 * BINS;
+pub(crate) const BLOCK_LEN: usize = 4 * BINS;
 /// Blocks across and down a window.
-const BLOCKS: (usize, usize) = (
+pub(crate) const BLOCKS: (usize, usize) = (
     (WINDOW.0 - BLOCK) / BLOCK_STRIDE + 1,
     (WINDOW.1 - BLOCK) / BLOCK_STRIDE + 1,
 );
@@ -211,29 +212,12 @@ impl HogDetector {
     /// `detectMultiScale`).
     pub fn detect(&self, image: &RgbImage, params: &HogParams) -> Vec<Detection> {
         let hits = self.hits(image, params);
-        let grouped = if params.group_threshold == 0 {
-            hits
-        } else {
-            group_rectangles(&hits, params.group_threshold, 0.2)
-        };
-        let (w, h) = (image.width() as i32, image.height() as i32);
-        grouped
-            .into_iter()
-            .filter_map(|d| {
-                let r = d.rect;
-                let (x0, y0) = (r.x.max(0), r.y.max(0));
-                let (x1, y1) = ((r.x + r.w).min(w), (r.y + r.h).min(h));
-                (x1 > x0 && y1 > y0).then_some(Detection {
-                    rect: Rect {
-                        x: x0,
-                        y: y0,
-                        w: x1 - x0,
-                        h: y1 - y0,
-                    },
-                    score: d.score,
-                })
-            })
-            .collect()
+        group_and_cut(hits, params, image.width(), image.height())
+    }
+
+    /// The SVM's 3,780 weights (a window's descriptor order) and its bias.
+    pub fn svm(&self) -> (&[f32], f32) {
+        (&self.weights, self.bias)
     }
 
     /// Every window at or above the threshold at every pyramid level, in image pixels, before
@@ -256,26 +240,66 @@ impl HogDetector {
                 shrunk = resize_linear_exact(image, size.0 as u32, size.1 as u32);
                 &shrunk
             };
-            let win = (
-                round(WINDOW.0 as f64 * scale),
-                round(WINDOW.1 as f64 * scale),
-            );
-            for s in self.window_scores(pixels, params.stride, params.padding) {
-                if s.score >= params.hit_threshold {
-                    hits.push(Detection {
-                        rect: Rect {
-                            x: round(f64::from(s.x) * scale),
-                            y: round(f64::from(s.y) * scale),
-                            w: win.0,
-                            h: win.1,
-                        },
-                        score: s.score,
-                    });
-                }
-            }
+            let scores = self.window_scores(pixels, params.stride, params.padding);
+            *hits = level_hits(&scores, scale, params.hit_threshold);
         });
         levels.into_iter().flat_map(|(_, hits)| hits).collect()
     }
+}
+
+/// The windows of one pyramid level (shrunk by `scale`) scoring at least `threshold`, as boxes
+/// in the image's pixels.
+pub(crate) fn level_hits(scores: &[WindowScore], scale: f64, threshold: f64) -> Vec<Detection> {
+    let win = (
+        round(WINDOW.0 as f64 * scale),
+        round(WINDOW.1 as f64 * scale),
+    );
+    scores
+        .iter()
+        .filter(|s| s.score >= threshold)
+        .map(|s| Detection {
+            rect: Rect {
+                x: round(f64::from(s.x) * scale),
+                y: round(f64::from(s.y) * scale),
+                w: win.0,
+                h: win.1,
+            },
+            score: s.score,
+        })
+        .collect()
+}
+
+/// Hits grouped as `params` says ([`group_rectangles`] with OpenCV's eps 0.2), each box cut to
+/// the `width` x `height` image (boxes left with no area are dropped).
+pub(crate) fn group_and_cut(
+    hits: Vec<Detection>,
+    params: &HogParams,
+    width: u32,
+    height: u32,
+) -> Vec<Detection> {
+    let grouped = if params.group_threshold == 0 {
+        hits
+    } else {
+        group_rectangles(&hits, params.group_threshold, 0.2)
+    };
+    let (w, h) = (width as i32, height as i32);
+    grouped
+        .into_iter()
+        .filter_map(|d| {
+            let r = d.rect;
+            let (x0, y0) = (r.x.max(0), r.y.max(0));
+            let (x1, y1) = ((r.x + r.w).min(w), (r.y + r.h).min(h));
+            (x1 > x0 && y1 > y0).then_some(Detection {
+                rect: Rect {
+                    x: x0,
+                    y: y0,
+                    w: x1 - x0,
+                    h: y1 - y0,
+                },
+                score: d.score,
+            })
+        })
+        .collect()
 }
 
 simd_dispatch! {
@@ -354,7 +378,7 @@ pub fn descriptor(image: &RgbImage, x: usize, y: usize) -> Vec<f32> {
 
 /// The scales of the pyramid: 1, `step`, `step`², ... while a window still fits the shrunk
 /// image, at most `levels` (at least one).
-fn pyramid(w: usize, h: usize, step: f64, levels: usize) -> Vec<f64> {
+pub(crate) fn pyramid(w: usize, h: usize, step: f64, levels: usize) -> Vec<f64> {
     let mut scales = Vec::new();
     let mut scale = 1.0;
     while scales.len() < levels.max(1) {
@@ -493,7 +517,7 @@ impl Gradients {
 }
 
 /// OpenCV's `BORDER_REFLECT_101` index into `0..len` (`gfedcb|abcdefgh|gfedcba`).
-fn reflect_101(i: isize, len: usize) -> usize {
+pub(crate) fn reflect_101(i: isize, len: usize) -> usize {
     let len = len as isize;
     if len == 1 {
         return 0;
@@ -526,13 +550,9 @@ fn dot(a: &[f32; BLOCK_LEN], b: &[f32]) -> f32 {
 /// (about 0.01 degrees from the true angle).
 #[inline(always)]
 fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
-    const DEG: f32 = (180.0 / std::f64::consts::PI) as f32;
-    const P1: f32 = 0.999_787_84 * DEG;
-    const P3: f32 = -0.325_808_4 * DEG;
-    const P5: f32 = 0.155_578_65 * DEG;
-    const P7: f32 = -0.044_326_556 * DEG;
+    #[allow(non_snake_case)]
+    let [P1, P3, P5, P7, eps] = fast_atan2_constants();
     let (ax, ay) = (x.abs(), y.abs());
-    let eps = f64::EPSILON as f32;
     // Comparisons, not `f32::min`: wasm has no instruction with its NaN rule and calls `fminf`
     // (neither value is NaN here).
     let (lo, hi) = if ax < ay { (ax, ay) } else { (ay, ax) };
@@ -548,6 +568,21 @@ fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
     }
 }
 
+/// `cv::fastAtan2`'s polynomial coefficients in degrees (of c, c^3, c^5, c^7) and the epsilon
+/// added to the larger side.
+#[allow(non_snake_case)]
+#[inline(always)]
+pub(crate) const fn fast_atan2_constants() -> [f32; 5] {
+    const DEG: f32 = (180.0 / std::f64::consts::PI) as f32;
+    [
+        0.999_787_84 * DEG,
+        -0.325_808_4 * DEG,
+        0.155_578_65 * DEG,
+        -0.044_326_556 * DEG,
+        f64::EPSILON as f32,
+    ]
+}
+
 /// Values one pixel row gives a block: its two columns of cells, 9 bins each (left, right).
 const ROW_LEN: usize = 2 * BINS;
 
@@ -556,9 +591,9 @@ const ROW_LEN: usize = 2 * BINS;
 /// block's Gaussian along the axis; 0 where the pixel does not reach the cell). The weight of a
 /// pixel's vote in a cell is the product of the two axes' weights: OpenCV's bilinear weights and
 /// Gaussian (sigma 4) both factor so.
-type AxisWeights = [[f32; 2]; BLOCK];
+pub(crate) type AxisWeights = [[f32; 2]; BLOCK];
 
-fn axis_weights() -> &'static AxisWeights {
+pub(crate) fn axis_weights() -> &'static AxisWeights {
     static TABLE: OnceLock<AxisWeights> = OnceLock::new();
     TABLE.get_or_init(|| {
         let sigma = (BLOCK + BLOCK) as f32 / 8.0;
@@ -697,11 +732,11 @@ impl BlockGrid {
 }
 
 /// OpenCV's `cvRound`: to the nearest integer, halves to even.
-fn round(v: f64) -> i32 {
+pub(crate) fn round(v: f64) -> i32 {
     v.round_ties_even() as i32
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {

@@ -1,16 +1,19 @@
 //! Pedestrian detectors: boxes of people in a whole frame, before tracking and embedding.
 //!
 //! Two detectors stand behind one [`Detector`] trait: the HOG + linear SVM people detector with
-//! OpenCV's coefficients ([`hog`]), and a small CNN trained by `reid train-detector`
+//! OpenCV's coefficients ([`hog`] on the CPU, [`hog_tensor`] as tensor operations on any burn
+//! device), and a small CNN trained by `reid train-detector`
 //! ([`centernet`]).
 
 pub mod centernet;
 pub mod hog;
+pub mod hog_tensor;
 
 use image::RgbImage;
 
 pub use self::centernet::CenterNetDetector;
 pub use self::hog::{Detection, HogDetector, HogParams, Rect};
+pub use self::hog_tensor::HogOnDevice;
 use crate::ModelError;
 
 /// Finds the people in a picture: their boxes and scores, best first (scores are the
