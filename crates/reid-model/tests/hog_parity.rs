@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use reid_core::{BBox, FeatureMatrix};
-use reid_model::detect::hog::{descriptor, Detection, HogDetector, HogParams};
+use reid_model::detect::hog::{descriptor, Detection, HogDetector, HogParams, WindowScore};
 use reid_model::detect::HogOnDevice;
 use serde_json::Value;
 
@@ -120,6 +120,27 @@ fn descriptors_match_opencv_on_single_windows() {
     }
 }
 
+/// The largest difference between our window scores and OpenCV's (`x, y, score` rows), after
+/// checking the same windows come in the same order and no score is off by more than 1e-4.
+fn worst_window_difference(ours: &[WindowScore], expected: &FeatureMatrix, name: &str) -> f64 {
+    assert_eq!(ours.len(), expected.rows(), "{name}: window count");
+    let mut worst = 0.0f64;
+    for (k, w) in ours.iter().enumerate() {
+        let row = expected.row(k);
+        assert_eq!(
+            (w.x as f32, w.y as f32),
+            (row[0], row[1]),
+            "{name}: window {k}"
+        );
+        worst = worst.max((w.score - f64::from(row[2])).abs());
+    }
+    assert!(
+        worst <= 1e-4,
+        "{name}: window scores differ by up to {worst}"
+    );
+    worst
+}
+
 #[test]
 fn every_window_scores_as_opencv_scores_it() {
     let m = manifest("hog.json");
@@ -128,21 +149,7 @@ fn every_window_scores_as_opencv_scores_it() {
         let image = load(&fixtures().join(format!("{name}.png")));
         let expected = npy(&format!("{name}.windows.npy"));
         let ours = detector.window_scores(&image, 8, 8);
-        assert_eq!(ours.len(), expected.rows(), "{name}: window count");
-        let mut worst = 0.0f64;
-        for (k, w) in ours.iter().enumerate() {
-            let row = expected.row(k);
-            assert_eq!(
-                (w.x as f32, w.y as f32),
-                (row[0], row[1]),
-                "{name}: window {k}"
-            );
-            worst = worst.max((w.score - f64::from(row[2])).abs());
-        }
-        assert!(
-            worst <= 1e-4,
-            "{name}: window scores differ by up to {worst}"
-        );
+        let worst = worst_window_difference(&ours, &expected, name);
         println!(
             "{name}: {} window scores within {worst:.2e} of OpenCV's",
             ours.len()
@@ -176,21 +183,7 @@ fn the_tensor_path_scores_and_detects_as_opencv() {
         let image = load(&fixtures().join(format!("{name}.png")));
         let expected = npy(&format!("{name}.windows.npy"));
         let ours = pollster::block_on(on_device.window_scores(&image, 8, 8)).unwrap();
-        assert_eq!(ours.len(), expected.rows(), "{name}: window count");
-        let mut worst = 0.0f64;
-        for (k, w) in ours.iter().enumerate() {
-            let row = expected.row(k);
-            assert_eq!(
-                (w.x as f32, w.y as f32),
-                (row[0], row[1]),
-                "{name}: window {k}"
-            );
-            worst = worst.max((w.score - f64::from(row[2])).abs());
-        }
-        assert!(
-            worst <= 1e-4,
-            "{name}: window scores differ by up to {worst}"
-        );
+        let worst = worst_window_difference(&ours, &expected, name);
         for (threshold, theirs) in entry["detections"].as_object().unwrap() {
             let params = params(threshold.parse().unwrap());
             let ours = pollster::block_on(on_device.detect(&image, &params)).unwrap();

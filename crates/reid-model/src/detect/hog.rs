@@ -33,6 +33,7 @@
 //! worker, which has one thread). [`super::hog_tensor`] is the same detector as burn tensor
 //! operations, for the GPU.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use image::RgbImage;
@@ -231,19 +232,22 @@ impl HogDetector {
             .collect();
         reid_core::parallel::for_each_chunk_mut(&mut levels, 1, |_, level| {
             let (scale, hits) = &mut level[0];
-            let scale = *scale;
-            let size = (round(w as f64 / scale), round(h as f64 / scale));
-            let shrunk;
-            let pixels = if size == (w as i32, h as i32) {
-                image
-            } else {
-                shrunk = resize_linear_exact(image, size.0 as u32, size.1 as u32);
-                &shrunk
-            };
-            let scores = self.window_scores(pixels, params.stride, params.padding);
-            *hits = level_hits(&scores, scale, params.hit_threshold);
+            let pixels = level_image(image, *scale);
+            let scores = self.window_scores(&pixels, params.stride, params.padding);
+            *hits = level_hits(&scores, *scale, params.hit_threshold);
         });
         levels.into_iter().flat_map(|(_, hits)| hits).collect()
+    }
+}
+
+/// `image` shrunk by `scale` as OpenCV's pyramid shrinks it (itself, borrowed, at its own size).
+pub(crate) fn level_image(image: &RgbImage, scale: f64) -> Cow<'_, RgbImage> {
+    let (w, h) = (image.width(), image.height());
+    let size = (round(f64::from(w) / scale), round(f64::from(h) / scale));
+    if size == (w as i32, h as i32) {
+        Cow::Borrowed(image)
+    } else {
+        Cow::Owned(resize_linear_exact(image, size.0 as u32, size.1 as u32))
     }
 }
 

@@ -27,9 +27,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
 use super::hog::{
-    axis_weights, fast_atan2_constants, gcd, group_and_cut, level_hits, pyramid, reflect_101,
-    resize_linear_exact, round, Detection, HogDetector, HogParams, WindowScore, BINS, BLOCK,
-    BLOCKS, BLOCK_LEN, BLOCK_STRIDE, WINDOW,
+    axis_weights, fast_atan2_constants, gcd, group_and_cut, level_hits, level_image, pyramid,
+    reflect_101, Detection, HogDetector, HogParams, WindowScore, BINS, BLOCK, BLOCKS, BLOCK_LEN,
+    BLOCK_STRIDE, WINDOW,
 };
 use crate::ModelError;
 
@@ -133,15 +133,8 @@ impl HogOnDevice {
         // Every level queued first: the device works on one while the CPU shrinks the next.
         let mut queued = Vec::new();
         for scale in pyramid(w, h, params.scale, params.levels) {
-            let size = (round(w as f64 / scale), round(h as f64 / scale));
-            let shrunk;
-            let pixels = if size == (w as i32, h as i32) {
-                image
-            } else {
-                shrunk = resize_linear_exact(image, size.0 as u32, size.1 as u32);
-                &shrunk
-            };
-            queued.extend(self.queue(pixels, scale, params.stride, params.padding));
+            let pixels = level_image(image, scale);
+            queued.extend(self.queue(&pixels, scale, params.stride, params.padding));
         }
         let mut hits = Vec::new();
         for level in queued {
