@@ -226,8 +226,9 @@ const DEMO_DIR: &str = "www/demo";
 
 /// Makes the app's demo content with `reid synth`: four synthetic people of the `tiny`
 /// preset, each seen from several cameras, listed in `www/demo/index.json`, and a 6-second
-/// clip of five people walking through one camera's scene, `www/demo/scene.webm` (VP8, encoded
-/// by Debian's ffmpeg, which this installs when it is missing; Debian's Chromium lacks H.264).
+/// clip of five people walking through one camera's scene, `www/demo/scene.webm` (VP8, a key
+/// frame a second, encoded by Debian's ffmpeg, which this installs when it is missing;
+/// Debian's Chromium lacks H.264).
 pub fn demo_assets() -> Result<()> {
     cargo(&["build", "--release", "-p", "reid-train"])?;
     if output(Command::new("ffmpeg").arg("-version")).is_none() {
@@ -319,6 +320,11 @@ pub fn demo_assets() -> Result<()> {
             "-b:v",
             "600k",
             "-crf",
+            "10",
+            // A key frame every second, as cameras and most encoders make them: a browser
+            // seeks to a frame by decoding from the key frame before it, so with the one key
+            // frame libvpx makes by default, the clip's last seeks decoded the whole clip.
+            "-g",
             "10",
             "-pix_fmt",
             "yuv420p",
