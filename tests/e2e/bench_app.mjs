@@ -11,8 +11,9 @@
 //   embedded, and to the ranked list of a search with the first (all of them embedded first);
 // - bytes from the network: every response not answered by the service worker (its own fetches
 //   included), encoded body and headers, by kind (wasm, model, other).
-// Then frames/s on the demo video over its 30 frames, on the CPU path and on WebGPU
-// (SwiftShader where there is no GPU; WEBGPU_FRAMES=N stops it after N frames).
+// Then frames/s on the demo video over its 30 frames, on the CPU path (the people found in a
+// second worker, then in the inference worker alone, side by side) and on WebGPU (SwiftShader
+// where there is no GPU; WEBGPU_FRAMES=N stops it after N frames).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,9 +95,25 @@ function report(name, times, bytes) {
     + `(wasm ${mb(bytes.wasm)} MB, model ${mb(bytes.model)} MB, other ${mb(bytes.other)} MB)`);
 }
 
-// Frames/s of the demo video on `backend`, over at most `frames` frames (then stopped).
-async function videoFps(browser, backend, frames) {
+// A page where a second `new Worker` throws, as where the browser refuses one: the people in
+// video frames are then found by the inference worker itself (the app's fallback).
+function oneWorker() {
+  const Real = window.Worker;
+  let made = 0;
+  window.Worker = class extends Real {
+    constructor(...args) {
+      made += 1;
+      if (made > 1) throw new Error('a second worker is refused for this measurement');
+      super(...args);
+    }
+  };
+}
+
+// Frames/s of the demo video on `backend`, over at most `frames` frames (then stopped); with
+// `single`, in one worker (the second refused). Returns the frames/s.
+async function videoFps(browser, backend, frames, single = false) {
   const context = await browser.newContext();
+  if (single) await context.addInitScript(oneWorker);
   try {
     const page = await context.newPage();
     await page.goto(`${BASE}/?backend=${backend}`);
@@ -116,13 +133,18 @@ async function videoFps(browser, backend, frames) {
     const fps = Number(await item.getAttribute('data-fps'));
     const workerMs = Number(await item.getAttribute('data-worker-ms'));
     const detectMs = Number(await item.getAttribute('data-detect-ms'));
+    const beside = (await item.getAttribute('data-beside')) === 'true';
     if ((await item.getAttribute('data-state')) !== 'followed') {
       await item.locator('button.stop').click();
     }
     const adapter = await page.textContent('#backend');
-    console.log(`demo video on ${backend}: ${fps.toFixed(2)} frames/s over ${done} frames, `
-      + `a frame ${workerMs.toFixed(0)} ms in the worker (${detectMs.toFixed(0)} ms finding people) fps_${backend}=${fps.toFixed(3)}`);
+    console.log(`demo video on ${backend}${single ? ' (one worker)' : ''}: ${fps.toFixed(2)} frames/s over ${done} frames, `
+      + (beside
+        ? `a frame ${detectMs.toFixed(0)} ms finding people in one worker beside ${workerMs.toFixed(0)} ms embedding and tracking in another`
+        : `a frame ${workerMs.toFixed(0)} ms in the worker (${detectMs.toFixed(0)} ms finding people)`)
+      + ` fps_${backend}${single ? '_one_worker' : ''}=${fps.toFixed(3)}`);
     console.log(`  (${adapter.trim().replace(/\s+/g, ' ')})`);
+    return fps;
   } finally {
     await context.close();
   }
@@ -154,7 +176,10 @@ try {
 
 const browser = await launch();
 try {
-  await videoFps(browser, 'cpu', 1000);
+  // The CPU path with the people found in a second worker, and in one worker, side by side.
+  const two = await videoFps(browser, 'cpu', 1000);
+  const one = await videoFps(browser, 'cpu', 1000, true);
+  console.log(`demo video on cpu: two workers ${(two / one).toFixed(2)}x the frames/s of one`);
   await videoFps(browser, 'webgpu', WEBGPU_FRAMES);
 } finally {
   await browser.close();

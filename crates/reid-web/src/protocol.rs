@@ -1,6 +1,6 @@
 //! Messages between the UI thread and the inference worker.
 
-use reid_core::Backend;
+use reid_core::{BBox, Backend};
 use serde::{Deserialize, Serialize};
 
 /// A `Vec<f32>` field sent as its little-endian bytes: one `Uint8Array` between the page and
@@ -90,6 +90,21 @@ pub enum ToWorker {
         index: u32,
         /// When the frame is shown, in seconds from the video's start.
         time_s: f64,
+        width: u32,
+        height: u32,
+        #[serde(with = "serde_bytes")]
+        rgba: Vec<u8>,
+        /// The people in the frame, when a second worker found them (`FindPeople`) while this
+        /// one followed the frame before; `None`: this worker finds them.
+        #[serde(default)]
+        found: Option<FoundBoxes>,
+    },
+    /// Find the people in one frame, `width` x `height` RGBA pixels (HOG at OpenCV's default
+    /// threshold, on the CPU), and nothing else: what a second worker does beside the one
+    /// that embeds and tracks. Needs no model; answered by `PeopleFound` or `FindFailed` with
+    /// the same `ticket`.
+    FindPeople {
+        ticket: u32,
         width: u32,
         height: u32,
         #[serde(with = "serde_bytes")]
@@ -372,10 +387,57 @@ pub enum FromWorker {
         name: String,
         message: String,
     },
+    /// The people found for `FindPeople` `ticket`.
+    PeopleFound {
+        ticket: u32,
+        found: FoundBoxes,
+    },
+    /// `FindPeople` `ticket` could not be done (a frame whose bytes do not match its size).
+    FindFailed {
+        ticket: u32,
+        message: String,
+    },
     /// The worker cannot go on (model unusable, backend lost).
     Fatal {
         message: String,
     },
+}
+
+/// People found in a frame, as the tracker takes them: five values each, x, y, width and
+/// height of the box in the frame's pixels, then the detector's margin (as bytes: exact).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoundBoxes {
+    #[serde(with = "f32_bytes")]
+    pub values: Vec<f32>,
+    /// The time it took to find them.
+    pub ms: f64,
+}
+
+impl FoundBoxes {
+    pub fn new(people: &[(BBox, f32)], ms: f64) -> Self {
+        Self {
+            values: people
+                .iter()
+                .flat_map(|(b, margin)| [b.x, b.y, b.w, b.h, *margin])
+                .collect(),
+            ms,
+        }
+    }
+
+    /// The boxes and margins; an error when the values are not five a person.
+    pub fn people(&self) -> Result<Vec<(BBox, f32)>, String> {
+        if !self.values.len().is_multiple_of(5) {
+            return Err(format!(
+                "the people found came as {} values, not five a person",
+                self.values.len()
+            ));
+        }
+        Ok(self
+            .values
+            .chunks_exact(5)
+            .map(|v| (BBox::new(v[0], v[1], v[2], v[3]), v[4]))
+            .collect())
+    }
 }
 
 impl FromWorker {
@@ -453,6 +515,43 @@ mod tests {
             description: description.into(),
             software,
         })
+    }
+
+    #[test]
+    fn people_found_in_one_worker_reach_the_other_exactly() {
+        let people = vec![
+            (BBox::new(12.0, 7.5, 64.0, 128.0), 0.731),
+            (BBox::new(-3.25, 0.0, 80.8, 161.6), f32::EPSILON),
+        ];
+        let found = FoundBoxes::new(&people, 41.5);
+        let json = serde_json::to_string(&FromWorker::PeopleFound { ticket: 9, found }).unwrap();
+        let FromWorker::PeopleFound { ticket, found } = serde_json::from_str(&json).unwrap() else {
+            panic!("not PeopleFound: {json}");
+        };
+        assert_eq!(ticket, 9);
+        assert_eq!(found.ms, 41.5);
+        let back = found.people().unwrap();
+        assert_eq!(back.len(), 2);
+        for ((b, m), (c, n)) in back.iter().zip(&people) {
+            assert_eq!([b.x, b.y, b.w, b.h, *m], [c.x, c.y, c.w, c.h, *n]);
+        }
+        assert!(FoundBoxes::new(&[], 0.0).people().unwrap().is_empty());
+        let torn = FoundBoxes {
+            values: vec![1.0; 7],
+            ms: 0.0,
+        };
+        assert!(torn.people().unwrap_err().contains("7 values"));
+    }
+
+    #[test]
+    fn a_frame_without_found_people_still_reads() {
+        // The page of an older build, or a frame this worker finds the people in itself.
+        let json = r#"{"type":"VideoFrame","id":1,"index":0,"time_s":0.0,"width":1,"height":1,"rgba":[0,0,0,255]}"#;
+        let ToWorker::VideoFrame { found, rgba, .. } = serde_json::from_str(json).unwrap() else {
+            panic!("not a VideoFrame");
+        };
+        assert_eq!(found, None);
+        assert_eq!(rgba.len(), 4);
     }
 
     #[test]

@@ -23,8 +23,9 @@ use crate::js::js_error;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use crate::protocol::{
-    choose_backend, looks_like_software_adapter, AdapterInfo, AggregatorInfo, FoundPerson,
-    FromWorker, HeatMap, ModelSource, RankedHit, ReadyInfo, ToWorker, VideoTrack, MAX_PEOPLE,
+    choose_backend, looks_like_software_adapter, AdapterInfo, AggregatorInfo, FoundBoxes,
+    FoundPerson, FromWorker, HeatMap, ModelSource, RankedHit, ReadyInfo, ToWorker, VideoTrack,
+    MAX_PEOPLE,
 };
 
 /// Most images embedded in one forward pass in the browser.
@@ -275,6 +276,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                 width,
                 height,
                 rgba,
+                found,
             } => {
                 let Some(e) = &embedder else {
                     post(&FromWorker::Failed {
@@ -311,6 +313,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     width,
                     height,
                     rgba,
+                    found,
                 };
                 let detector = hog
                     .get_or_insert_with(|| PeopleDetector::for_backend(in_use(&ready), e.device()));
@@ -319,6 +322,36 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
                     videos.remove(&id);
                 }
                 post(&answer);
+            }
+            ToWorker::FindPeople {
+                ticket,
+                width,
+                height,
+                rgba,
+            } => {
+                let start = now_ms();
+                post(&match rgba_to_rgb(width, height, &rgba) {
+                    Some(picture) => match PeopleDetector::Cpu
+                        .boxes(&picture, &HogParams::default(), 0.0)
+                        .await
+                    {
+                        Ok(people) => FromWorker::PeopleFound {
+                            ticket,
+                            found: FoundBoxes::new(&people, now_ms() - start),
+                        },
+                        Err(e) => FromWorker::FindFailed {
+                            ticket,
+                            message: format!("finding people: {e}"),
+                        },
+                    },
+                    None => FromWorker::FindFailed {
+                        ticket,
+                        message: format!(
+                            "{} bytes are not a {width}x{height} RGBA picture",
+                            rgba.len()
+                        ),
+                    },
+                });
             }
             ToWorker::VideoEnd { id } => {
                 let answer = match (videos.remove(&id), &embedder) {
@@ -788,6 +821,8 @@ struct VideoFrame {
     width: u32,
     height: u32,
     rgba: Vec<u8>,
+    /// Its people, when a second worker found them.
+    found: Option<FoundBoxes>,
 }
 
 /// Finds the people in `frame` (HOG at OpenCV's default threshold, on the backend in use),
@@ -808,6 +843,7 @@ async fn track_frame(
         width,
         height,
         rgba,
+        found,
     } = frame;
     let checked = if [width, height] != job.size {
         Err(format!(
@@ -831,12 +867,20 @@ async fn track_frame(
         Ok(p) => p,
         Err(message) => return id_failed(message),
     };
-    let detect_start = now_ms();
-    let boxes = match detector.boxes(&picture, &HogParams::default(), 0.0).await {
-        Ok(boxes) => boxes,
-        Err(e) => return id_failed(format!("frame {index}: finding people: {e}")),
+    // Found beside this worker, the time is the other worker's (not part of `ms`).
+    let (boxes, detect_ms) = match found {
+        Some(found) => match found.people() {
+            Ok(boxes) => (boxes, found.ms),
+            Err(e) => return id_failed(format!("frame {index}: {e}")),
+        },
+        None => {
+            let detect_start = now_ms();
+            match detector.boxes(&picture, &HogParams::default(), 0.0).await {
+                Ok(boxes) => (boxes, now_ms() - detect_start),
+                Err(e) => return id_failed(format!("frame {index}: finding people: {e}")),
+            }
+        }
     };
-    let detect_ms = now_ms() - detect_start;
     match job
         .tracker
         .next_frame(Some(embedder), Some(&picture), &boxes)

@@ -8,7 +8,7 @@ use web_sys::{DragEvent, File, FileList, HtmlAnchorElement, HtmlInputElement};
 use yew::prelude::*;
 
 use super::state::{
-    significant, Benchmark, Engine, Item, ItemStatus, ModelEntry, Search, SearchStatus,
+    cost_words, significant, Benchmark, Engine, Item, ItemStatus, ModelEntry, Search, SearchStatus,
 };
 use super::timeline::Timeline;
 
@@ -396,11 +396,10 @@ pub fn image_list(props: &ImageListProps) -> Html {
                     ItemStatus::Video { done, tracks: Some(tracks), left_out, fps, cost, .. } => (
                         "followed",
                         format!(
-                            "{tracks} {} followed through {done} frames ({} frames/s; a frame took {:.0} ms in the worker, {:.0} ms of them finding people){}",
+                            "{tracks} {} followed through {done} frames ({} frames/s; {}){}",
                             if *tracks == 1 { "person" } else { "people" },
                             significant(*fps),
-                            cost.worker_ms,
-                            cost.detect_ms,
+                            cost_words(cost),
                             if *left_out > 0 {
                                 format!(", {left_out} shorter tracks left out")
                             } else {
@@ -431,9 +430,11 @@ pub fn image_list(props: &ImageListProps) -> Html {
                     ItemStatus::Video { cost, .. } => (None, Some(format!("{:.1}", cost.detect_ms))),
                     _ => (None, None),
                 };
-                let worker_ms = match item.status {
-                    ItemStatus::Video { cost, .. } => Some(format!("{:.1}", cost.worker_ms)),
-                    _ => None,
+                let (worker_ms, beside) = match item.status {
+                    ItemStatus::Video { cost, .. } => {
+                        (Some(format!("{:.1}", cost.worker_ms)), Some(cost.beside.to_string()))
+                    }
+                    _ => (None, None),
                 };
                 let place = item.crop.map(|c| {
                     let [x, y, w, h] = c.bbox;
@@ -447,7 +448,7 @@ pub fn image_list(props: &ImageListProps) -> Html {
                         data-name={item.name.clone()}
                         data-state={state} data-people={people} data-detect-ms={detect_ms} data-box={place}
                         data-photo={photo} data-video={video} data-tracks={tracks} data-frames={frames}
-                        data-fps={fps} data-worker-ms={worker_ms}
+                        data-fps={fps} data-worker-ms={worker_ms} data-beside={beside}
                         data-camera={item.seen.as_ref().map(|s| s.camera.clone())}>
                         if matches!(item.status, ItemStatus::Failed(_)) {
                             <div class="thumb missing">{ "✕" }</div>

@@ -1,6 +1,8 @@
 //! Owns the inference worker: starts it, sends it images (to embed whole, or photos to find
 //! the people in) and videos' frames (decoded here by the browser, a few a second, one frame
-//! in flight at a time), turns its answers into [`Action`]s,
+//! in flight at a time; on the CPU path each frame's people are found first by a second
+//! worker, [`Finder`], while this one tracks the frame before), turns its answers into
+//! [`Action`]s,
 //! and restarts it on the CPU when WebGPU fails, re-sending every image still waiting and
 //! following again every video not finished, so none is lost. When the user switches to their
 //! own model file (or a temporal aggregator), every image and video read so far is embedded
@@ -10,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::{Rc, Weak};
 
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use js_sys::{Promise, Uint8Array};
 use reid_core::Backend;
@@ -23,12 +25,13 @@ use web_sys::{
 };
 use yew::UseReducerDispatcher;
 
+use super::finder::Finder;
 use super::state::{
     Action, AppState, FollowedPerson, FrameBoxes, Item, ItemStatus, ModelEntry, VideoBoxes,
     VideoCost,
 };
 use crate::gallery_file::{Gallery, ModelStamp};
-use crate::protocol::{FromWorker, ModelSource, ReadyInfo, ToWorker, VideoTrack};
+use crate::protocol::{FoundBoxes, FromWorker, ModelSource, ReadyInfo, ToWorker, VideoTrack};
 use crate::seen::{camera_of, folder_of, when_of, Seen};
 
 /// Files larger than this are refused before they are read (memory stays bounded). Videos are
@@ -110,6 +113,9 @@ struct Inner {
     /// Where the worker's answers to the Evaluate page go (its loop's channel); a restart or
     /// "forget everything" closes it, which ends the loop.
     evaluation: Option<mpsc::UnboundedSender<FromWorker>>,
+    /// On the CPU path, the second worker that finds the people in video frames beside this
+    /// one (started when the CPU backend is ready, so that it listens before a video comes).
+    finder: Option<Rc<Finder>>,
 }
 
 /// The UI's handle on the worker.
@@ -496,14 +502,17 @@ impl Controller {
             .ok_or("the browser gives no 2D canvas")?
             .unchecked_into();
         let start = now_ms();
-        // The worker's time over the frames answered: finding people, and all of it.
+        // The workers' time over the frames answered: finding people, and the inference
+        // worker's; whether a second worker found the people.
         let cost = Cell::new((0.0f64, 0.0f64));
+        let beside = Cell::new(false);
         let mean = |done: u32| {
             let (detect, all) = cost.get();
             let n = done.max(1) as f64;
             VideoCost {
                 detect_ms: detect / n,
                 worker_ms: all / n,
+                beside: beside.get(),
             }
         };
         let fps = |done: u32| {
@@ -552,52 +561,104 @@ impl Controller {
         let superseded = |this: &Self| {
             this.inner.borrow().following.get(&id).map(|(n, _)| *n) != Some(this_loop)
         };
-        let mut sent = 0u32;
-        for index in 0..total {
-            if superseded(self) {
-                return Ok(());
-            }
-            if self.inner.borrow().stopping.contains(&id) {
-                break;
-            }
+        // On the CPU path a second worker finds the people in frame n + 1 while the inference
+        // worker embeds and tracks frame n (the frame decoded meanwhile waits here).
+        let finder = {
+            let inner = self.inner.borrow();
+            inner
+                .finder
+                .clone()
+                .filter(|_| inner.running == Some(Backend::Cpu))
+        };
+        type AtFinder = (u32, f64, Vec<u8>, oneshot::Receiver<Option<FoundBoxes>>);
+        let mut at_finder: Option<AtFinder> = None;
+        // Seeks the video to frame `index`: its time, and the end of the seek to await.
+        let seek = |index: u32| {
             let t = (index as f64 / SAMPLE_FPS + 0.01)
                 .min(duration - 0.001)
                 .max(0.0);
+            let seeked = next_event(&video, "seeked");
             video.set_current_time(t);
-            if event(&video, "seeked").await.is_err() {
-                return Err(format!("{} (at {t:.1} s)", media_error(&video)));
-            }
-            context
-                .draw_image_with_html_video_element_and_dw_and_dh(
-                    &video,
-                    0.0,
-                    0.0,
-                    width as f64,
-                    height as f64,
-                )
-                .map_err(js)?;
-            let rgba = context
-                .get_image_data(0.0, 0.0, width as f64, height as f64)
-                .map_err(js)?
-                .data()
-                .0;
-            // One frame in flight: this one was decoded while the worker tracked the last.
-            if index > 0 && !answer(index - 1).await? {
+            (t, seeked)
+        };
+        let mut seeking = Some(seek(0));
+        let mut sent = 0u32;
+        let mut stop = false;
+        // One turn a frame, and a last one that hands on the frame still at the finder.
+        for index in 0..=total {
+            if superseded(self) {
                 return Ok(());
             }
-            frame_times.borrow_mut().push(video.current_time());
-            let frame = ToWorker::VideoFrame {
-                id,
-                index,
-                time_s: video.current_time(),
-                width,
-                height,
-                rgba,
+            stop |= index == total || self.inner.borrow().stopping.contains(&id);
+            let decoded = match seeking.take().filter(|_| !stop) {
+                None => None,
+                Some((t, seeked)) => {
+                    if seeked.await.is_err() {
+                        return Err(format!("{} (at {t:.1} s)", media_error(&video)));
+                    }
+                    context
+                        .draw_image_with_html_video_element_and_dw_and_dh(
+                            &video,
+                            0.0,
+                            0.0,
+                            width as f64,
+                            height as f64,
+                        )
+                        .map_err(js)?;
+                    let rgba = context
+                        .get_image_data(0.0, 0.0, width as f64, height as f64)
+                        .map_err(js)?
+                        .data()
+                        .0;
+                    let time_s = video.current_time();
+                    // The browser decodes the next frame while the workers work on this one.
+                    if index + 1 < total {
+                        seeking = Some(seek(index + 1));
+                    }
+                    Some((time_s, rgba))
+                }
             };
-            if superseded(self) || !self.send(&frame) {
-                return Ok(());
+            let handed = match (&finder, &decoded) {
+                (Some(f), Some((_, rgba))) => f.find(width, height, rgba),
+                _ => None,
+            };
+            // Frames for the inference worker, in order: the one the finder had (with its
+            // people, or without when the finder failed), then this one if it went straight.
+            let mut ready = Vec::with_capacity(2);
+            if let Some((i, time_s, rgba, found)) = at_finder.take() {
+                ready.push((i, time_s, rgba, found.await.ok().flatten()));
             }
-            sent = index + 1;
+            match (decoded, handed) {
+                (Some((time_s, rgba)), Some(found)) => {
+                    at_finder = Some((index, time_s, rgba, found));
+                }
+                (Some((time_s, rgba)), None) => ready.push((index, time_s, rgba, None)),
+                (None, _) => {}
+            }
+            for (i, time_s, rgba, found) in ready {
+                // One frame in flight: the next was decoded while the worker tracked this one.
+                if i > 0 && !answer(i - 1).await? {
+                    return Ok(());
+                }
+                frame_times.borrow_mut().push(time_s);
+                beside.set(beside.get() || found.is_some());
+                let frame = ToWorker::VideoFrame {
+                    id,
+                    index: i,
+                    time_s,
+                    width,
+                    height,
+                    rgba,
+                    found,
+                };
+                if superseded(self) || !self.send(&frame) {
+                    return Ok(());
+                }
+                sent = i + 1;
+            }
+            if stop {
+                break;
+            }
         }
         if sent > 0 && !answer(sent - 1).await? {
             return Ok(());
@@ -1004,6 +1065,11 @@ impl Controller {
                 }
                 FromWorker::Ready(info) => {
                     inner.running = Some(info.backend);
+                    if info.backend == Backend::Cpu
+                        && inner.finder.as_ref().is_none_or(|f| f.is_dead())
+                    {
+                        inner.finder = Finder::start();
+                    }
                     if let Some(model) = inner.switching.take() {
                         // The new file is in use: it is the one to load after a restart, and
                         // every image read so far (not waiting for an answer) is embedded
@@ -1058,7 +1124,9 @@ impl Controller {
                 | FromWorker::Forgotten
                 | FromWorker::SearchFailed { .. }
                 | FromWorker::Benchmarked { .. }
-                | FromWorker::BenchmarkFailed { .. } => {}
+                | FromWorker::BenchmarkFailed { .. }
+                | FromWorker::PeopleFound { .. }
+                | FromWorker::FindFailed { .. } => {}
                 FromWorker::Listening => {
                     // Start the backend, then (re)send every image still waiting and follow
                     // again every video not finished.
@@ -1193,6 +1261,12 @@ impl Drop for Preview {
 
 /// Waits for `name` (or `error`) on `target`: `Err` on `error`.
 async fn event(target: &EventTarget, name: &str) -> Result<(), JsValue> {
+    next_event(target, name).await.map(|_| ())
+}
+
+/// The next `name` event of `target` (or its next `error`, as the error), listened for from
+/// now on: made before an action that fires it, awaited later.
+fn next_event(target: &EventTarget, name: &str) -> JsFuture {
     let promise = Promise::new(&mut |resolve, reject| {
         let options = AddEventListenerOptions::new();
         options.set_once(true);
@@ -1203,7 +1277,7 @@ async fn event(target: &EventTarget, name: &str) -> Result<(), JsValue> {
             "error", &reject, &options,
         );
     });
-    JsFuture::from(promise).await.map(|_| ())
+    JsFuture::from(promise)
 }
 
 /// Why the browser could not play `video`, in plain words.

@@ -5,6 +5,7 @@ mod camera;
 mod components;
 mod controller;
 mod evaluate;
+mod finder;
 mod frames;
 mod gallery_io;
 mod offline;

@@ -114,12 +114,15 @@ pub fn person_id(photo: u32, k: usize) -> u32 {
     (1 << 31) | (photo.wrapping_mul(MAX_PEOPLE as u32) + k as u32)
 }
 
-/// The worker's mean time per frame of a video: finding the people (HOG), and all of it
-/// (with embedding and tracking), in ms.
+/// The workers' mean time per frame of a video, in ms: finding the people (HOG), and the
+/// tracking worker's (embedding and tracking, and finding the people unless `beside`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct VideoCost {
     pub detect_ms: f64,
     pub worker_ms: f64,
+    /// The people were found in a second worker, beside the one that embeds and tracks
+    /// (`worker_ms` is then the tracking worker's alone).
+    pub beside: bool,
 }
 
 /// Where an image is in the pipeline.
@@ -213,6 +216,21 @@ pub fn significant(value: f64) -> String {
     }
     let decimals = (2 - value.log10().floor() as i32).max(0) as usize;
     format!("{value:.decimals$}")
+}
+
+/// Where a followed video's frame time went, in words.
+pub fn cost_words(cost: &VideoCost) -> String {
+    if cost.beside {
+        format!(
+            "a frame took {:.0} ms to find its people in one worker and {:.0} ms to embed and follow them in another, side by side",
+            cost.detect_ms, cost.worker_ms
+        )
+    } else {
+        format!(
+            "a frame took {:.0} ms in the worker, {:.0} ms of them finding people",
+            cost.worker_ms, cost.detect_ms
+        )
+    }
 }
 
 /// Everything the page shows.
@@ -337,7 +355,9 @@ impl Reducible for AppState {
                 | FromWorker::EvalEmbedded { .. }
                 | FromWorker::Evaluated { .. }
                 | FromWorker::Explained { .. }
-                | FromWorker::EvalFailed { .. } => {}
+                | FromWorker::EvalFailed { .. }
+                | FromWorker::PeopleFound { .. }
+                | FromWorker::FindFailed { .. } => {}
                 FromWorker::Forgotten => next.forgotten = true,
                 FromWorker::Ready(info) => {
                     next.engine = Engine::Ready(Rc::new(*info));
@@ -618,6 +638,28 @@ mod tests {
         assert_eq!(significant(7.071), "7.07");
         assert_eq!(significant(0.04123), "0.0412");
         assert_eq!(significant(0.0), "0");
+    }
+
+    #[test]
+    fn a_videos_cost_says_where_the_time_went() {
+        let one = VideoCost {
+            detect_ms: 141.6,
+            worker_ms: 244.2,
+            beside: false,
+        };
+        assert_eq!(
+            cost_words(&one),
+            "a frame took 244 ms in the worker, 142 ms of them finding people"
+        );
+        let two = VideoCost {
+            worker_ms: 98.4,
+            beside: true,
+            ..one
+        };
+        assert_eq!(
+            cost_words(&two),
+            "a frame took 142 ms to find its people in one worker and 98 ms to embed and follow them in another, side by side"
+        );
     }
 
     fn item(id: u32) -> Item {
