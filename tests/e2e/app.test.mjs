@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { launch, audit, demoSearch } from './browser.mjs';
+import { launch, audit, demoSearch, oneWorkerOnly } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -720,6 +720,16 @@ test('photos: the people the native detector finds are found in the page, each s
   });
 });
 
+// `reid track` on the built demo clip at the 5 frames a second the page follows (with `extra`
+// arguments), written to OUT/`name`: its tracks.
+function nativeDemoTracks(name, extra = []) {
+  fs.mkdirSync(OUT, { recursive: true });
+  const file = path.join(OUT, name);
+  execFileSync(REID_BIN, ['track', path.join(DIST, 'demo', 'scene.webm'), '--model', MODEL, '--fps', '5', ...extra,
+    '--out', file], { stdio: 'pipe' });
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
 // A video: the demo clip followed in the page (its frames decoded by Chromium, a frame every
 // 0.2 s, people found by HOG in a second worker, embedded and tracked in the first) as
 // `reid track --fps 5` follows it natively (ffmpeg's decoding of the same frames). Then a temporal aggregator trained by
@@ -727,11 +737,7 @@ test('photos: the people the native detector finds are found in the page, each s
 // video's tracks are embedded again through it, and a picture's search scores equal those of
 // `reid search --temporal`. A file that is not a video is refused and nothing else is lost.
 test('videos: the demo clip is followed in the page as natively, and a temporal aggregator from `reid temporal` embeds its tracks', async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  const clip = path.join(DIST, 'demo', 'scene.webm');
-  const tracksFile = path.join(OUT, 'demo-tracks.json');
-  execFileSync(REID_BIN, ['track', clip, '--model', MODEL, '--fps', '5', '--out', tracksFile], { stdio: 'pipe' });
-  const nativeTracks = JSON.parse(fs.readFileSync(tracksFile, 'utf8'));
+  const nativeTracks = nativeDemoTracks('demo-tracks.json');
   assert.ok(nativeTracks.length >= 2, `reid track followed ${nativeTracks.length} people`);
   // A small GRU aggregator on the frames of the world the demo comes from (seconds to train).
   const world = path.join(ROOT, 'target/demo-synth');
@@ -745,9 +751,7 @@ test('videos: the demo clip is followed in the page as natively, and a temporal 
     '--gallery', ...pictures.slice(1), '--json', searchFile, '--sheet', path.join(OUT, 'temporal-search.png')],
     { stdio: 'pipe' });
   const nativeSearch = JSON.parse(fs.readFileSync(searchFile, 'utf8'));
-  const gruTracksFile = path.join(OUT, 'demo-tracks-gru.json');
-  execFileSync(REID_BIN, ['track', clip, '--model', MODEL, '--fps', '5', '--temporal', gru, '--out', gruTracksFile], { stdio: 'pipe' });
-  const nativeGruTracks = JSON.parse(fs.readFileSync(gruTracksFile, 'utf8'));
+  const nativeGruTracks = nativeDemoTracks('demo-tracks-gru.json', ['--temporal', gru]);
   const nativeScore = new Map(nativeSearch.queries[0].ranking.map((h) =>
     [path.basename(nativeSearch.gallery[h.entry].source), h.similarity]));
   const notVideo = path.join(OUT, 'not-a-video.webm');
@@ -871,25 +875,11 @@ test('videos: the demo clip is followed in the page as natively, and a temporal 
 // the inference worker finds each frame's people itself: the same people are followed, only
 // more slowly.
 test('videos: with the second worker refused, the inference worker finds the people itself', async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  const clip = path.join(DIST, 'demo', 'scene.webm');
-  const tracksFile = path.join(OUT, 'demo-tracks-one-worker.json');
-  execFileSync(REID_BIN, ['track', clip, '--model', MODEL, '--fps', '5', '--out', tracksFile], { stdio: 'pipe' });
-  const nativeTracks = JSON.parse(fs.readFileSync(tracksFile, 'utf8'));
+  const nativeTracks = nativeDemoTracks('demo-tracks-one-worker.json');
   await onPage(async (page) => {
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.addInitScript(() => {
-      const Real = window.Worker;
-      let made = 0;
-      window.Worker = class extends Real {
-        constructor(...args) {
-          made += 1;
-          if (made > 1) throw new Error('no second worker in this test');
-          super(...args);
-        }
-      };
-    });
+    await page.addInitScript(oneWorkerOnly);
     await page.goto(`${BASE}/?backend=cpu`);
     await page.waitForSelector('#backend[data-backend="cpu"]', { timeout: 120000 });
     await page.click('#demo-video');

@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, launchProfile } from './browser.mjs';
+import { launch, launchProfile, oneWorkerOnly } from './browser.mjs';
 
 const BASE = process.env.REID_BASE_URL;
 if (!BASE) {
@@ -95,25 +95,11 @@ function report(name, times, bytes) {
     + `(wasm ${mb(bytes.wasm)} MB, model ${mb(bytes.model)} MB, other ${mb(bytes.other)} MB)`);
 }
 
-// A page where a second `new Worker` throws, as where the browser refuses one: the people in
-// video frames are then found by the inference worker itself (the app's fallback).
-function oneWorker() {
-  const Real = window.Worker;
-  let made = 0;
-  window.Worker = class extends Real {
-    constructor(...args) {
-      made += 1;
-      if (made > 1) throw new Error('a second worker is refused for this measurement');
-      super(...args);
-    }
-  };
-}
-
 // Frames/s of the demo video on `backend`, over at most `frames` frames (then stopped); with
 // `single`, in one worker (the second refused). Returns the frames/s.
 async function videoFps(browser, backend, frames, single = false) {
   const context = await browser.newContext();
-  if (single) await context.addInitScript(oneWorker);
+  if (single) await context.addInitScript(oneWorkerOnly);
   try {
     const page = await context.newPage();
     await page.goto(`${BASE}/?backend=${backend}`);

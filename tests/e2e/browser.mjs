@@ -58,6 +58,21 @@ export async function audit(context, origin) {
   };
 }
 
+// An init script (`page.addInitScript(oneWorkerOnly)`) after which every `new Worker` but the
+// first throws, as where a browser refuses a second worker: the app's inference worker then
+// finds the people in video frames itself.
+export function oneWorkerOnly() {
+  const Real = window.Worker;
+  let made = 0;
+  window.Worker = class extends Real {
+    constructor(...args) {
+      made += 1;
+      if (made > 1) throw new Error('a second worker is refused here');
+      super(...args);
+    }
+  };
+}
+
 // A new context of `browser` with its network audited, and a page of the app at `base` once
 // it says it runs on `backend` (forced by `?backend=`).
 export async function openApp(browser, base, backend = 'cpu') {
