@@ -732,8 +732,9 @@ function nativeDemoTracks(name, extra = []) {
 
 // A video: the demo clip followed in the page (its frames decoded by Chromium, a frame every
 // 0.2 s, people found by HOG in a second worker, embedded and tracked in the first) as
-// `reid track --fps 5` follows it natively (ffmpeg's decoding of the same frames). Then a temporal aggregator trained by
-// `reid temporal` on the demo's synthetic world is picked like a model: the pictures and the
+// `reid track --fps 5` follows it natively (ffmpeg's decoding of the same frames). Then a
+// temporal aggregator trained by `reid temporal` on the demo's synthetic world is picked like
+// a model: the pictures and the
 // video's tracks are embedded again through it, and a picture's search scores equal those of
 // `reid search --temporal`. A file that is not a video is refused and nothing else is lost.
 test('videos: the demo clip is followed in the page as natively, and a temporal aggregator from `reid temporal` embeds its tracks', async () => {

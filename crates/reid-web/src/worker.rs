@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use std::collections::BTreeMap;
 
-use reid_core::{k_reciprocal_rerank, FeatureMatrix, Metric, RerankParams, TrackerConfig};
+use reid_core::{k_reciprocal_rerank, BBox, FeatureMatrix, Metric, RerankParams, TrackerConfig};
 use reid_pipeline::{
     decode_image, device, is_aggregator_file, thumbnail_png, Backend, Device, Embedder,
     GallerySearch, Heat, HogParams, PeopleDetector, RgbImage, TrackletAggregator, VideoTracker,
@@ -331,10 +331,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<ToWorker>) {
             } => {
                 let start = now_ms();
                 post(&match rgba_to_rgb(width, height, &rgba) {
-                    Some(picture) => match PeopleDetector::Cpu
-                        .boxes(&picture, &HogParams::default(), 0.0)
-                        .await
-                    {
+                    Some(picture) => match frame_people(&PeopleDetector::Cpu, &picture).await {
                         Ok(people) => FromWorker::PeopleFound {
                             ticket,
                             found: FoundBoxes::new(&people, now_ms() - start),
@@ -875,7 +872,7 @@ async fn track_frame(
         },
         None => {
             let detect_start = now_ms();
-            match detector.boxes(&picture, &HogParams::default(), 0.0).await {
+            match frame_people(detector, &picture).await {
                 Ok(boxes) => (boxes, now_ms() - detect_start),
                 Err(e) => return id_failed(format!("frame {index}: finding people: {e}")),
             }
@@ -907,6 +904,19 @@ async fn track_frame(
         }
         Err(e) => id_failed(format!("frame {index}: {e}")),
     }
+}
+
+/// The people in a video frame, as the tracker takes them: HOG at OpenCV's defaults, every
+/// box kept (margin 0). Both workers find them so, the inference worker itself or the people
+/// finder beside it.
+async fn frame_people(
+    detector: &PeopleDetector,
+    frame: &RgbImage,
+) -> Result<Vec<(BBox, f32)>, String> {
+    detector
+        .boxes(frame, &HogParams::default(), 0.0)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// `width` x `height` RGBA bytes as an RGB picture; `None` when the sizes disagree or are 0.

@@ -186,7 +186,7 @@ impl Controller {
         let running: Vec<u32> = std::mem::take(&mut inner.following).into_keys().collect();
         inner.refollow.extend(running);
         let generation = inner.generation;
-        let worker = match Worker::new("./worker_loader.js") {
+        let worker = match Worker::new(WORKER_SCRIPT) {
             Ok(worker) => worker,
             Err(e) => {
                 let message = format!("the browser refused to start the inference worker: {e:?}");
@@ -1335,13 +1335,23 @@ fn job(photos: &BTreeSet<u32>, id: u32, bytes: Vec<u8>) -> ToWorker {
     }
 }
 
-fn post(worker: &Worker, message: &ToWorker) {
+/// The script that starts a worker (the inference worker, and the people finder: the same
+/// code).
+pub(super) const WORKER_SCRIPT: &str = "./worker_loader.js";
+
+/// Sends `message` to `worker`; `false` (and said on the console) when it could not go.
+pub(super) fn post(worker: &Worker, message: &ToWorker) -> bool {
     match serde_wasm_bindgen::to_value(message) {
-        Ok(value) => {
-            if let Err(e) = worker.post_message(&value) {
+        Ok(value) => match worker.post_message(&value) {
+            Ok(()) => true,
+            Err(e) => {
                 web_sys::console::error_1(&e);
+                false
             }
+        },
+        Err(e) => {
+            web_sys::console::error_1(&format!("cannot send a message: {e}").into());
+            false
         }
-        Err(e) => web_sys::console::error_1(&format!("cannot send a message: {e}").into()),
     }
 }

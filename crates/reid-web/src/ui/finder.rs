@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
+use super::controller::{post, WORKER_SCRIPT};
 use crate::protocol::{FoundBoxes, FromWorker, ToWorker};
 
 #[derive(Default)]
@@ -37,7 +38,7 @@ pub struct Finder {
 impl Finder {
     /// Starts the worker (it loads in the background); `None` when the browser refuses.
     pub fn start() -> Option<Rc<Self>> {
-        let worker = Worker::new("./worker_loader.js").ok()?;
+        let worker = Worker::new(WORKER_SCRIPT).ok()?;
         let state = Rc::new(RefCell::new(State::default()));
         let onmessage = {
             let state = state.clone();
@@ -113,8 +114,9 @@ impl Finder {
             height,
             rgba: rgba.to_vec(),
         };
-        let value = serde_wasm_bindgen::to_value(&message).ok()?;
-        self.worker.post_message(&value).ok()?;
+        if !post(&self.worker, &message) {
+            return None;
+        }
         let (tx, rx) = oneshot::channel();
         state.waiting.insert(ticket, tx);
         Some(rx)
