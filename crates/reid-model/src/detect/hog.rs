@@ -334,15 +334,26 @@ fn window_scores_body(
         return Vec::new();
     }
     let blocks = BlockGrid::new(&gradients, grid);
+    // The SVM's weights block by block, in the descriptor's order (columns of blocks first).
+    let weights: Vec<&[f32; BLOCK_LEN]> = weights
+        .chunks_exact(BLOCK_LEN)
+        .map(|w| w.try_into().expect("36 weights a block"))
+        .collect();
+    // In the grid's steps (no division a block): a block's step within a window, and the
+    // grid's width.
+    let (block_step, across) = (BLOCK_STRIDE / grid, blocks.across);
     let mut out = Vec::new();
     for y in (0..=ph - WINDOW.1).step_by(stride) {
+        let top = y / grid;
         for x in (0..=pw - WINDOW.0).step_by(stride) {
+            let left = x / grid;
             let mut s = f64::from(bias);
+            let mut w = weights.iter();
             for bx in 0..BLOCKS.0 {
+                let column = &blocks.hists[left + bx * block_step..];
                 for by in 0..BLOCKS.1 {
-                    let hist = blocks.at(x + bx * BLOCK_STRIDE, y + by * BLOCK_STRIDE);
-                    let w = &weights[(bx * BLOCKS.1 + by) * BLOCK_LEN..][..BLOCK_LEN];
-                    s += f64::from(dot(hist, w));
+                    let hist = &column[(top + by * block_step) * across];
+                    s += f64::from(dot(hist, w.next().expect("3,780 weights")));
                 }
             }
             out.push(WindowScore {
@@ -438,14 +449,17 @@ impl Gradients {
         let src = image.as_raw();
         // Source column 0 lands at `first`; the columns either side are reflections.
         let first = padding + 1;
+        let table = square_roots();
         let mut roots = [vec![0.0f32; iw], vec![0.0f32; iw], vec![0.0f32; iw]];
         for (py, &sy) in ymap.iter().enumerate() {
             let line = &src[sy * iw * 3..(sy + 1) * iw * 3];
-            for (k, px) in line.chunks_exact(3).enumerate() {
-                // Exactly the values of OpenCV's table of square roots (both correctly rounded).
-                for c in 0..3 {
-                    roots[c][k] = f32::from(px[c]).sqrt();
-                }
+            let [r, g, b] = &mut roots;
+            for (((px, r), g), b) in line.chunks_exact(3).zip(r).zip(g).zip(b) {
+                (*r, *g, *b) = (
+                    table[usize::from(px[0])],
+                    table[usize::from(px[1])],
+                    table[usize::from(px[2])],
+                );
             }
             for (plane, roots) in planes.iter_mut().zip(&roots) {
                 let out = &mut plane[py * stride..(py + 1) * stride];
@@ -520,6 +534,13 @@ impl Gradients {
     }
 }
 
+/// The square root of every 8-bit sample: exactly the values of OpenCV's gamma table (both
+/// correctly rounded), looked up rather than computed for every sample of every level.
+fn square_roots() -> &'static [f32; 256] {
+    static TABLE: OnceLock<[f32; 256]> = OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|i| (i as f32).sqrt()))
+}
+
 /// OpenCV's `BORDER_REFLECT_101` index into `0..len` (`gfedcb|abcdefgh|gfedcba`).
 pub(crate) fn reflect_101(i: isize, len: usize) -> usize {
     let len = len as isize;
@@ -538,16 +559,65 @@ pub(crate) fn reflect_101(i: isize, len: usize) -> usize {
     }
 }
 
-/// A block's dot product with its weights, in four float lanes (as OpenCV's SIMD sums it).
+/// A block's dot product with its weights, in four float lanes (as OpenCV's SIMD sums it): lane
+/// k sums the products of elements k, k + 4, ...; the lanes are then added as
+/// (0 + 1) + (2 + 3). Written with the target's vector instructions where it has them: the
+/// compiler vectorises the plain loop into two-lane halves with shuffles.
 #[inline(always)]
-fn dot(a: &[f32; BLOCK_LEN], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 4];
-    for (a, b) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-        for k in 0..4 {
-            lanes[k] += a[k] * b[k];
+fn dot(a: &[f32; BLOCK_LEN], b: &[f32; BLOCK_LEN]) -> f32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{
+            f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128_load,
+        };
+        let mut acc = f32x4_splat(0.0);
+        for k in (0..BLOCK_LEN).step_by(4) {
+            // SAFETY: k + 4 <= 36 for both arrays; v128_load reads unaligned.
+            let (x, y) = unsafe {
+                (
+                    v128_load(a.as_ptr().add(k).cast()),
+                    v128_load(b.as_ptr().add(k).cast()),
+                )
+            };
+            acc = f32x4_add(acc, f32x4_mul(x, y));
         }
+        (f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc))
+            + (f32x4_extract_lane::<2>(acc) + f32x4_extract_lane::<3>(acc))
     }
-    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_setzero_ps, _mm_storeu_ps,
+        };
+        // SAFETY: SSE is part of x86-64; k + 4 <= 36 for both arrays; the loads are unaligned.
+        let lanes = unsafe {
+            let mut acc = _mm_setzero_ps();
+            for k in (0..BLOCK_LEN).step_by(4) {
+                let (x, y) = (
+                    _mm_loadu_ps(a.as_ptr().add(k)),
+                    _mm_loadu_ps(b.as_ptr().add(k)),
+                );
+                acc = _mm_add_ps(acc, _mm_mul_ps(x, y));
+            }
+            let mut lanes = [0.0f32; 4];
+            _mm_storeu_ps(lanes.as_mut_ptr(), acc);
+            lanes
+        };
+        (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    }
+    #[cfg(not(any(
+        all(target_arch = "wasm32", target_feature = "simd128"),
+        target_arch = "x86_64"
+    )))]
+    {
+        let mut lanes = [0.0f32; 4];
+        for (a, b) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+            for k in 0..4 {
+                lanes[k] += a[k] * b[k];
+            }
+        }
+        (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    }
 }
 
 /// `cv::fastAtan2`: the angle of (x, y) in degrees, 0 to 360, by OpenCV's 7th-order polynomial
@@ -557,9 +627,11 @@ fn fast_atan2_degrees(y: f32, x: f32) -> f32 {
     #[allow(non_snake_case)]
     let [P1, P3, P5, P7, eps] = fast_atan2_constants();
     let (ax, ay) = (x.abs(), y.abs());
-    // Comparisons, not `f32::min`: wasm has no instruction with its NaN rule and calls `fminf`
-    // (neither value is NaN here).
-    let (lo, hi) = if ax < ay { (ax, ay) } else { (ay, ax) };
+    // The smaller and the larger side. Non-negative floats order as their bits: integer minimum
+    // and maximum, not `f32::min` (a call to `fminf` in wasm) nor a comparison (from which the
+    // compiler divides both ways and picks a quotient after: two divisions a pixel).
+    let (bx, by) = (ax.to_bits(), ay.to_bits());
+    let (lo, hi) = (f32::from_bits(bx.min(by)), f32::from_bits(bx.max(by)));
     let c = lo / (hi + eps);
     let c2 = c * c;
     let a = (((P7 * c2 + P5) * c2 + P3) * c2 + P1) * c;
@@ -627,14 +699,23 @@ pub(crate) fn axis_weights() -> &'static AxisWeights {
 fn row_votes(g: &Gradients, axes: &AxisWeights, x: usize, y: usize) -> [f32; ROW_LEN] {
     let mut votes = [0.0f32; ROW_LEN];
     let base = y * g.width + x;
-    for (j, &[w0, w1]) in axes.iter().enumerate() {
-        let p = base + j;
-        let (b0, b1) = (usize::from(g.bin0[p]), usize::from(g.bin1[p]));
-        let (v0, v1) = (g.vote0[p], g.vote1[p]);
-        votes[b0] += w0 * v0;
-        votes[b1] += w0 * v1;
-        votes[BINS + b0] += w1 * v0;
-        votes[BINS + b1] += w1 * v1;
+    let (bin0, bin1) = (&g.bin0[base..][..BLOCK], &g.bin1[base..][..BLOCK]);
+    let (vote0, vote1) = (&g.vote0[base..][..BLOCK], &g.vote1[base..][..BLOCK]);
+    // The first quarter of the pixels reaches only the first cell, the last quarter only the
+    // second: their zero weights are skipped (adding +0 to a sum of non-negative votes changes
+    // no bit).
+    for j in 0..BLOCK {
+        let [w0, w1] = axes[j];
+        let (b0, b1) = (usize::from(bin0[j]), usize::from(bin1[j]));
+        let (v0, v1) = (vote0[j], vote1[j]);
+        if j < BLOCK - CELL / 2 {
+            votes[b0] += w0 * v0;
+            votes[b1] += w0 * v1;
+        }
+        if j >= CELL / 2 {
+            votes[BINS + b0] += w1 * v0;
+            votes[BINS + b1] += w1 * v1;
+        }
     }
     votes
 }
@@ -647,11 +728,18 @@ fn block_from_rows<'a>(
     rows: impl Fn(usize) -> &'a [f32; ROW_LEN],
 ) -> [f32; BLOCK_LEN] {
     let mut cells = [[0.0f32; ROW_LEN]; 2];
+    // As in `row_votes`, the first and last quarters reach one cell only.
     for (i, &[w0, w1]) in axes.iter().enumerate() {
         let row = rows(i);
-        for k in 0..ROW_LEN {
-            cells[0][k] += w0 * row[k];
-            cells[1][k] += w1 * row[k];
+        if i < BLOCK - CELL / 2 {
+            for k in 0..ROW_LEN {
+                cells[0][k] += w0 * row[k];
+            }
+        }
+        if i >= CELL / 2 {
+            for k in 0..ROW_LEN {
+                cells[1][k] += w1 * row[k];
+            }
         }
     }
     let mut hist = [0.0f32; BLOCK_LEN];
@@ -692,9 +780,8 @@ fn normalise_l2_hys(hist: &mut [f32]) {
 }
 
 /// Block histograms of a padded image on a grid of `step` pixels, computed once and shared by
-/// every window that holds them.
+/// every window that holds them; row after row of the grid, `across` a row.
 struct BlockGrid {
-    step: usize,
     across: usize,
     hists: Vec<[f32; BLOCK_LEN]>,
 }
@@ -722,16 +809,7 @@ impl BlockGrid {
                 }));
             }
         }
-        Self {
-            step,
-            across,
-            hists,
-        }
-    }
-
-    #[inline(always)]
-    fn at(&self, x: usize, y: usize) -> &[f32; BLOCK_LEN] {
-        &self.hists[(y / self.step) * self.across + x / self.step]
+        Self { across, hists }
     }
 }
 
@@ -913,6 +991,15 @@ mod tests {
             let (y, x) = (t.to_radians().sin() as f32, t.to_radians().cos() as f32);
             let a = f64::from(fast_atan2_degrees(y, x));
             assert!((a - t).abs() < 0.01, "{t}: {a}");
+        }
+    }
+
+    #[test]
+    fn the_first_and_last_quarters_of_a_block_reach_one_cell_only() {
+        // `row_votes` and `block_from_rows` skip these zero weights.
+        for (j, &[w0, w1]) in axis_weights().iter().enumerate() {
+            assert_eq!(w0 == 0.0, j >= BLOCK - CELL / 2, "pixel {j}");
+            assert_eq!(w1 == 0.0, j < CELL / 2, "pixel {j}");
         }
     }
 
