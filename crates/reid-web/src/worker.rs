@@ -48,8 +48,22 @@ fn post(message: &FromWorker) {
     }
 }
 
+/// Runs the module's static constructors once (burn's GPU compiler registers its IR dialects
+/// through `inventory`). Without an explicit call wasm-ld takes the module for a "command"
+/// and runs them all at the start of every exported function: each message, callback and
+/// allocation the browser made into the worker ran them again, 25 to 50 ms a video frame.
+fn run_constructors() {
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: the linker's function that runs the constructors, called once, before any code
+    // that reads what they register.
+    unsafe { __wasm_call_ctors() }
+}
+
 /// Starts the worker's message loop.
 pub fn start() {
+    run_constructors();
     std::panic::set_hook(Box::new(|info| {
         post(&FromWorker::Fatal {
             message: format!("the inference worker stopped: {info}"),
