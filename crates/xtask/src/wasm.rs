@@ -1,6 +1,7 @@
 //! Drops the `name` custom section (function names for stack traces) from a built wasm module:
 //! the worker's is 3.4 MB (0.7 MB gzip) of the download and nothing runs without it. Every other
-//! section, wasm-bindgen's included, is copied byte for byte.
+//! section, wasm-bindgen's included, is copied byte for byte. It first refuses a module whose
+//! exports re-run the static constructors on every call (wasm-ld's `.command_export` wrappers).
 
 use std::path::Path;
 
@@ -27,12 +28,19 @@ fn leb128(bytes: &[u8], mut at: usize) -> Result<(usize, usize)> {
     }
 }
 
-/// `module` without its `name` custom sections.
-pub fn without_names(module: &[u8]) -> Result<Vec<u8>> {
+/// A section of a module: its bytes (header included), and whether it is the `name` custom
+/// section.
+struct Section {
+    bytes: std::ops::Range<usize>,
+    is_names: bool,
+}
+
+/// The sections of `module`, in order.
+fn sections(module: &[u8]) -> Result<Vec<Section>> {
     if module.len() < 8 || &module[..4] != MAGIC {
         bail!("not a wasm module");
     }
-    let mut out = module[..8].to_vec();
+    let mut out = Vec::new();
     let mut at = 8;
     while at < module.len() {
         let start = at;
@@ -46,17 +54,59 @@ pub fn without_names(module: &[u8]) -> Result<Vec<u8>> {
             let (len, name) = leb128(module, body)?;
             module.get(name..name + len) == Some(b"name".as_slice())
         };
-        if !is_names {
-            out.extend_from_slice(&module[start..end]);
-        }
+        out.push(Section {
+            bytes: start..end,
+            is_names,
+        });
         at = end;
     }
     Ok(out)
 }
 
-/// Rewrites the module at `path` without its `name` section; returns the bytes saved.
+/// `module` without its `name` custom sections.
+pub fn without_names(module: &[u8]) -> Result<Vec<u8>> {
+    let mut out = module[..8].to_vec();
+    for section in sections(module)? {
+        if !section.is_names {
+            out.extend_from_slice(&module[section.bytes]);
+        }
+    }
+    Ok(out)
+}
+
+/// How many functions of `module` wasm-ld named `*.command_export`: the wrappers it puts
+/// around each export of a module it takes for a "command" (one that never calls
+/// `__wasm_call_ctors` itself), which run every static constructor before the export.
+pub fn command_exports(module: &[u8]) -> Result<usize> {
+    const WRAPPER: &[u8] = b".command_export";
+    Ok(sections(module)?
+        .into_iter()
+        .filter(|s| s.is_names)
+        .map(|s| {
+            module[s.bytes]
+                .windows(WRAPPER.len())
+                .filter(|w| *w == WRAPPER)
+                .count()
+        })
+        .sum())
+}
+
+/// Rewrites the module at `path` without its `name` section; returns the bytes saved. Refuses
+/// a module whose exports run the static constructors on every call (see
+/// [`command_exports`]): the worker calls them once at start, and a module that lost that call
+/// runs them again on each message and callback (25 to 50 ms a video frame in the worker).
 pub fn strip_names(path: &Path) -> Result<usize> {
     let module = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let wrapped =
+        command_exports(&module).with_context(|| format!("{} is damaged", path.display()))?;
+    if wrapped > 0 {
+        bail!(
+            "{}: wasm-ld wrapped {wrapped} exports in calls to the static constructors \
+             (`.command_export`); the module must call `__wasm_call_ctors` once itself, as \
+             `reid_web::worker::start` does",
+            path.display()
+        );
+    }
     let stripped =
         without_names(&module).with_context(|| format!("{} is damaged", path.display()))?;
     std::fs::write(path, &stripped).with_context(|| format!("writing {}", path.display()))?;
@@ -98,6 +148,20 @@ mod tests {
         let stripped = without_names(&module).unwrap();
         assert_eq!(stripped, [header, types, bindgen, other].concat());
         assert_eq!(without_names(&stripped).unwrap(), stripped);
+    }
+
+    #[test]
+    fn command_wrappers_are_counted_in_the_name_section_only() {
+        let header = b"\0asm\x01\0\0\0".to_vec();
+        let types = section(1, &[1, 0x60, 0, 0]);
+        let wrapped = custom("name", b"\x01main.command_export\x02f.command_export");
+        // The same words outside the name section are data, not wrappers.
+        let data = custom("other", b"x.command_export");
+        let module = [&header[..], &types, &wrapped, &data].concat();
+        assert_eq!(command_exports(&module).unwrap(), 2);
+        let clean = [&header[..], &types, &custom("name", b"main"), &data].concat();
+        assert_eq!(command_exports(&clean).unwrap(), 0);
+        assert!(command_exports(b"not wasm").is_err());
     }
 
     #[test]
