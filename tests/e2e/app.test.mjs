@@ -734,9 +734,9 @@ function nativeDemoTracks(name, extra = []) {
 // 0.2 s, people found by HOG in a second worker, embedded and tracked in the first) as
 // `reid track --fps 5` follows it natively (ffmpeg's decoding of the same frames). Then a
 // temporal aggregator trained by `reid temporal` on the demo's synthetic world is picked like
-// a model: the pictures and the
-// video's tracks are embedded again through it, and a picture's search scores equal those of
-// `reid search --temporal`. A file that is not a video is refused and nothing else is lost.
+// a model: the pictures and the video's tracks are embedded again through it, and a picture's
+// search scores equal those of `reid search --temporal`. A file that is not a video is refused
+// and nothing else is lost.
 test('videos: the demo clip is followed in the page as natively, and a temporal aggregator from `reid temporal` embeds its tracks', async () => {
   const nativeTracks = nativeDemoTracks('demo-tracks.json');
   assert.ok(nativeTracks.length >= 2, `reid track followed ${nativeTracks.length} people`);

@@ -352,10 +352,20 @@ pub fn build_web() -> Result<()> {
     run(Command::new("trunk").args(["build", "--release", "--config", "trunk.toml"]))?;
     // The worker's function names are download weight only (its panics reach the page as
     // messages). The page's own module keeps them: index.html pins its hash (SRI).
-    let saved = crate::wasm::strip_names(Path::new("dist/worker_bg.wasm"))?;
+    let stripped = crate::wasm::strip_names(Path::new("dist/worker_bg.wasm"))?;
+    // A worker whose exports each run every static constructor again (it lost its one call to
+    // them, `reid_web::worker::start`) works, only much slower: refused.
+    if stripped.command_exports > 0 {
+        bail!(
+            "dist/worker_bg.wasm: wasm-ld wrapped {} exports in calls to the static \
+             constructors (`.command_export`); the module must call `__wasm_call_ctors` once \
+             itself, as `reid_web::worker::start` does",
+            stripped.command_exports
+        );
+    }
     eprintln!(
         "xtask: dist/worker_bg.wasm: {:.1} MB of function names dropped",
-        saved as f64 / 1e6
+        stripped.saved as f64 / 1e6
     );
     let bytes = crate::site::write_offline_list(Path::new("dist"))?;
     eprintln!(

@@ -1,7 +1,7 @@
 //! Drops the `name` custom section (function names for stack traces) from a built wasm module:
 //! the worker's is 3.4 MB (0.7 MB gzip) of the download and nothing runs without it. Every other
-//! section, wasm-bindgen's included, is copied byte for byte. It first refuses a module whose
-//! exports re-run the static constructors on every call (wasm-ld's `.command_export` wrappers).
+//! section, wasm-bindgen's included, is copied byte for byte. Before they go, the names tell
+//! whether wasm-ld wrapped the exports in calls to the static constructors.
 
 use std::path::Path;
 
@@ -91,26 +91,25 @@ pub fn command_exports(module: &[u8]) -> Result<usize> {
         .sum())
 }
 
-/// Rewrites the module at `path` without its `name` section; returns the bytes saved. Refuses
-/// a module whose exports run the static constructors on every call (see
-/// [`command_exports`]): the worker calls them once at start, and a module that lost that call
-/// runs them again on each message and callback (25 to 50 ms a video frame in the worker).
-pub fn strip_names(path: &Path) -> Result<usize> {
+/// What [`strip_names`] did to a module: the bytes it saved, and how many `.command_export`
+/// wrappers the dropped names showed (see [`command_exports`]; the names are the only record
+/// of them).
+pub struct Stripped {
+    pub saved: usize,
+    pub command_exports: usize,
+}
+
+/// Rewrites the module at `path` without its `name` section.
+pub fn strip_names(path: &Path) -> Result<Stripped> {
     let module = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let wrapped =
-        command_exports(&module).with_context(|| format!("{} is damaged", path.display()))?;
-    if wrapped > 0 {
-        bail!(
-            "{}: wasm-ld wrapped {wrapped} exports in calls to the static constructors \
-             (`.command_export`); the module must call `__wasm_call_ctors` once itself, as \
-             `reid_web::worker::start` does",
-            path.display()
-        );
-    }
-    let stripped =
-        without_names(&module).with_context(|| format!("{} is damaged", path.display()))?;
+    let damaged = || format!("{} is damaged", path.display());
+    let command_exports = command_exports(&module).with_context(damaged)?;
+    let stripped = without_names(&module).with_context(damaged)?;
     std::fs::write(path, &stripped).with_context(|| format!("writing {}", path.display()))?;
-    Ok(module.len() - stripped.len())
+    Ok(Stripped {
+        saved: module.len() - stripped.len(),
+        command_exports,
+    })
 }
 
 #[cfg(test)]

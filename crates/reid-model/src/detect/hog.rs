@@ -335,10 +335,7 @@ fn window_scores_body(
     }
     let blocks = BlockGrid::new(&gradients, grid);
     // The SVM's weights block by block, in the descriptor's order (columns of blocks first).
-    let weights: Vec<&[f32; BLOCK_LEN]> = weights
-        .chunks_exact(BLOCK_LEN)
-        .map(|w| w.try_into().expect("36 weights a block"))
-        .collect();
+    let (weights, _) = weights.as_chunks::<BLOCK_LEN>();
     // In the grid's steps (no division a block): a block's step within a window, and the
     // grid's width.
     let (block_step, across) = (BLOCK_STRIDE / grid, blocks.across);
@@ -669,6 +666,11 @@ const ROW_LEN: usize = 2 * BINS;
 /// Gaussian (sigma 4) both factor so.
 pub(crate) type AxisWeights = [[f32; 2]; BLOCK];
 
+/// Pixels at each end of a block (along either axis) that reach one of its two cells only:
+/// their weight in the other cell is 0 (the first quarter reaches only the first cell, the
+/// last quarter only the second).
+const ONE_CELL: usize = CELL / 2;
+
 pub(crate) fn axis_weights() -> &'static AxisWeights {
     static TABLE: OnceLock<AxisWeights> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -701,18 +703,17 @@ fn row_votes(g: &Gradients, axes: &AxisWeights, x: usize, y: usize) -> [f32; ROW
     let base = y * g.width + x;
     let (bin0, bin1) = (&g.bin0[base..][..BLOCK], &g.bin1[base..][..BLOCK]);
     let (vote0, vote1) = (&g.vote0[base..][..BLOCK], &g.vote1[base..][..BLOCK]);
-    // The first quarter of the pixels reaches only the first cell, the last quarter only the
-    // second: their zero weights are skipped (adding +0 to a sum of non-negative votes changes
-    // no bit).
+    // The zero weights of the pixels that reach one cell only are skipped (adding +0 to a sum
+    // of non-negative votes changes no bit).
     for j in 0..BLOCK {
         let [w0, w1] = axes[j];
         let (b0, b1) = (usize::from(bin0[j]), usize::from(bin1[j]));
         let (v0, v1) = (vote0[j], vote1[j]);
-        if j < BLOCK - CELL / 2 {
+        if j < BLOCK - ONE_CELL {
             votes[b0] += w0 * v0;
             votes[b1] += w0 * v1;
         }
-        if j >= CELL / 2 {
+        if j >= ONE_CELL {
             votes[BINS + b0] += w1 * v0;
             votes[BINS + b1] += w1 * v1;
         }
@@ -728,15 +729,15 @@ fn block_from_rows<'a>(
     rows: impl Fn(usize) -> &'a [f32; ROW_LEN],
 ) -> [f32; BLOCK_LEN] {
     let mut cells = [[0.0f32; ROW_LEN]; 2];
-    // As in `row_votes`, the first and last quarters reach one cell only.
+    // As in `row_votes`, the zero weights of the rows that reach one cell only are skipped.
     for (i, &[w0, w1]) in axes.iter().enumerate() {
         let row = rows(i);
-        if i < BLOCK - CELL / 2 {
+        if i < BLOCK - ONE_CELL {
             for k in 0..ROW_LEN {
                 cells[0][k] += w0 * row[k];
             }
         }
-        if i >= CELL / 2 {
+        if i >= ONE_CELL {
             for k in 0..ROW_LEN {
                 cells[1][k] += w1 * row[k];
             }
@@ -998,8 +999,8 @@ mod tests {
     fn the_first_and_last_quarters_of_a_block_reach_one_cell_only() {
         // `row_votes` and `block_from_rows` skip these zero weights.
         for (j, &[w0, w1]) in axis_weights().iter().enumerate() {
-            assert_eq!(w0 == 0.0, j >= BLOCK - CELL / 2, "pixel {j}");
-            assert_eq!(w1 == 0.0, j < CELL / 2, "pixel {j}");
+            assert_eq!(w0 == 0.0, j >= BLOCK - ONE_CELL, "pixel {j}");
+            assert_eq!(w1 == 0.0, j < ONE_CELL, "pixel {j}");
         }
     }
 
