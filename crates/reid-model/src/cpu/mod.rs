@@ -56,6 +56,44 @@ pub struct CpuNet {
     /// Pooling and the BNNeck.
     head: Head,
     input: InputSpec,
+    /// Buffers of earlier calls, one set per thread that ran them, taken again by the next
+    /// call, which then neither allocates nor zero-fills them (a video in the page embeds a few
+    /// crops a frame, call after call).
+    spare: Spares,
+}
+
+/// The scratch buffers [`CpuNet`] keeps between calls. A clone starts empty.
+#[derive(Default)]
+struct Spares(std::sync::Mutex<Vec<Scratch>>);
+
+impl Spares {
+    fn take(&self) -> Scratch {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    fn give(&self, scratch: Scratch) {
+        self.lock().push(scratch);
+    }
+
+    /// The list, even after a thread panicked holding it (a list of buffers cannot be left
+    /// half-updated).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Scratch>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Clone for Spares {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Spares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} spare scratch sets", self.lock().len())
+    }
 }
 
 /// Pooled features and L2-normalised embeddings of a batch, row-major `[batch, dim]` each.
@@ -313,6 +351,7 @@ impl CpuNet {
             last,
             head: Head::of(net),
             input,
+            spare: Spares::default(),
         })
     }
 
@@ -334,8 +373,8 @@ impl CpuNet {
     /// The backbone's feature map of each image (resized and normalised as for [`Self::embed`]),
     /// channels-last.
     pub fn feature_maps(&self, images: &[RgbImage]) -> Vec<FeatureMap> {
-        let mut scratch = Scratch::default();
-        images
+        let mut scratch = self.spare.take();
+        let maps = images
             .iter()
             .map(|image| {
                 let size = self.load(image, &mut scratch);
@@ -347,20 +386,31 @@ impl CpuNet {
                     values: scratch.a.get().to_vec(),
                 }
             })
-            .collect()
+            .collect();
+        self.spare.give(scratch);
+        maps
     }
 
     /// Puts `image`, resized and normalised, channels-last into `scratch.image`.
     fn load(&self, image: &RgbImage, scratch: &mut Scratch) -> [usize; 2] {
         let spec = &self.input;
         let resized = spec.resize(image);
-        scratch.image.clear();
-        scratch.image.extend(
-            resized
-                .as_raw()
-                .chunks_exact(3)
-                .flat_map(|px| (0..3).map(|c| spec.normalise_pixel(px, c))),
-        );
+        // Each channel's value for each 8-bit level, as `normalise_pixel` gives it: a gray
+        // pixel of that level has it in every channel, whatever the channel order.
+        let table: [[f32; 256]; 3] =
+            std::array::from_fn(|c| std::array::from_fn(|v| spec.normalise([v as f32; 3], c)));
+        // Which input channel each network channel reads.
+        let from = match spec.channels {
+            crate::preprocess::ChannelOrder::Rgb => [0, 1, 2],
+            crate::preprocess::ChannelOrder::Bgr => [2, 1, 0],
+        };
+        let rgb = resized.as_raw();
+        scratch.image.resize(rgb.len(), 0.0);
+        for (dst, px) in scratch.image.chunks_exact_mut(3).zip(rgb.chunks_exact(3)) {
+            for c in 0..3 {
+                dst[c] = table[c][usize::from(px[from[c]])];
+            }
+        }
         [spec.height, spec.width]
     }
 
@@ -369,11 +419,16 @@ impl CpuNet {
     pub fn forward_nchw(&self, values: &[f32], batch: usize, [h, w]: [usize; 2]) -> CpuOutput {
         assert_eq!(values.len(), batch * 3 * h * w, "input of the wrong size");
         self.run(batch, |i, scratch| {
-            let plane = &values[i * 3 * h * w..][..3 * h * w];
-            scratch.image.clear();
-            scratch
+            let (r, rest) = values[i * 3 * h * w..][..3 * h * w].split_at(h * w);
+            let (g, b) = rest.split_at(h * w);
+            scratch.image.resize(3 * h * w, 0.0);
+            for (dst, ((r, g), b)) in scratch
                 .image
-                .extend((0..h * w).flat_map(|p| (0..3).map(move |c| plane[c * h * w + p])));
+                .chunks_exact_mut(3)
+                .zip(r.iter().zip(g).zip(b))
+            {
+                dst.copy_from_slice(&[*r, *g, *b]);
+            }
             [h, w]
         })
     }
@@ -388,15 +443,18 @@ impl CpuNet {
         let dim = self.dim();
         let states = reid_core::parallel::fold_tasks(
             batch,
-            || (Scratch::default(), Vec::new()),
+            || (self.spare.take(), Vec::new()),
             |(scratch, done): &mut (Scratch, Vec<(usize, Vec<f32>)>), i| {
                 let size = load(i, scratch);
                 done.push((i, self.forward_one(scratch, size)));
             },
         );
         let mut pooled = vec![0f32; batch * dim];
-        for (i, row) in states.into_iter().flat_map(|(_, done)| done) {
-            pooled[i * dim..][..dim].copy_from_slice(&row);
+        for (scratch, done) in states {
+            self.spare.give(scratch);
+            for (i, row) in done {
+                pooled[i * dim..][..dim].copy_from_slice(&row);
+            }
         }
         let embeddings = pooled
             .chunks(dim.max(1))
@@ -412,7 +470,7 @@ impl CpuNet {
     /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
     /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
     fn backbone(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
-        let [mut h, mut w] = kernels::im2col3x3(&s.image, [h, w, 3], 2, &mut s.a);
+        let [mut h, mut w] = kernels::im2col3x3::<3>(&s.image, [h, w], 2, &mut s.a);
         let stem = &self.stem;
         let out = s.cur.take(h * w * stem.bias.len());
         kernels::pointwise(s.a.get(), h * w, &stem.weight, &stem.bias, true, false, out);
@@ -543,6 +601,46 @@ mod tests {
         );
         let scale = burn_maps.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(diff(&cpu_maps, &burn_maps) <= 1e-4 * scale.max(1.0));
+    }
+
+    #[test]
+    fn an_image_is_loaded_as_the_spec_normalises_each_pixel_in_either_channel_order() {
+        use crate::preprocess::{ChannelOrder, PixelRange};
+        let device = Device::flex();
+        let net = net(&device);
+        let image = RgbImage::from_fn(7, 13, |x, y| {
+            image::Rgb([(x * 37 + y) as u8, 255 - (y * 19) as u8, (x * y * 5) as u8])
+        });
+        for channels in [ChannelOrder::Rgb, ChannelOrder::Bgr] {
+            for range in [PixelRange::Unit, PixelRange::Byte] {
+                let spec = InputSpec {
+                    channels,
+                    range,
+                    height: 16,
+                    width: 8,
+                    ..InputSpec::default()
+                };
+                let cpu = CpuNet::new(&net, spec.clone()).unwrap();
+                let mut scratch = Scratch::default();
+                assert_eq!(cpu.load(&image, &mut scratch), [16, 8]);
+                let want: Vec<f32> = spec
+                    .resize(&image)
+                    .as_raw()
+                    .chunks_exact(3)
+                    .flat_map(|px| (0..3).map(|c| spec.normalise_pixel(px, c)))
+                    .collect();
+                assert_eq!(scratch.image, want, "{channels:?} {range:?}");
+                // The same pixels handed over as burn's NCHW tensor give the same network output.
+                let mut nchw = vec![0f32; want.len()];
+                for (p, px) in want.chunks_exact(3).enumerate() {
+                    for c in 0..3 {
+                        nchw[c * 16 * 8 + p] = px[c];
+                    }
+                }
+                let from_pixels = cpu.embed(std::slice::from_ref(&image));
+                assert_eq!(cpu.forward_nchw(&nchw, 1, [16, 8]), from_pixels);
+            }
+        }
     }
 
     #[test]
