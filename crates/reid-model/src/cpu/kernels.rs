@@ -434,16 +434,25 @@ mod tests {
 
     #[test]
     fn depthwise_equals_the_direct_convolution_at_both_strides_and_odd_sizes() {
-        for (h, w, c, stride) in [(7, 5, 19, 1), (8, 6, 33, 2), (9, 3, 144, 2), (1, 1, 4, 1)] {
+        let sizes = [
+            (7, 5, 19, 1),
+            (8, 6, 33, 2),
+            (9, 3, 144, 2),
+            (1, 1, 4, 1),
+            (5, 14, 40, 1),
+            (3, 2, 16, 1),
+        ];
+        for (h, w, c, stride) in sizes {
             let input = values(h * w * c, 1);
             let weight = values(9 * c, 2);
-            let bias = vec![0.0; c];
+            let bias = values(c, 5);
             let strip = Strip::whole([h, w], stride);
             let [ho, wo] = strip.out_size();
             let mut out = vec![f32::NAN; ho * wo * c];
             depthwise3x3(&input, strip, &weight, &bias, &mut out);
             let want = naive3x3(&input, [h, w, c], stride, &weight, c, true);
-            for (a, b) in out.iter().zip(&want) {
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                let b = b + bias[i % c];
                 assert!(
                     (a - b.clamp(0.0, 6.0)).abs() < 1e-5,
                     "{a} vs {b} at {h}x{w}x{c}/{stride}"
