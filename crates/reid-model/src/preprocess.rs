@@ -59,6 +59,16 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+impl ChannelOrder {
+    /// Which of a pixel's red, green and blue values (0, 1, 2) the network's channel `c` reads.
+    pub fn source(self, c: usize) -> usize {
+        match self {
+            ChannelOrder::Rgb => c,
+            ChannelOrder::Bgr => 2 - c,
+        }
+    }
+}
+
 /// The resampling filter, as Pillow implements it (torchvision's `Resize` on a PIL image).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,10 +128,7 @@ impl InputSpec {
     /// The network's channel `c` for a pixel whose red, green and blue values lie in 0..=255:
     /// the channel the order puts there, scaled to the range, minus the mean, over the std.
     pub fn normalise(&self, rgb: [f32; 3], c: usize) -> f32 {
-        let v = match self.channels {
-            ChannelOrder::Rgb => rgb[c],
-            ChannelOrder::Bgr => rgb[2 - c],
-        };
+        let v = rgb[self.channels.source(c)];
         let v = match self.range {
             PixelRange::Unit => v / 255.0,
             PixelRange::Byte => v,

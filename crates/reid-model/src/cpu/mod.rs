@@ -56,6 +56,10 @@ pub struct CpuNet {
     /// Pooling and the BNNeck.
     head: Head,
     input: InputSpec,
+    /// `input`'s normalised value of each network channel for each 8-bit level, as
+    /// [`InputSpec::normalise`] gives it (a gray pixel of that level has it in every channel,
+    /// whatever the channel order).
+    levels: [[f32; 256]; 3],
     /// Buffers of earlier calls, one set per thread that ran them, taken again by the next
     /// call, which then neither allocates nor zero-fills them (a video in the page embeds a few
     /// crops a frame, call after call).
@@ -350,6 +354,9 @@ impl CpuNet {
             blocks,
             last,
             head: Head::of(net),
+            levels: std::array::from_fn(|c| {
+                std::array::from_fn(|v| input.normalise([v as f32; 3], c))
+            }),
             input,
             spare: Spares::default(),
         })
@@ -395,20 +402,12 @@ impl CpuNet {
     fn load(&self, image: &RgbImage, scratch: &mut Scratch) -> [usize; 2] {
         let spec = &self.input;
         let resized = spec.resize(image);
-        // Each channel's value for each 8-bit level, as `normalise_pixel` gives it: a gray
-        // pixel of that level has it in every channel, whatever the channel order.
-        let table: [[f32; 256]; 3] =
-            std::array::from_fn(|c| std::array::from_fn(|v| spec.normalise([v as f32; 3], c)));
-        // Which input channel each network channel reads.
-        let from = match spec.channels {
-            crate::preprocess::ChannelOrder::Rgb => [0, 1, 2],
-            crate::preprocess::ChannelOrder::Bgr => [2, 1, 0],
-        };
+        let from: [usize; 3] = std::array::from_fn(|c| spec.channels.source(c));
         let rgb = resized.as_raw();
         scratch.image.resize(rgb.len(), 0.0);
         for (dst, px) in scratch.image.chunks_exact_mut(3).zip(rgb.chunks_exact(3)) {
             for c in 0..3 {
-                dst[c] = table[c][usize::from(px[from[c]])];
+                dst[c] = self.levels[c][usize::from(px[from[c]])];
             }
         }
         [spec.height, spec.width]
