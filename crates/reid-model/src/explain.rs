@@ -162,7 +162,13 @@ impl Head {
 
     /// Pooled features to the embedding: the embedding layer, the BNNeck, L2 normalisation.
     pub fn embed(&self, pooled: &[f32]) -> Vec<f32> {
-        let mut row = match &self.fc {
+        self.neck(self.features(pooled))
+    }
+
+    /// Pooled features through the embedding layer and its ReLU when there is one: the
+    /// feature [`crate::ReidNet::pooled`] gives, before the BNNeck.
+    pub fn features(&self, pooled: &[f32]) -> Vec<f32> {
+        match &self.fc {
             None => pooled.to_vec(),
             Some(fc) => {
                 let x: Vec<f64> = pooled.iter().map(|&v| f64::from(v)).collect();
@@ -171,7 +177,11 @@ impl Head {
                     .map(|z| z.max(0.0) as f32)
                     .collect()
             }
-        };
+        }
+    }
+
+    /// [`Self::features`] through the BNNeck, L2-normalised.
+    pub fn neck(&self, mut row: Vec<f32>) -> Vec<f32> {
         for ((v, s), t) in row.iter_mut().zip(&self.scale).zip(&self.shift) {
             *v = *v * s + t;
         }

@@ -555,7 +555,8 @@ fn train_bench(py: &Path) -> Result<()> {
 }
 
 /// `cargo xtask bench torchreid`: torchreid's OSNet x1.0 and ResNet-50 embedding crops
-/// natively, ours (burn flex; the folded CPU path is MobileNetV2's only) beside torchreid's own
+/// natively, ours (burn flex, and the folded CPU path where the network folds: ResNet-50, not
+/// OSNet) beside torchreid's own
 /// code in PyTorch (one thread and all cores) and onnxruntime, on the same weights (made by
 /// `make_torchreid_fixtures.py --full`, imported with `reid import`); then in headless
 /// Chromium, the app on WebGPU and on its CPU path beside onnxruntime-web's WebGPU and wasm
@@ -588,7 +589,7 @@ pub fn bench_torchreid() -> Result<()> {
         let pass = ["--batch", "16", "--iters", "3"];
         let ours = echoed(
             Command::new(reid_bin())
-                .args(["bench", "embed", "--path", "burn", "--model"])
+                .args(["bench", "embed", "--path", "both", "--model"])
                 .arg(&model)
                 .args(pass),
         )?;
@@ -604,17 +605,23 @@ pub fn bench_torchreid() -> Result<()> {
                     .args(pass),
             )?;
         }
-        let rates = rates(&format!("{ours}\n{peers}"), "crops/s=");
-        // Ours; PyTorch 1 thread, onnxruntime; PyTorch all cores, onnxruntime again.
-        if let [burn, torch_one, ort, torch_all, _] = rates[..] {
+        let ours = rates(&ours, "crops/s=");
+        let peers = rates(&peers, "crops/s=");
+        // PyTorch 1 thread, onnxruntime; PyTorch all cores, onnxruntime again.
+        let [torch_one, ort, torch_all, _] = peers[..] else {
+            bail!("{arch}: expected four embedding rates of the peers, got {peers:?}")
+        };
+        // Burn's modules, then the folded CPU path where the network folds.
+        for (path, rate) in ["burn flex", "folded CPU path"].iter().zip(&ours) {
             println!(
-                "{arch} embedding ratios (crops/s, higher is faster): burn flex / PyTorch 1 thread = {:.2}, burn flex / PyTorch all cores = {:.2}, burn flex / onnxruntime = {:.2}",
-                burn / torch_one,
-                burn / torch_all,
-                burn / ort
+                "{arch} embedding ratios (crops/s, higher is faster): {path} / PyTorch 1 thread = {:.2}, {path} / PyTorch all cores = {:.2}, {path} / onnxruntime = {:.2}",
+                rate / torch_one,
+                rate / torch_all,
+                rate / ort
             );
-        } else {
-            bail!("{arch}: expected five embedding rates, got {rates:?}")
+        }
+        if ours.is_empty() {
+            bail!("{arch}: no embedding rate of ours")
         }
     }
     // The same networks in the browser: ours on WebGPU and the CPU path, onnxruntime-web on

@@ -1,7 +1,18 @@
 //! The CPU kernels of the folded network, on one image in channels-last layout (`[pixels,
 //! channels]`, row-major): 1x1 convolutions as matrix products on the `gemm` crate, a direct
-//! 3x3 depthwise convolution vectorised across channels, and im2col for the 3x3 stem. Bias and
-//! ReLU6 are fused into each kernel's output pass.
+//! 3x3 depthwise convolution vectorised across channels, im2col for the other convolutions, and
+//! max pooling. Bias and the activation are fused into each kernel's output pass.
+
+/// The activation fused into a kernel's output pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// None: the output is the sum itself.
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
 
 /// A reusable activation buffer: it grows to the largest size asked for and is never cleared,
 /// so a thread running image after image neither allocates nor zero-fills again. Every kernel
@@ -28,7 +39,7 @@ impl Buf {
     }
 }
 
-/// `out[p][j] (+)= bias[j] + sum_k input[p][k] * weight[k][j]`, then ReLU6 when asked.
+/// `out[p][j] (+)= bias[j] + sum_k input[p][k] * weight[k][j]`, then the activation.
 /// `weight` is `[cin, cout]` row-major; `out` is `[pixels, cout]`. When `accumulate`, `out`
 /// already holds values (a residual) that the result is added to; otherwise it is overwritten.
 pub(crate) fn pointwise(
@@ -36,7 +47,7 @@ pub(crate) fn pointwise(
     pixels: usize,
     weight: &[f32],
     bias: &[f32],
-    relu6: bool,
+    act: Act,
     accumulate: bool,
     out: &mut [f32],
 ) {
@@ -87,8 +98,9 @@ pub(crate) fn pointwise(
             );
         }
     }
-    // One pass adds the bias (unless the residual already carried it) and applies ReLU6.
-    finish(out, bias, relu6, accumulate);
+    // One pass adds the bias (unless the residual already carried it) and applies the
+    // activation.
+    finish(out, bias, act, accumulate);
 }
 
 /// Defines `$name`, which runs `$body` (an `#[inline(always)]` function of the same arguments)
@@ -139,31 +151,30 @@ macro_rules! widest_simd {
 
 widest_simd! {
     /// The output pass of [`pointwise`]: adds the bias to each `[cout]` row of `out` (unless
-    /// `accumulate`: the residual already carried it) and applies ReLU6 when asked.
-    fn finish(out: &mut [f32], bias: &[f32], relu6: bool, accumulate: bool) => finish_body
+    /// `accumulate`: the residual already carried it) and applies the activation.
+    fn finish(out: &mut [f32], bias: &[f32], act: Act, accumulate: bool) => finish_body
 }
 
 #[inline(always)]
-fn finish_body(out: &mut [f32], bias: &[f32], relu6: bool, accumulate: bool) {
-    match (accumulate, relu6) {
-        (true, false) => {}
-        (true, true) => {
-            for v in out {
-                *v = v.clamp(0.0, 6.0);
-            }
+fn finish_body(out: &mut [f32], bias: &[f32], act: Act, accumulate: bool) {
+    // One loop per activation, so that each compiles to straight vector code.
+    match act {
+        Act::Linear => finish_with(out, bias, accumulate, |v| v),
+        Act::Relu => finish_with(out, bias, accumulate, |v| v.max(0.0)),
+        Act::Relu6 => finish_with(out, bias, accumulate, |v| v.clamp(0.0, 6.0)),
+    }
+}
+
+#[inline(always)]
+fn finish_with(out: &mut [f32], bias: &[f32], accumulate: bool, act: impl Fn(f32) -> f32) {
+    if accumulate {
+        for v in out {
+            *v = act(*v);
         }
-        (false, true) => {
-            for row in out.chunks_exact_mut(bias.len()) {
-                for (o, b) in row.iter_mut().zip(bias) {
-                    *o = (*o + b).clamp(0.0, 6.0);
-                }
-            }
-        }
-        (false, false) => {
-            for row in out.chunks_exact_mut(bias.len()) {
-                for (o, b) in row.iter_mut().zip(bias) {
-                    *o += b;
-                }
+    } else {
+        for row in out.chunks_exact_mut(bias.len()) {
+            for (o, b) in row.iter_mut().zip(bias) {
+                *o = act(*o + b);
             }
         }
     }
@@ -347,35 +358,133 @@ fn channel_block<const N: usize>(
     }
 }
 
-/// im2col for a 3x3 convolution with padding 1: `input` `[h, w, C]` to rows of `9 * C` values
-/// (tap-major, then channel), one row per output pixel; zeros where a tap falls outside. `C`
-/// is a constant (3 for the stem) so that each tap is a fixed-size copy, not a call to `memcpy`.
-pub(crate) fn im2col3x3<const C: usize>(
+/// A square convolution or pooling window: its side, stride, and padding on every side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub size: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Window {
+    /// Output length along a side of `n` (rounded down, as PyTorch's convolutions round it).
+    pub(crate) fn out(&self, n: usize) -> usize {
+        (n + 2 * self.pad).saturating_sub(self.size) / self.stride + 1
+    }
+
+    /// Output length along a side of `n` for pooling, rounded up when `ceil` (PyTorch's
+    /// `ceil_mode`, where the last window must still start inside the image or its leading
+    /// padding).
+    pub(crate) fn pooled(&self, n: usize, ceil: bool) -> usize {
+        if !ceil {
+            return self.out(n);
+        }
+        let out = (n + 2 * self.pad)
+            .saturating_sub(self.size)
+            .div_ceil(self.stride)
+            + 1;
+        if (out - 1) * self.stride >= n + self.pad {
+            out - 1
+        } else {
+            out
+        }
+    }
+
+    /// The input index tap `k` of output `o` reads along a side of `n`, if inside.
+    fn tap(&self, o: usize, k: usize, n: usize) -> Option<usize> {
+        (o * self.stride + k)
+            .checked_sub(self.pad)
+            .filter(|&i| i < n)
+    }
+}
+
+/// im2col: `input` `[h, w, c]` to one row of `size * size * c` values per output pixel
+/// (tap-major, then channel), zeros where a tap falls outside the image. Returns `[h_out,
+/// w_out]`.
+pub(crate) fn im2col(
     input: &[f32],
-    [h, w]: [usize; 2],
-    stride: usize,
+    [h, w, c]: [usize; 3],
+    win: Window,
     out: &mut Buf,
 ) -> [usize; 2] {
-    let (ho, wo) = ((h + 2 - 3) / stride + 1, (w + 2 - 3) / stride + 1);
-    let (pixels, []) = input.as_chunks::<C>() else {
-        panic!("im2col input is not whole pixels");
-    };
-    assert_eq!(pixels.len(), h * w, "im2col input of the wrong size");
-    let (rows, _) = out.take(ho * wo * 9 * C).as_chunks_mut::<C>();
-    for oy in 0..ho {
-        for ox in 0..wo {
-            let row = &mut rows[(oy * wo + ox) * 9..][..9];
-            for ky in 0..3 {
-                let iy = (oy * stride + ky).checked_sub(1).filter(|&y| y < h);
-                for kx in 0..3 {
-                    let ix = (ox * stride + kx).checked_sub(1).filter(|&x| x < w);
-                    row[ky * 3 + kx] = match (iy, ix) {
-                        (Some(iy), Some(ix)) => pixels[iy * w + ix],
-                        _ => [0.0; C],
-                    };
+    // With the stems' 3 channels each tap is then a fixed-size copy, not a call to `memcpy`.
+    if c == 3 {
+        im2col_body(input, [h, w, 3], win, out)
+    } else {
+        im2col_body(input, [h, w, c], win, out)
+    }
+}
+
+#[inline(always)]
+fn im2col_body(input: &[f32], [h, w, c]: [usize; 3], win: Window, out: &mut Buf) -> [usize; 2] {
+    assert!(c > 0, "im2col of an image without channels");
+    assert_eq!(input.len(), h * w * c, "im2col input of the wrong size");
+    let [ho, wo] = [win.out(h), win.out(w)];
+    let taps = win.size * win.size;
+    let rows = out.take(ho * wo * taps * c);
+    for (p, row) in rows.chunks_exact_mut(taps * c).enumerate() {
+        let (oy, ox) = (p / wo, p % wo);
+        for ky in 0..win.size {
+            let iy = win.tap(oy, ky, h);
+            for kx in 0..win.size {
+                let dst = &mut row[(ky * win.size + kx) * c..][..c];
+                match (iy, win.tap(ox, kx, w)) {
+                    (Some(iy), Some(ix)) => dst.copy_from_slice(&input[(iy * w + ix) * c..][..c]),
+                    _ => dst.fill(0.0),
                 }
             }
         }
+    }
+    [ho, wo]
+}
+
+/// Max pooling of `input` `[h, w, c]` over `win`, rounding the output size up when `ceil`;
+/// taps outside the image are left out (PyTorch pads with minus infinity). Returns `[h_out,
+/// w_out]`.
+pub(crate) fn max_pool(
+    input: &[f32],
+    [h, w, c]: [usize; 3],
+    win: Window,
+    ceil: bool,
+    out: &mut Buf,
+) -> [usize; 2] {
+    assert_eq!(input.len(), h * w * c, "max pool input of the wrong size");
+    let [ho, wo] = [win.pooled(h, ceil), win.pooled(w, ceil)];
+    let out = out.take(ho * wo * c);
+    for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
+        let (oy, ox) = (p / wo, p % wo);
+        dst.fill(f32::NEG_INFINITY);
+        for ky in 0..win.size {
+            let Some(iy) = win.tap(oy, ky, h) else {
+                continue;
+            };
+            for kx in 0..win.size {
+                let Some(ix) = win.tap(ox, kx, w) else {
+                    continue;
+                };
+                for (d, x) in dst.iter_mut().zip(&input[(iy * w + ix) * c..][..c]) {
+                    *d = d.max(*x);
+                }
+            }
+        }
+    }
+    [ho, wo]
+}
+
+/// Every `stride`-th pixel of every `stride`-th row of `input` `[h, w, c]`: what a 1x1
+/// convolution of that stride reads. Returns `[h_out, w_out]`.
+pub(crate) fn subsample(
+    input: &[f32],
+    [h, w, c]: [usize; 3],
+    stride: usize,
+    out: &mut Buf,
+) -> [usize; 2] {
+    assert_eq!(input.len(), h * w * c, "subsample input of the wrong size");
+    let [ho, wo] = [(h - 1) / stride + 1, (w - 1) / stride + 1];
+    let out = out.take(ho * wo * c);
+    for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
+        let (oy, ox) = (p / wo, p % wo);
+        dst.copy_from_slice(&input[(oy * stride * w + ox * stride) * c..][..c]);
     }
     [ho, wo]
 }
@@ -482,36 +591,154 @@ mod tests {
         }
     }
 
-    #[test]
-    fn im2col_and_a_matrix_product_equal_the_direct_convolution() {
-        let (h, w, cin, cout) = (9, 6, 3, 5);
-        let input = values(h * w * cin, 3);
-        let weight = values(cout * 9 * cin, 4); // [cout][ky][kx][cin]
-        let mut transposed = vec![0f32; 9 * cin * cout]; // [ky][kx][cin][cout]
-        for o in 0..cout {
-            for k in 0..9 * cin {
-                transposed[k * cout + o] = weight[o * 9 * cin + k];
+    /// A direct convolution of `[h, w, cin]` over `win`, weight `[cout][ky][kx][cin]`, without
+    /// bias or activation.
+    fn naive(
+        input: &[f32],
+        [h, w, cin]: [usize; 3],
+        win: Window,
+        weight: &[f32],
+        cout: usize,
+    ) -> Vec<f32> {
+        let (k, s, p) = (win.size as isize, win.stride as isize, win.pad as isize);
+        let (ho, wo) = (win.out(h), win.out(w));
+        let mut out = vec![0f32; ho * wo * cout];
+        for oy in 0..ho as isize {
+            for ox in 0..wo as isize {
+                for o in 0..cout {
+                    let mut acc = 0f32;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (iy, ix) = (oy * s + ky - p, ox * s + kx - p);
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let px = &input[(iy as usize * w + ix as usize) * cin..][..cin];
+                            let taps = &weight[((o as isize * k + ky) * k + kx) as usize * cin..];
+                            acc += px.iter().zip(taps).map(|(x, t)| x * t).sum::<f32>();
+                        }
+                    }
+                    out[(oy as usize * wo + ox as usize) * cout + o] = acc;
+                }
             }
         }
-        // Buffers left dirty by a larger earlier use must not leak into the result.
-        let mut cols = Buf::default();
-        cols.take(4096).fill(f32::NAN);
-        let [ho, wo] = im2col3x3::<3>(&input, [h, w], 2, &mut cols);
-        let mut out = vec![f32::NAN; ho * wo * cout];
-        pointwise(
-            cols.get(),
-            ho * wo,
-            &transposed,
-            &vec![0.5; cout],
-            false,
-            false,
-            &mut out,
-        );
-        let want = naive3x3(&input, [h, w, cin], 2, &weight, cout, false);
-        assert_eq!(out.len(), want.len());
-        for (a, b) in out.iter().zip(&want) {
-            assert!((a - (b + 0.5)).abs() < 1e-5, "{a} vs {}", b + 0.5);
+        out
+    }
+
+    #[test]
+    fn im2col_and_a_matrix_product_equal_the_direct_convolution() {
+        // The stems (3 channels: 3x3 stride 2, 7x7 stride 2 padding 3), a strided 3x3 over
+        // more channels, and a 1x1 with stride 2 (a projected shortcut) through `subsample`.
+        let cases = [
+            (9, 6, 3, 5, (3, 2, 1)),
+            (13, 8, 3, 4, (7, 2, 3)),
+            (7, 5, 6, 3, (3, 2, 1)),
+            (6, 4, 10, 7, (3, 1, 1)),
+            (7, 5, 6, 3, (1, 2, 0)),
+        ];
+        for (h, w, cin, cout, (size, stride, pad)) in cases {
+            let win = Window { size, stride, pad };
+            let input = values(h * w * cin, 3);
+            let taps = size * size * cin;
+            let weight = values(cout * taps, 4); // [cout][ky][kx][cin]
+            let mut transposed = vec![0f32; taps * cout]; // [ky][kx][cin][cout]
+            for o in 0..cout {
+                for k in 0..taps {
+                    transposed[k * cout + o] = weight[o * taps + k];
+                }
+            }
+            // Buffers left dirty by a larger earlier use must not leak into the result.
+            let mut cols = Buf::default();
+            cols.take(8192).fill(f32::NAN);
+            let [ho, wo] = if size == 1 {
+                subsample(&input, [h, w, cin], stride, &mut cols)
+            } else {
+                im2col(&input, [h, w, cin], win, &mut cols)
+            };
+            assert_eq!([ho, wo], [win.out(h), win.out(w)]);
+            let mut out = vec![f32::NAN; ho * wo * cout];
+            let bias = vec![0.5; cout];
+            pointwise(
+                cols.get(),
+                ho * wo,
+                &transposed,
+                &bias,
+                Act::Linear,
+                false,
+                &mut out,
+            );
+            let want = naive(&input, [h, w, cin], win, &weight, cout);
+            assert_eq!(out.len(), want.len());
+            for (a, b) in out.iter().zip(&want) {
+                assert!((a - (b + 0.5)).abs() < 1e-5, "{a} vs {} ({win:?})", b + 0.5);
+            }
         }
+    }
+
+    /// PyTorch's `max_pool2d` written plainly: windows from `o * stride - pad`, taps outside
+    /// skipped, and its output size rule.
+    fn naive_max_pool(input: &[f32], [h, w, c]: [usize; 3], win: Window, ceil: bool) -> Vec<f32> {
+        let size = |n: usize| {
+            let span = (n + 2 * win.pad - win.size) as f64 / win.stride as f64;
+            let mut out = if ceil { span.ceil() } else { span.floor() } as usize + 1;
+            if ceil && (out - 1) * win.stride >= n + win.pad {
+                out -= 1;
+            }
+            out
+        };
+        let (ho, wo) = (size(h), size(w));
+        let mut out = vec![f32::NEG_INFINITY; ho * wo * c];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for ky in 0..win.size {
+                    for kx in 0..win.size {
+                        let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
+                        if iy < win.pad || ix < win.pad || iy - win.pad >= h || ix - win.pad >= w {
+                            continue;
+                        }
+                        for ch in 0..c {
+                            let v = input[((iy - win.pad) * w + ix - win.pad) * c + ch];
+                            let o = &mut out[(oy * wo + ox) * c + ch];
+                            *o = o.max(v);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn max_pool_equals_pytorchs_in_floor_and_ceil_mode() {
+        // torchvision's stem pool (padding 1, floor) and fast-reid's (no padding, ceil), on
+        // even and odd sizes; the ceil cases include a last window hanging over the edge.
+        for (h, w) in [(8, 6), (7, 5), (9, 4), (2, 3)] {
+            for (pad, ceil) in [(1, false), (0, true), (0, false), (1, true)] {
+                let c = 5;
+                let win = Window {
+                    size: 3,
+                    stride: 2,
+                    pad,
+                };
+                if h + 2 * pad < 3 || w + 2 * pad < 3 {
+                    continue;
+                }
+                let input = values(h * w * c, 7);
+                let mut out = Buf::default();
+                out.take(1000).fill(f32::NAN);
+                let [ho, wo] = max_pool(&input, [h, w, c], win, ceil, &mut out);
+                let want = naive_max_pool(&input, [h, w, c], win, ceil);
+                assert_eq!(ho * wo * c, want.len(), "{h}x{w} pad {pad} ceil {ceil}");
+                assert_eq!(out.get(), want, "{h}x{w} pad {pad} ceil {ceil}");
+            }
+        }
+        // 8 with no padding: floor gives 3 windows, ceil a fourth over the edge.
+        let win = Window {
+            size: 3,
+            stride: 2,
+            pad: 0,
+        };
+        assert_eq!([win.pooled(8, false), win.pooled(8, true)], [3, 4]);
     }
 
     #[test]
@@ -520,9 +747,9 @@ mod tests {
         let weight = vec![1.0, 0.0, 10.0, 0.0, 1.0, -10.0]; // [2, 3]
         let bias = vec![0.0, 1.0, 0.0];
         let mut out = vec![100.0, 100.0, 100.0, 0.0, 0.0, 0.0];
-        pointwise(&input, 2, &weight, &bias, false, true, &mut out);
+        pointwise(&input, 2, &weight, &bias, Act::Linear, true, &mut out);
         assert_eq!(out, [101.0, 103.0, 90.0, 3.0, 5.0, -10.0]);
-        pointwise(&input, 2, &weight, &bias, true, false, &mut out);
+        pointwise(&input, 2, &weight, &bias, Act::Relu6, false, &mut out);
         assert_eq!(out, [1.0, 3.0, 0.0, 3.0, 5.0, 0.0]);
     }
 }

@@ -1,59 +1,48 @@
-//! The network rewritten for inference on the CPU, natively and in wasm. At load time each
-//! BatchNorm is folded into the convolution before it (and the BNNeck into one scale and shift),
-//! weights are laid out for the kernels (1x1 convolutions as `[cin, cout]` matrices for the
-//! `gemm` crate, depthwise taps as `[9, channels]`), and activations run channels-last with
-//! bias and ReLU6 fused into each kernel. Images of a batch run on all cores, each thread
-//! reusing its own buffers. Results equal [`ReidNet::forward`]'s up to float rounding (the
-//! parity tests hold both to PyTorch within 1e-4).
+//! The network rewritten for inference on the CPU, natively and in wasm: MobileNetV2
+//! ([`mobilenet`]) and bottleneck ResNets ([`resnet`]). At load time each BatchNorm is folded
+//! into the convolution before it (and the BNNeck into one scale and shift), weights are laid
+//! out for the kernels (1x1 convolutions as `[cin, cout]` matrices for the `gemm` crate, larger
+//! ones as matrices over im2col rows, depthwise taps as `[9, channels]`), and activations run
+//! channels-last with bias and activation fused into each kernel. Images of a batch run on all
+//! cores, each thread reusing its own buffers. Results equal [`ReidNet::forward`]'s up to float
+//! rounding (the parity tests hold both to PyTorch within 1e-4).
 
 mod kernels;
+mod mobilenet;
+mod resnet;
 
-use kernels::Buf;
+use kernels::{Act, Buf};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 
-use crate::backbone::mobilenet_v2::ConvBnAct;
 use crate::explain::{FeatureMap, Head};
 use crate::network::{Backbone, ReidNet};
 use crate::preprocess::{InputSpec, RgbImage};
 use crate::ModelError;
 
-/// A 1x1 convolution with its BatchNorm folded in.
+/// A convolution with its BatchNorm folded in, as a matrix over pixels (a 1x1) or im2col rows.
 #[derive(Debug, Clone)]
 struct Pointwise {
-    /// `[cin, cout]`, row-major.
+    /// `[cin * k * k, cout]`, row-major.
     weight: Vec<f32>,
     bias: Vec<f32>,
-    relu6: bool,
+    act: Act,
 }
 
-/// A 3x3 depthwise convolution (padding 1) with its BatchNorm folded in; always ReLU6.
+/// The folded backbones.
 #[derive(Debug, Clone)]
-struct Depthwise {
-    /// `[9, channels]`: tap `ky * 3 + kx`, then channel.
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    stride: usize,
-}
-
-#[derive(Debug, Clone)]
-struct Block {
-    expand: Option<Pointwise>,
-    depthwise: Depthwise,
-    project: Pointwise,
-    residual: bool,
+enum Folded {
+    MobileNetV2(mobilenet::MobileNet),
+    ResNet(resnet::FoldedResNet),
 }
 
 /// [`ReidNet`] folded for CPU inference.
 #[derive(Debug, Clone)]
 pub struct CpuNet {
-    /// The 3x3 stride-2 stem as a matrix over im2col rows: `[27, 32]`.
-    stem: Pointwise,
-    blocks: Vec<Block>,
-    last: Pointwise,
-    /// Pooling and the BNNeck.
+    backbone: Folded,
+    /// Pooling, the embedding layer if any, and the BNNeck.
     head: Head,
     input: InputSpec,
     /// `input`'s normalised value of each network channel for each 8-bit level, as
@@ -103,7 +92,8 @@ impl std::fmt::Debug for Spares {
 /// Pooled features and L2-normalised embeddings of a batch, row-major `[batch, dim]` each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CpuOutput {
-    /// Globally pooled backbone features.
+    /// Globally pooled backbone features, through the embedding layer when there is one (as
+    /// [`ReidNet::pooled`] gives them).
     pub pooled: Vec<f32>,
     /// BNNeck output, L2-normalised.
     pub embeddings: Vec<f32>,
@@ -137,14 +127,14 @@ pub(crate) fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
 
 /// A convolution with its BatchNorm folded in: weight `[cout, cin/groups, k, k]` (in `dims`),
 /// and bias.
-struct Folded {
+struct FoldedConv {
     weight: Vec<f32>,
     bias: Vec<f32>,
     dims: [usize; 4],
 }
 
 /// The convolution's weight scaled per output channel by the BatchNorm, and the folded bias.
-fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<Folded, ModelError> {
+fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<FoldedConv, ModelError> {
     let dims = conv.weight.val().dims();
     let (scale, shift) = bn_affine(bn);
     if scale.len() != dims[0] {
@@ -165,11 +155,12 @@ fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<Folded, ModelError> {
             *o += b * s;
         }
     }
-    Ok(Folded { weight, bias, dims })
+    Ok(FoldedConv { weight, bias, dims })
 }
 
-fn check(layer: &ConvBnAct, kernel: usize, groups_are_channels: bool) -> Result<(), ModelError> {
-    let conv = &layer.conv;
+/// Whether the CPU path has a kernel for `conv`: square, `kernel` wide, padded to keep the size
+/// (before its stride), not dilated, and either dense or depthwise as asked.
+fn check(conv: &Conv2d, kernel: usize, groups_are_channels: bool) -> Result<(), ModelError> {
     let pad = (kernel - 1) / 2;
     let ok = conv.kernel_size == [kernel, kernel]
         && conv.dilation == [1, 1]
@@ -192,14 +183,14 @@ fn check(layer: &ConvBnAct, kernel: usize, groups_are_channels: bool) -> Result<
     }
 }
 
-/// A 1x1 convolution (or the stem's 3x3 over im2col rows) as a `[cin * k * k, cout]` matrix,
-/// inputs ordered tap-major then channel, as [`kernels::im2col3x3`] lays them out.
-fn matrix(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
-    let Folded {
+/// A dense convolution and its BatchNorm as a `[cin * k * k, cout]` matrix, inputs ordered
+/// tap-major then channel, as [`kernels::im2col`] lays them out, followed by `act`.
+fn matrix(conv: &Conv2d, bn: &BatchNorm, act: Act) -> Result<Pointwise, ModelError> {
+    let FoldedConv {
         weight,
         bias,
         dims: [cout, cin, kh, kw],
-    } = fold(&layer.conv, &layer.bn)?;
+    } = fold(conv, bn)?;
     let rows = cin * kh * kw;
     let mut t = vec![0f32; rows * cout];
     for o in 0..cout {
@@ -212,41 +203,8 @@ fn matrix(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
     Ok(Pointwise {
         weight: t,
         bias,
-        relu6: layer.relu6,
+        act,
     })
-}
-
-fn depthwise(layer: &ConvBnAct) -> Result<Depthwise, ModelError> {
-    check(layer, 3, true)?;
-    if !layer.relu6 {
-        return Err(ModelError::Weights(
-            "the CPU path expects ReLU6 after a depthwise convolution".into(),
-        ));
-    }
-    let Folded {
-        weight,
-        bias,
-        dims: [c, ..],
-    } = fold(&layer.conv, &layer.bn)?;
-    let mut t = vec![0f32; 9 * c];
-    for ch in 0..c {
-        for k in 0..9 {
-            t[k * c + ch] = weight[ch * 9 + k];
-        }
-    }
-    Ok(Depthwise {
-        weight: t,
-        bias,
-        stride: layer.conv.stride[0],
-    })
-}
-
-fn pointwise(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
-    check(layer, 1, false)?;
-    if layer.conv.stride != [1, 1] {
-        return Err(ModelError::Weights("a strided 1x1 convolution".into()));
-    }
-    matrix(layer)
 }
 
 /// One thread's buffers, reused from image to image.
@@ -257,102 +215,31 @@ struct Scratch {
     cur: Buf,
     /// A block's output.
     next: Buf,
-    /// A strip of the expanded activations (or the stem's im2col rows).
+    /// A strip of MobileNetV2's expanded activations, or im2col rows; the feature map at the
+    /// end.
     a: Buf,
-    /// A strip of the depthwise output.
+    /// A strip of the depthwise output, or a bottleneck's reduced input.
     b: Buf,
-}
-
-/// About how many bytes of expanded activations one strip of a block holds: with the strip's
-/// depthwise output and the block's input and output rows it stays in a core's L2 cache, so
-/// the three convolutions of a block pass their intermediate results through the cache, not
-/// through memory.
-const STRIP_BYTES: usize = 1024 * 1024;
-
-impl Block {
-    /// Reads `s.cur` (`[h, w, cin]`), writes `s.next` (`[h_out, w_out, cout]`), strip of output
-    /// rows by strip: expansion of just the input rows the strip needs, depthwise, projection
-    /// (plus the input, for a residual block). Returns `[h_out, w_out]`.
-    fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
-        let d = &self.depthwise;
-        let p = &self.project;
-        let hidden = d.bias.len();
-        let cout = p.bias.len();
-        let whole = kernels::Strip::whole([h, w], d.stride);
-        let [ho, wo] = whole.out_size();
-        let rows_in_budget = STRIP_BYTES / (w * hidden * 4).max(1) / d.stride;
-        let rows_per_strip = rows_in_budget.clamp(1, ho);
-        let cur = s.cur.get();
-        let cin = cur.len() / (h * w);
-        let next = s.next.take(ho * wo * cout);
-        for r0 in (0..ho).step_by(rows_per_strip) {
-            let rows = [r0, (r0 + rows_per_strip).min(ho)];
-            let [first, end] = kernels::Strip::input_rows(h, d.stride, rows);
-            let input = &cur[first * w * cin..end * w * cin];
-            let expanded = match &self.expand {
-                Some(e) => {
-                    let pixels = (end - first) * w;
-                    let out = s.a.take(pixels * hidden);
-                    kernels::pointwise(input, pixels, &e.weight, &e.bias, true, false, out);
-                    s.a.get()
-                }
-                None => input,
-            };
-            let strip = kernels::Strip {
-                first_in: first,
-                rows,
-                ..whole
-            };
-            let pixels = (rows[1] - rows[0]) * wo;
-            let dw = s.b.take(pixels * hidden);
-            kernels::depthwise3x3(expanded, strip, &d.weight, &d.bias, dw);
-            let out = &mut next[rows[0] * wo * cout..rows[1] * wo * cout];
-            if self.residual {
-                out.copy_from_slice(&cur[rows[0] * wo * cout..rows[1] * wo * cout]);
-            }
-            kernels::pointwise(dw, pixels, &p.weight, &p.bias, false, self.residual, out);
-        }
-        [ho, wo]
-    }
+    /// A bottleneck's 3x3 output.
+    c: Buf,
 }
 
 impl CpuNet {
     /// Folds `net` (any weights, on any device: they are read back once) for the CPU.
-    /// Only MobileNetV2 without an embedding layer is folded; other networks run as burn
-    /// modules.
+    /// MobileNetV2 and bottleneck ResNets without IBN-a or non-local blocks are folded; other
+    /// networks run as burn modules.
     pub fn new(net: &ReidNet, input: InputSpec) -> Result<Self, ModelError> {
-        let Backbone::MobileNetV2(backbone) = &net.backbone else {
-            return Err(ModelError::Weights(
-                "the folded CPU path runs MobileNetV2 only".into(),
-            ));
+        let backbone = match &net.backbone {
+            Backbone::MobileNetV2(b) => Folded::MobileNetV2(mobilenet::MobileNet::fold(b)?),
+            Backbone::ResNet(b) => Folded::ResNet(resnet::FoldedResNet::fold(b)?),
+            Backbone::OsNet(_) => {
+                return Err(ModelError::Weights(
+                    "the folded CPU path has no kernels for OSNet".into(),
+                ))
+            }
         };
-        if net.fc.is_some() {
-            return Err(ModelError::Weights(
-                "the folded CPU path has no embedding layer".into(),
-            ));
-        }
-        check(&backbone.stem, 3, false)?;
-        if backbone.stem.conv.weight.val().dims()[1] != 3 {
-            return Err(ModelError::Weights("the stem must take 3 channels".into()));
-        }
-        let stem = matrix(&backbone.stem)?;
-        let blocks = backbone
-            .blocks
-            .iter()
-            .map(|b| {
-                Ok(Block {
-                    expand: b.expand.as_ref().map(pointwise).transpose()?,
-                    depthwise: depthwise(&b.depthwise)?,
-                    project: pointwise(&b.project)?,
-                    residual: b.residual,
-                })
-            })
-            .collect::<Result<Vec<_>, ModelError>>()?;
-        let last = pointwise(&backbone.last)?;
         Ok(Self {
-            stem,
-            blocks,
-            last,
+            backbone,
             head: Head::of(net),
             levels: std::array::from_fn(|c| {
                 std::array::from_fn(|v| input.normalise([v as f32; 3], c))
@@ -389,7 +276,7 @@ impl CpuNet {
                 FeatureMap {
                     height,
                     width,
-                    channels: self.last.bias.len(),
+                    channels: self.channels(),
                     values: scratch.a.get().to_vec(),
                 }
             })
@@ -457,7 +344,7 @@ impl CpuNet {
         }
         let embeddings = pooled
             .chunks(dim.max(1))
-            .flat_map(|row| self.head.embed(row))
+            .flat_map(|row| self.head.neck(row.to_vec()))
             .collect();
         CpuOutput {
             pooled,
@@ -466,27 +353,29 @@ impl CpuNet {
         }
     }
 
-    /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
-    /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
-    fn backbone(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
-        let [mut h, mut w] = kernels::im2col3x3::<3>(&s.image, [h, w], 2, &mut s.a);
-        let stem = &self.stem;
-        let out = s.cur.take(h * w * stem.bias.len());
-        kernels::pointwise(s.a.get(), h * w, &stem.weight, &stem.bias, true, false, out);
-        for block in &self.blocks {
-            [h, w] = block.forward(s, [h, w]);
-            std::mem::swap(&mut s.cur, &mut s.next);
+    /// Channels of the backbone's feature map.
+    fn channels(&self) -> usize {
+        match &self.backbone {
+            Folded::MobileNetV2(b) => b.channels(),
+            Folded::ResNet(b) => b.channels(),
         }
-        let l = &self.last;
-        let out = s.a.take(h * w * l.bias.len());
-        kernels::pointwise(s.cur.get(), h * w, &l.weight, &l.bias, l.relu6, false, out);
-        [h, w]
     }
 
-    /// The backbone and global (average or GeM) pooling on `scratch.image` (`[h, w, 3]`).
+    /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
+    /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
+    fn backbone(&self, s: &mut Scratch, size: [usize; 2]) -> [usize; 2] {
+        match &self.backbone {
+            Folded::MobileNetV2(b) => b.forward(s, size),
+            Folded::ResNet(b) => b.forward(s, size),
+        }
+    }
+
+    /// The backbone, global (average or GeM) pooling and the embedding layer if any on
+    /// `scratch.image` (`[h, w, 3]`).
     fn forward_one(&self, s: &mut Scratch, size: [usize; 2]) -> Vec<f32> {
         self.backbone(s, size);
-        self.head.pool(s.a.get(), self.last.bias.len())
+        self.head
+            .features(&self.head.pool(s.a.get(), self.channels()))
     }
 }
 
@@ -500,7 +389,10 @@ mod tests {
 
     /// A network whose BatchNorms have non-trivial statistics, so folding is really tested.
     fn net(device: &Device) -> ReidNet {
-        let net = ReidNetConfig::default().init(device);
+        with_random_stats(ReidNetConfig::default().init(device), device)
+    }
+
+    fn with_random_stats(net: ReidNet, device: &Device) -> ReidNet {
         let mut k = 0u64;
         net.map(&mut RandomStats { k: &mut k, device })
     }
@@ -528,27 +420,7 @@ mod tests {
     #[test]
     fn the_folded_network_equals_the_burn_network() {
         let device = Device::flex();
-        folded_equals_burn(net(&device), &device);
-    }
-
-    #[test]
-    fn the_folded_network_with_gem_pooling_equals_the_burn_network() {
-        let device = Device::flex();
-        let mut net = net(&device);
-        net.gem = Some(crate::head::Gem::new(3.0, &device));
-        folded_equals_burn(net, &device);
-    }
-
-    fn folded_equals_burn(net: ReidNet, device: &Device) {
-        let device = device.clone();
-        let spec = InputSpec::default();
-        let images: Vec<RgbImage> = (0..3)
-            .map(|s| {
-                RgbImage::from_fn(50 + 10 * s, 120, |x, y| {
-                    image::Rgb([(x * 5 + s * 40) as u8, (y * 2) as u8, ((x * y) % 251) as u8])
-                })
-            })
-            .collect();
+        let net = net(&device);
         // The statistics really are not the identity's (mean 0, variance 1).
         let Backbone::MobileNetV2(backbone) = &net.backbone else {
             unreachable!("the default network is a MobileNetV2")
@@ -559,12 +431,91 @@ mod tests {
             "running mean {:?}",
             &mean[..4]
         );
+        folded_equals_burn(net, InputSpec::default(), &device);
+    }
+
+    #[test]
+    fn a_folded_resnet_equals_the_burn_network_with_either_stem_pool_and_an_embedding_layer() {
+        use crate::backbone::resnet::{ResNetConfig, StemPool};
+        use crate::network::BackboneKind;
+        let device = Device::flex();
+        // torchvision's pool and last stride 2; fast-reid's pool, last stride 1 and an
+        // embedding layer (as torchreid's `resnet50_fc512`). Two blocks in the second stage, so
+        // one bottleneck keeps its input as the shortcut.
+        for (stem_pool, last_stride, fc) in
+            [(StemPool::Padded, 2, None), (StemPool::Ceil, 1, Some(24))]
+        {
+            let resnet = ResNetConfig {
+                layers: [1, 2, 1, 1],
+                last_stride,
+                stem_pool,
+                ..ResNetConfig::resnet50(last_stride, false)
+            };
+            let input = InputSpec {
+                height: 96,
+                width: 48,
+                ..InputSpec::default()
+            };
+            let config = ReidNetConfig {
+                backbone: BackboneKind::ResNet(resnet),
+                fc,
+                input: input.clone(),
+                ..ReidNetConfig::default()
+            };
+            let net = with_random_stats(config.init(&device), &device);
+            folded_equals_burn(net, input, &device);
+        }
+    }
+
+    #[test]
+    fn networks_without_kernels_are_refused_in_words() {
+        use crate::backbone::resnet::ResNetConfig;
+        use crate::network::BackboneKind;
+        let device = Device::flex();
+        for (backbone, want) in [
+            (BackboneKind::OsNetX0_25, "OSNet"),
+            (
+                BackboneKind::ResNet(ResNetConfig::resnet50(1, true)),
+                "IBN-a",
+            ),
+            (
+                BackboneKind::ResNet(ResNetConfig::fastreid_resnet50(false, true)),
+                "non-local",
+            ),
+        ] {
+            let config = ReidNetConfig {
+                backbone,
+                ..ReidNetConfig::default()
+            };
+            let err = CpuNet::new(&config.init(&device), InputSpec::default()).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_folded_network_with_gem_pooling_equals_the_burn_network() {
+        let device = Device::flex();
+        let mut net = net(&device);
+        net.gem = Some(crate::head::Gem::new(3.0, &device));
+        folded_equals_burn(net, InputSpec::default(), &device);
+    }
+
+    fn folded_equals_burn(net: ReidNet, spec: InputSpec, device: &Device) {
+        let device = device.clone();
+        let images: Vec<RgbImage> = (0..3)
+            .map(|s| {
+                RgbImage::from_fn(50 + 10 * s, 120, |x, y| {
+                    image::Rgb([(x * 5 + s * 40) as u8, (y * 2) as u8, ((x * y) % 251) as u8])
+                })
+            })
+            .collect();
         let want = net.forward(preprocess(&images, &spec, &device));
         let cpu = CpuNet::new(&net, spec.clone()).unwrap();
         let got = cpu.embed(&images);
         let pooled: Vec<f32> = values(want.pooled);
         let embedding: Vec<f32> = values(want.embedding);
-        assert_eq!(got.dim, 1280);
+        let dim = net.embedding_dim();
+        assert_eq!(got.dim, dim);
         let diff = |a: &[f32], b: &[f32]| {
             a.iter()
                 .zip(b)
@@ -577,26 +528,25 @@ mod tests {
             "pooled differ by {} (largest value {scale})",
             diff(&got.pooled, &pooled)
         );
-        assert!(diff(&got.embeddings, &embedding) < 1e-5);
+        assert!(
+            diff(&got.embeddings, &embedding) < 1e-5,
+            "embeddings differ by {}",
+            diff(&got.embeddings, &embedding)
+        );
 
         // The feature maps: the head on them gives the embeddings exactly, and they are burn's
         // backbone output (channels-last).
         let maps = cpu.feature_maps(&images);
         for (i, map) in maps.iter().enumerate() {
-            assert_eq!(
-                cpu.head().embedding(map),
-                got.embeddings[i * 1280..][..1280]
-            );
+            assert_eq!(cpu.head().embedding(map), got.embeddings[i * dim..][..dim]);
         }
-        let burn_maps = values(
-            net.backbone
-                .forward(preprocess(&images, &spec, &device))
-                .permute([0, 2, 3, 1]),
-        );
+        let burn_maps = net.backbone.forward(preprocess(&images, &spec, &device));
+        let [_, channels, height, width] = burn_maps.dims();
+        let burn_maps = values(burn_maps.permute([0, 2, 3, 1]));
         let cpu_maps: Vec<f32> = maps.iter().flat_map(|m| m.values.clone()).collect();
         assert_eq!(
             (maps[0].height, maps[0].width, maps[0].channels),
-            (8, 4, 1280)
+            (height, width, channels)
         );
         let scale = burn_maps.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(diff(&cpu_maps, &burn_maps) <= 1e-4 * scale.max(1.0));
@@ -647,6 +597,8 @@ mod tests {
         use burn::nn::conv::Conv2dConfig;
         use burn::nn::BatchNormConfig;
         let device = Device::flex();
+        use crate::backbone::mobilenet_v2::ConvBnAct;
+        use mobilenet::depthwise;
         let layer = |groups: usize, kernel: usize| ConvBnAct {
             conv: Conv2dConfig::new([8, 8], [kernel, kernel])
                 .with_groups(groups)

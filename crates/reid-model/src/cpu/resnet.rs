@@ -1,0 +1,233 @@
+//! A bottleneck ResNet folded for the CPU (torchvision's and torchreid's ResNet-50, fast-reid's
+//! without IBN or non-local blocks): the 7x7 stem and each 3x3 as im2col and a matrix product,
+//! the 1x1s as matrix products, BatchNorms folded in, ReLU fused into each output pass, and
+//! the shortcut summed inside the last product of each block.
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+
+use super::kernels::{self, Act, Window};
+use super::{check, matrix, Pointwise, Scratch};
+use crate::backbone::resnet::{self, ResNet};
+use crate::ModelError;
+
+/// A convolution as a matrix over im2col rows (or pixels, for a 1x1), and its window.
+#[derive(Debug, Clone)]
+struct Conv {
+    matrix: Pointwise,
+    window: Window,
+}
+
+impl Conv {
+    fn fold(conv: &Conv2d, bn: &BatchNorm, kernel: usize, act: Act) -> Result<Self, ModelError> {
+        check(conv, kernel, false)?;
+        Ok(Self {
+            matrix: matrix(conv, bn, act)?,
+            window: Window {
+                size: kernel,
+                stride: conv.stride[0],
+                pad: (kernel - 1) / 2,
+            },
+        })
+    }
+
+    fn cout(&self) -> usize {
+        self.matrix.bias.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Bottleneck {
+    /// 1x1, ReLU.
+    reduce: Conv,
+    /// 3x3 with the block's stride, ReLU.
+    conv: Conv,
+    /// 1x1 to the block's output, summed with the shortcut, then ReLU.
+    expand: Conv,
+    /// The shortcut's 1x1 projection (with the block's stride) where the shape changes.
+    shortcut: Option<Conv>,
+}
+
+/// [`ResNet`] folded.
+#[derive(Debug, Clone)]
+pub(super) struct FoldedResNet {
+    stem: Conv,
+    pool: Window,
+    /// The pool's output size is rounded up (fast-reid's stem).
+    pool_ceil: bool,
+    blocks: Vec<Bottleneck>,
+}
+
+fn block(b: &resnet::Bottleneck) -> Result<Bottleneck, ModelError> {
+    let Some(bn1) = &b.bn1 else {
+        return Err(ModelError::Weights(
+            "the folded CPU path has no kernel for IBN-a's instance normalisation".into(),
+        ));
+    };
+    let stride = b.conv2.stride[0];
+    let shortcut = b
+        .downsample
+        .as_ref()
+        .map(|d| Conv::fold(&d.conv, &d.bn, 1, Act::Linear))
+        .transpose()?;
+    let block = Bottleneck {
+        reduce: Conv::fold(&b.conv1, bn1, 1, Act::Relu)?,
+        conv: Conv::fold(&b.conv2, &b.bn2, 3, Act::Relu)?,
+        expand: Conv::fold(&b.conv3, &b.bn3, 1, Act::Relu)?,
+        shortcut,
+    };
+    let strides = [
+        block.reduce.window.stride,
+        block.expand.window.stride,
+        block.shortcut.as_ref().map_or(stride, |s| s.window.stride),
+    ];
+    let cin = block.reduce.matrix.weight.len() / block.reduce.cout();
+    if block.shortcut.is_none() && (stride != 1 || cin != block.expand.cout()) {
+        return Err(ModelError::Weights(format!(
+            "a bottleneck from {cin} to {} channels (stride {stride}) without a projection",
+            block.expand.cout()
+        )));
+    }
+    if strides != [1, 1, stride] {
+        return Err(ModelError::Weights(format!(
+            "a bottleneck whose 3x3 has stride {stride} and whose 1x1s have strides {strides:?}"
+        )));
+    }
+    Ok(block)
+}
+
+/// The stem's max pool: its window and whether it rounds up.
+fn pool(p: &MaxPool2d) -> Result<(Window, bool), ModelError> {
+    let pad = match p.padding {
+        PaddingConfig2d::Valid => Some(0),
+        PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => Some(a),
+        _ => None,
+    };
+    match pad {
+        Some(pad)
+            if p.kernel_size[0] == p.kernel_size[1]
+                && p.stride[0] == p.stride[1]
+                && p.dilation == [1, 1] =>
+        {
+            Ok((
+                Window {
+                    size: p.kernel_size[0],
+                    stride: p.stride[0],
+                    pad,
+                },
+                p.ceil_mode,
+            ))
+        }
+        _ => Err(ModelError::Weights(format!(
+            "the CPU path has no kernel for a {:?} max pool (stride {:?}, padding {:?})",
+            p.kernel_size, p.stride, p.padding
+        ))),
+    }
+}
+
+impl FoldedResNet {
+    pub(super) fn fold(net: &ResNet) -> Result<Self, ModelError> {
+        if net.non_local.iter().any(|n| !n.is_empty()) {
+            return Err(ModelError::Weights(
+                "the folded CPU path has no kernel for non-local blocks".into(),
+            ));
+        }
+        let stem = Conv::fold(&net.conv1, &net.bn1, 7, Act::Relu)?;
+        if stem.matrix.weight.len() != 7 * 7 * 3 * stem.cout() {
+            return Err(ModelError::Weights("the stem must take 3 channels".into()));
+        }
+        let (pool, pool_ceil) = pool(&net.maxpool)?;
+        let blocks = [&net.layer1, &net.layer2, &net.layer3, &net.layer4]
+            .into_iter()
+            .flatten()
+            .map(block)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            stem,
+            pool,
+            pool_ceil,
+            blocks,
+        })
+    }
+
+    /// Channels of the feature map.
+    pub(super) fn channels(&self) -> usize {
+        self.blocks
+            .last()
+            .map_or(self.stem.cout(), |b| b.expand.cout())
+    }
+
+    /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
+    /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
+    pub(super) fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
+        let [sh, sw] = conv(&self.stem, &s.image, [h, w, 3], &mut s.a, &mut s.b);
+        let c = self.stem.cout();
+        let [mut h, mut w] = kernels::max_pool(
+            s.b.get(),
+            [sh, sw, c],
+            self.pool,
+            self.pool_ceil,
+            &mut s.cur,
+        );
+        for block in &self.blocks {
+            [h, w] = block.forward(s, [h, w]);
+            std::mem::swap(&mut s.cur, &mut s.next);
+        }
+        std::mem::swap(&mut s.cur, &mut s.a);
+        [h, w]
+    }
+}
+
+/// `c` on `input` (`[h, w, cin]`) into `out`, through `cols` for anything but a 1x1 of stride
+/// 1. Returns `[h_out, w_out]`.
+fn conv(
+    c: &Conv,
+    input: &[f32],
+    [h, w, cin]: [usize; 3],
+    cols: &mut kernels::Buf,
+    out: &mut kernels::Buf,
+) -> [usize; 2] {
+    let m = &c.matrix;
+    let ([ho, wo], rows) = if c.window.size == 1 && c.window.stride == 1 {
+        ([h, w], input)
+    } else if c.window.size == 1 {
+        (
+            kernels::subsample(input, [h, w, cin], c.window.stride, cols),
+            cols.get(),
+        )
+    } else {
+        (
+            kernels::im2col(input, [h, w, cin], c.window, cols),
+            cols.get(),
+        )
+    };
+    let out = out.take(ho * wo * c.cout());
+    kernels::pointwise(rows, ho * wo, &m.weight, &m.bias, m.act, false, out);
+    [ho, wo]
+}
+
+impl Bottleneck {
+    /// Reads `s.cur` (`[h, w, cin]`), writes `s.next` (`[h_out, w_out, cout]`). Returns
+    /// `[h_out, w_out]`.
+    fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
+        let cur = s.cur.get();
+        let cin = cur.len() / (h * w);
+        conv(&self.reduce, cur, [h, w, cin], &mut s.a, &mut s.b);
+        let planes = self.reduce.cout();
+        let [ho, wo] = conv(&self.conv, s.b.get(), [h, w, planes], &mut s.a, &mut s.c);
+        // The shortcut goes into `next` first; the expansion adds onto it.
+        match &self.shortcut {
+            Some(shortcut) => {
+                conv(shortcut, cur, [h, w, cin], &mut s.a, &mut s.next);
+            }
+            None => {
+                s.next.take(cur.len()).copy_from_slice(cur);
+            }
+        }
+        let e = &self.expand.matrix;
+        let out = s.next.take(ho * wo * self.expand.cout());
+        kernels::pointwise(s.c.get(), ho * wo, &e.weight, &e.bias, e.act, true, out);
+        [ho, wo]
+    }
+}
