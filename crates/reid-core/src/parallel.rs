@@ -10,6 +10,19 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How many threads [`fold_tasks`] and [`for_each_chunk_mut`] run at most: every core natively,
+/// one in the browser.
+pub fn workers() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        threads()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
+}
+
 /// Calls `f(chunk_index, chunk)` on each `chunk_len`-long chunk of `data`; threads take the next
 /// free chunk, so uneven chunks do not leave a core idle.
 pub fn for_each_chunk_mut<T: Send>(

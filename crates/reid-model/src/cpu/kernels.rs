@@ -398,32 +398,34 @@ impl Window {
     }
 }
 
-/// im2col: `input` `[h, w, c]` to one row of `size * size * c` values per output pixel
-/// (tap-major, then channel), zeros where a tap falls outside the image. Returns `[h_out,
-/// w_out]`.
-pub(crate) fn im2col(
-    input: &[f32],
-    [h, w, c]: [usize; 3],
-    win: Window,
-    out: &mut Buf,
-) -> [usize; 2] {
+/// The image, row and column of output pixel `p` of images `[.., h_out, w_out]`.
+fn pixel(p: usize, [ho, wo]: [usize; 2]) -> [usize; 3] {
+    let (image, q) = (p / (ho * wo), p % (ho * wo));
+    [image, q / wo, q % wo]
+}
+
+/// im2col: `input` `[n, h, w, c]` (`n` images) to one row of `size * size * c` values per
+/// output pixel (tap-major, then channel), zeros where a tap falls outside its image. Returns
+/// `[h_out, w_out]`.
+pub(crate) fn im2col(input: &[f32], shape: [usize; 4], win: Window, out: &mut Buf) -> [usize; 2] {
     // With the stems' 3 channels each tap is then a fixed-size copy, not a call to `memcpy`.
-    if c == 3 {
-        im2col_body(input, [h, w, 3], win, out)
+    if shape[3] == 3 {
+        im2col_body(input, [shape[0], shape[1], shape[2], 3], win, out)
     } else {
-        im2col_body(input, [h, w, c], win, out)
+        im2col_body(input, shape, win, out)
     }
 }
 
 #[inline(always)]
-fn im2col_body(input: &[f32], [h, w, c]: [usize; 3], win: Window, out: &mut Buf) -> [usize; 2] {
+fn im2col_body(input: &[f32], [n, h, w, c]: [usize; 4], win: Window, out: &mut Buf) -> [usize; 2] {
     assert!(c > 0, "im2col of an image without channels");
-    assert_eq!(input.len(), h * w * c, "im2col input of the wrong size");
+    assert_eq!(input.len(), n * h * w * c, "im2col input of the wrong size");
     let [ho, wo] = [win.out(h), win.out(w)];
     let taps = win.size * win.size;
-    let rows = out.take(ho * wo * taps * c);
+    let rows = out.take(n * ho * wo * taps * c);
     for (p, row) in rows.chunks_exact_mut(taps * c).enumerate() {
-        let (oy, ox) = (p / wo, p % wo);
+        let [image, oy, ox] = pixel(p, [ho, wo]);
+        let input = &input[image * h * w * c..][..h * w * c];
         for ky in 0..win.size {
             let iy = win.tap(oy, ky, h);
             for kx in 0..win.size {
@@ -438,21 +440,26 @@ fn im2col_body(input: &[f32], [h, w, c]: [usize; 3], win: Window, out: &mut Buf)
     [ho, wo]
 }
 
-/// Max pooling of `input` `[h, w, c]` over `win`, rounding the output size up when `ceil`;
+/// Max pooling of `input` `[n, h, w, c]` over `win`, rounding the output size up when `ceil`;
 /// taps outside the image are left out (PyTorch pads with minus infinity). Returns `[h_out,
 /// w_out]`.
 pub(crate) fn max_pool(
     input: &[f32],
-    [h, w, c]: [usize; 3],
+    [n, h, w, c]: [usize; 4],
     win: Window,
     ceil: bool,
     out: &mut Buf,
 ) -> [usize; 2] {
-    assert_eq!(input.len(), h * w * c, "max pool input of the wrong size");
+    assert_eq!(
+        input.len(),
+        n * h * w * c,
+        "max pool input of the wrong size"
+    );
     let [ho, wo] = [win.pooled(h, ceil), win.pooled(w, ceil)];
-    let out = out.take(ho * wo * c);
+    let out = out.take(n * ho * wo * c);
     for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
-        let (oy, ox) = (p / wo, p % wo);
+        let [image, oy, ox] = pixel(p, [ho, wo]);
+        let input = &input[image * h * w * c..][..h * w * c];
         dst.fill(f32::NEG_INFINITY);
         for ky in 0..win.size {
             let Some(iy) = win.tap(oy, ky, h) else {
@@ -471,19 +478,24 @@ pub(crate) fn max_pool(
     [ho, wo]
 }
 
-/// Every `stride`-th pixel of every `stride`-th row of `input` `[h, w, c]`: what a 1x1
+/// Every `stride`-th pixel of every `stride`-th row of `input` `[n, h, w, c]`: what a 1x1
 /// convolution of that stride reads. Returns `[h_out, w_out]`.
 pub(crate) fn subsample(
     input: &[f32],
-    [h, w, c]: [usize; 3],
+    [n, h, w, c]: [usize; 4],
     stride: usize,
     out: &mut Buf,
 ) -> [usize; 2] {
-    assert_eq!(input.len(), h * w * c, "subsample input of the wrong size");
+    assert_eq!(
+        input.len(),
+        n * h * w * c,
+        "subsample input of the wrong size"
+    );
     let [ho, wo] = [(h - 1) / stride + 1, (w - 1) / stride + 1];
-    let out = out.take(ho * wo * c);
+    let out = out.take(n * ho * wo * c);
     for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
-        let (oy, ox) = (p / wo, p % wo);
+        let [image, oy, ox] = pixel(p, [ho, wo]);
+        let input = &input[image * h * w * c..][..h * w * c];
         dst.copy_from_slice(&input[(oy * stride * w + ox * stride) * c..][..c]);
     }
     [ho, wo]
@@ -651,9 +663,9 @@ mod tests {
             let mut cols = Buf::default();
             cols.take(8192).fill(f32::NAN);
             let [ho, wo] = if size == 1 {
-                subsample(&input, [h, w, cin], stride, &mut cols)
+                subsample(&input, [1, h, w, cin], stride, &mut cols)
             } else {
-                im2col(&input, [h, w, cin], win, &mut cols)
+                im2col(&input, [1, h, w, cin], win, &mut cols)
             };
             assert_eq!([ho, wo], [win.out(h), win.out(w)]);
             let mut out = vec![f32::NAN; ho * wo * cout];
@@ -726,7 +738,7 @@ mod tests {
                 let input = values(h * w * c, 7);
                 let mut out = Buf::default();
                 out.take(1000).fill(f32::NAN);
-                let [ho, wo] = max_pool(&input, [h, w, c], win, ceil, &mut out);
+                let [ho, wo] = max_pool(&input, [1, h, w, c], win, ceil, &mut out);
                 let want = naive_max_pool(&input, [h, w, c], win, ceil);
                 assert_eq!(ho * wo * c, want.len(), "{h}x{w} pad {pad} ceil {ceil}");
                 assert_eq!(out.get(), want, "{h}x{w} pad {pad} ceil {ceil}");

@@ -160,7 +160,7 @@ impl MobileNet {
             stride: 2,
             pad: 1,
         };
-        let [mut h, mut w] = kernels::im2col(&s.image, [h, w, 3], stem, &mut s.a);
+        let [mut h, mut w] = kernels::im2col(&s.image, [1, h, w, 3], stem, &mut s.a);
         let st = &self.stem;
         let out = s.cur.take(h * w * st.bias.len());
         kernels::pointwise(s.a.get(), h * w, &st.weight, &st.bias, st.act, false, out);

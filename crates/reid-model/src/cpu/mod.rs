@@ -210,7 +210,10 @@ fn matrix(conv: &Conv2d, bn: &BatchNorm, act: Act) -> Result<Pointwise, ModelErr
 /// One thread's buffers, reused from image to image.
 #[derive(Default)]
 struct Scratch {
+    /// The input, channels-last: one image, or a group of them.
     image: Vec<f32>,
+    /// Where a group's images are loaded one by one.
+    group: Vec<f32>,
     /// A block's input.
     cur: Buf,
     /// A block's output.
@@ -272,7 +275,7 @@ impl CpuNet {
             .iter()
             .map(|image| {
                 let size = self.load(image, &mut scratch);
-                let [height, width] = self.backbone(&mut scratch, size);
+                let [height, width] = self.backbone(&mut scratch, 1, size);
                 FeatureMap {
                     height,
                     width,
@@ -327,12 +330,28 @@ impl CpuNet {
         load: impl Fn(usize, &mut Scratch) -> [usize; 2] + Sync,
     ) -> CpuOutput {
         let dim = self.dim();
+        let group = self.group(batch);
         let states = reid_core::parallel::fold_tasks(
-            batch,
+            batch.div_ceil(group),
             || (self.spare.take(), Vec::new()),
-            |(scratch, done): &mut (Scratch, Vec<(usize, Vec<f32>)>), i| {
-                let size = load(i, scratch);
-                done.push((i, self.forward_one(scratch, size)));
+            |(scratch, done): &mut (Scratch, Vec<(usize, Vec<f32>)>), task| {
+                let images = task * group..((task + 1) * group).min(batch);
+                let n = images.len();
+                let size = if n == 1 {
+                    load(images.start, scratch)
+                } else {
+                    // The group's images one after another in `scratch.image`.
+                    let mut all = std::mem::take(&mut scratch.group);
+                    all.clear();
+                    let mut size = [0; 2];
+                    for i in images.clone() {
+                        size = load(i, scratch);
+                        all.extend_from_slice(&scratch.image);
+                    }
+                    scratch.group = std::mem::replace(&mut scratch.image, all);
+                    size
+                };
+                done.extend(images.zip(self.forward_group(scratch, n, size)));
             },
         );
         let mut pooled = vec![0f32; batch * dim];
@@ -361,21 +380,42 @@ impl CpuNet {
         }
     }
 
-    /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
-    /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
-    fn backbone(&self, s: &mut Scratch, size: [usize; 2]) -> [usize; 2] {
+    /// How many images of a batch of `batch` each thread runs through the network together.
+    /// ResNet's later stages have few pixels per image and large weights: one matrix product
+    /// over the pixels of several images packs each weight once for all of them (1.02x to 1.15x
+    /// for groups of 4 against single images, ResNet-50, batch 16 on 2 cores). Groups stay
+    /// small enough to give every thread one.
+    fn group(&self, batch: usize) -> usize {
+        const MOST: usize = 4;
         match &self.backbone {
-            Folded::MobileNetV2(b) => b.forward(s, size),
-            Folded::ResNet(b) => b.forward(s, size),
+            Folded::MobileNetV2(_) => 1,
+            Folded::ResNet(_) => batch
+                .div_ceil(reid_core::parallel::workers())
+                .clamp(1, MOST),
         }
     }
 
-    /// The backbone, global (average or GeM) pooling and the embedding layer if any on
-    /// `scratch.image` (`[h, w, 3]`).
-    fn forward_one(&self, s: &mut Scratch, size: [usize; 2]) -> Vec<f32> {
-        self.backbone(s, size);
-        self.head
-            .features(&self.head.pool(s.a.get(), self.channels()))
+    /// The backbone on `n` images in `scratch.image` (`[n, h, w, 3]`): their feature maps are
+    /// left in `scratch.a`, `[n, h_out, w_out, channels]`. Returns `[h_out, w_out]`.
+    fn backbone(&self, s: &mut Scratch, n: usize, size: [usize; 2]) -> [usize; 2] {
+        match &self.backbone {
+            Folded::MobileNetV2(b) => {
+                assert_eq!(n, 1, "MobileNetV2 runs one image at a time");
+                b.forward(s, size)
+            }
+            Folded::ResNet(b) => b.forward(s, n, size),
+        }
+    }
+
+    /// The backbone, global (average or GeM) pooling and the embedding layer if any on `n`
+    /// images in `scratch.image` (`[n, h, w, 3]`): one row per image.
+    fn forward_group(&self, s: &mut Scratch, n: usize, size: [usize; 2]) -> Vec<Vec<f32>> {
+        let [h, w] = self.backbone(s, n, size);
+        let channels = self.channels();
+        s.a.get()
+            .chunks_exact((h * w * channels).max(1))
+            .map(|map| self.head.features(&self.head.pool(map, channels)))
+            .collect()
     }
 }
 
@@ -436,8 +476,7 @@ mod tests {
 
     #[test]
     fn a_folded_resnet_equals_the_burn_network_with_either_stem_pool_and_an_embedding_layer() {
-        use crate::backbone::resnet::{ResNetConfig, StemPool};
-        use crate::network::BackboneKind;
+        use crate::backbone::resnet::StemPool;
         let device = Device::flex();
         // torchvision's pool and last stride 2; fast-reid's pool, last stride 1 and an
         // embedding layer (as torchreid's `resnet50_fc512`). Two blocks in the second stage, so
@@ -445,24 +484,7 @@ mod tests {
         for (stem_pool, last_stride, fc) in
             [(StemPool::Padded, 2, None), (StemPool::Ceil, 1, Some(24))]
         {
-            let resnet = ResNetConfig {
-                layers: [1, 2, 1, 1],
-                last_stride,
-                stem_pool,
-                ..ResNetConfig::resnet50(last_stride, false)
-            };
-            let input = InputSpec {
-                height: 96,
-                width: 48,
-                ..InputSpec::default()
-            };
-            let config = ReidNetConfig {
-                backbone: BackboneKind::ResNet(resnet),
-                fc,
-                input: input.clone(),
-                ..ReidNetConfig::default()
-            };
-            let net = with_random_stats(config.init(&device), &device);
+            let (net, input) = small_resnet(stem_pool, last_stride, fc, &device);
             folded_equals_burn(net, input, &device);
         }
     }
@@ -615,18 +637,57 @@ mod tests {
         }
     }
 
+    /// A small ResNet (two blocks in its second stage) on `[96, 48]` crops.
+    fn small_resnet(
+        stem_pool: crate::backbone::resnet::StemPool,
+        last_stride: usize,
+        fc: Option<usize>,
+        device: &Device,
+    ) -> (ReidNet, InputSpec) {
+        use crate::backbone::resnet::ResNetConfig;
+        use crate::network::BackboneKind;
+        let resnet = ResNetConfig {
+            layers: [1, 2, 1, 1],
+            stem_pool,
+            ..ResNetConfig::resnet50(last_stride, false)
+        };
+        let input = InputSpec {
+            height: 96,
+            width: 48,
+            ..InputSpec::default()
+        };
+        let config = ReidNetConfig {
+            backbone: BackboneKind::ResNet(resnet),
+            fc,
+            input: input.clone(),
+            ..ReidNetConfig::default()
+        };
+        (with_random_stats(config.init(device), device), input)
+    }
+
     #[test]
     fn a_batch_gives_each_image_what_it_gets_alone() {
         let device = Device::flex();
-        let cpu = CpuNet::new(&net(&device), InputSpec::default()).unwrap();
-        let images: Vec<RgbImage> = (0..5)
-            .map(|s| RgbImage::from_fn(64, 128, |x, y| image::Rgb([(x * s) as u8, y as u8, 9])))
-            .collect();
-        let all = cpu.embed(&images);
-        for (i, image) in images.iter().enumerate() {
-            let alone = cpu.embed(std::slice::from_ref(image));
-            assert_eq!(alone.embeddings, all.embeddings[i * 1280..][..1280]);
+        let resnet = small_resnet(Default::default(), 2, None, &device);
+        // ResNets run images in groups (here of 3 and 2 on two cores), MobileNetV2 one by one.
+        for (net, spec) in [(net(&device), InputSpec::default()), resnet] {
+            let cpu = CpuNet::new(&net, spec).unwrap();
+            let dim = cpu.dim();
+            let images: Vec<RgbImage> = (0..5)
+                .map(|s| RgbImage::from_fn(64, 128, |x, y| image::Rgb([(x * s) as u8, y as u8, 9])))
+                .collect();
+            let all = cpu.embed(&images);
+            for (i, image) in images.iter().enumerate() {
+                let alone = cpu.embed(std::slice::from_ref(image));
+                let diff = alone
+                    .embeddings
+                    .iter()
+                    .zip(&all.embeddings[i * dim..][..dim])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-6, "image {i}: {diff}");
+            }
+            assert!(cpu.embed(&[]).embeddings.is_empty());
         }
-        assert!(cpu.embed(&[]).embeddings.is_empty());
     }
 }

@@ -158,20 +158,20 @@ impl FoldedResNet {
             .map_or(self.stem.cout(), |b| b.expand.cout())
     }
 
-    /// The backbone on `scratch.image` (`[h, w, 3]`): its feature map is left in `scratch.a`,
-    /// `[h_out, w_out, channels]`. Returns `[h_out, w_out]`.
-    pub(super) fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
-        let [sh, sw] = conv(&self.stem, &s.image, [h, w, 3], &mut s.a, &mut s.b);
+    /// The backbone on `n` images in `scratch.image` (`[n, h, w, 3]`): their feature maps are
+    /// left in `scratch.a`, `[n, h_out, w_out, channels]`. Returns `[h_out, w_out]`.
+    pub(super) fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {
+        let [sh, sw] = conv(&self.stem, &s.image, [n, h, w, 3], &mut s.a, &mut s.b);
         let c = self.stem.cout();
         let [mut h, mut w] = kernels::max_pool(
             s.b.get(),
-            [sh, sw, c],
+            [n, sh, sw, c],
             self.pool,
             self.pool_ceil,
             &mut s.cur,
         );
         for block in &self.blocks {
-            [h, w] = block.forward(s, [h, w]);
+            [h, w] = block.forward(s, n, [h, w]);
             std::mem::swap(&mut s.cur, &mut s.next);
         }
         std::mem::swap(&mut s.cur, &mut s.a);
@@ -179,55 +179,55 @@ impl FoldedResNet {
     }
 }
 
-/// `c` on `input` (`[h, w, cin]`) into `out`, through `cols` for anything but a 1x1 of stride
-/// 1. Returns `[h_out, w_out]`.
+/// `c` on `input` (`[n, h, w, cin]`) into `out`, through `cols` for anything but a 1x1 of
+/// stride 1. Returns `[h_out, w_out]`.
 fn conv(
     c: &Conv,
     input: &[f32],
-    [h, w, cin]: [usize; 3],
+    shape: [usize; 4],
     cols: &mut kernels::Buf,
     out: &mut kernels::Buf,
 ) -> [usize; 2] {
+    let [n, h, w, _] = shape;
     let m = &c.matrix;
     let ([ho, wo], rows) = if c.window.size == 1 && c.window.stride == 1 {
         ([h, w], input)
     } else if c.window.size == 1 {
         (
-            kernels::subsample(input, [h, w, cin], c.window.stride, cols),
+            kernels::subsample(input, shape, c.window.stride, cols),
             cols.get(),
         )
     } else {
-        (
-            kernels::im2col(input, [h, w, cin], c.window, cols),
-            cols.get(),
-        )
+        (kernels::im2col(input, shape, c.window, cols), cols.get())
     };
-    let out = out.take(ho * wo * c.cout());
-    kernels::pointwise(rows, ho * wo, &m.weight, &m.bias, m.act, false, out);
+    let pixels = n * ho * wo;
+    let out = out.take(pixels * c.cout());
+    kernels::pointwise(rows, pixels, &m.weight, &m.bias, m.act, false, out);
     [ho, wo]
 }
 
 impl Bottleneck {
-    /// Reads `s.cur` (`[h, w, cin]`), writes `s.next` (`[h_out, w_out, cout]`). Returns
+    /// Reads `s.cur` (`[n, h, w, cin]`), writes `s.next` (`[n, h_out, w_out, cout]`). Returns
     /// `[h_out, w_out]`.
-    fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
+    fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {
         let cur = s.cur.get();
-        let cin = cur.len() / (h * w);
-        conv(&self.reduce, cur, [h, w, cin], &mut s.a, &mut s.b);
+        let cin = cur.len() / (n * h * w);
+        conv(&self.reduce, cur, [n, h, w, cin], &mut s.a, &mut s.b);
         let planes = self.reduce.cout();
-        let [ho, wo] = conv(&self.conv, s.b.get(), [h, w, planes], &mut s.a, &mut s.c);
+        let [ho, wo] = conv(&self.conv, s.b.get(), [n, h, w, planes], &mut s.a, &mut s.c);
         // The shortcut goes into `next` first; the expansion adds onto it.
         match &self.shortcut {
             Some(shortcut) => {
-                conv(shortcut, cur, [h, w, cin], &mut s.a, &mut s.next);
+                conv(shortcut, cur, [n, h, w, cin], &mut s.a, &mut s.next);
             }
             None => {
                 s.next.take(cur.len()).copy_from_slice(cur);
             }
         }
         let e = &self.expand.matrix;
-        let out = s.next.take(ho * wo * self.expand.cout());
-        kernels::pointwise(s.c.get(), ho * wo, &e.weight, &e.bias, e.act, true, out);
+        let pixels = n * ho * wo;
+        let out = s.next.take(pixels * self.expand.cout());
+        kernels::pointwise(s.c.get(), pixels, &e.weight, &e.bias, e.act, true, out);
         [ho, wo]
     }
 }
