@@ -1,5 +1,6 @@
-//! The CPU kernels of the folded network, on one image in channels-last layout (`[pixels,
-//! channels]`, row-major): 1x1 convolutions as matrix products on the `gemm` crate, a direct
+//! The CPU kernels of the folded network, on activations in channels-last layout (`[pixels,
+//! channels]` row-major, the pixels of one image or of several one after another: `[n, h, w,
+//! c]`): 1x1 convolutions as matrix products on the `gemm` crate, a direct
 //! 3x3 depthwise convolution vectorised across channels, im2col for the other convolutions, and
 //! max pooling. Bias and the activation are fused into each kernel's output pass.
 

@@ -60,10 +60,19 @@ pub(super) struct FoldedResNet {
 }
 
 fn block(b: &resnet::Bottleneck) -> Result<Bottleneck, ModelError> {
-    let Some(bn1) = &b.bn1 else {
-        return Err(ModelError::Weights(
-            "the folded CPU path has no kernel for IBN-a's instance normalisation".into(),
-        ));
+    let bn1 = match (&b.bn1, &b.ibn1) {
+        (Some(bn1), _) => bn1,
+        (None, Some(_)) => {
+            return Err(ModelError::Weights(
+                "the folded CPU path has no kernel for IBN-a's instance normalisation".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(ModelError::Weights(
+                "the CPU path expects a normalisation after a bottleneck's first convolution"
+                    .into(),
+            ))
+        }
     };
     let stride = b.conv2.stride[0];
     let shortcut = b
