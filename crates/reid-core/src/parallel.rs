@@ -4,10 +4,12 @@
 #[cfg(not(target_arch = "wasm32"))]
 use std::sync::Mutex;
 
-/// Worker threads to use natively: every core (the browser runs everything in turn).
+/// Worker threads to use natively: every core (the browser runs everything in turn). Asked
+/// once: on Linux the answer reads the process's cgroup files, and every parallel call needs it.
 #[cfg(not(target_arch = "wasm32"))]
 fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// How many threads [`fold_tasks`] and [`for_each_chunk_mut`] run at most: every core natively,

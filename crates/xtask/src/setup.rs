@@ -611,6 +611,9 @@ pub fn bench_torchreid() -> Result<()> {
         let [torch_one, ort, torch_all, _] = peers[..] else {
             bail!("{arch}: expected four embedding rates of the peers, got {peers:?}")
         };
+        if ours.is_empty() {
+            bail!("{arch}: no embedding rate of ours")
+        }
         // Burn's modules, then the folded CPU path where the network folds.
         for (path, rate) in ["burn flex", "folded CPU path"].iter().zip(&ours) {
             println!(
@@ -619,9 +622,6 @@ pub fn bench_torchreid() -> Result<()> {
                 rate / torch_all,
                 rate / ort
             );
-        }
-        if ours.is_empty() {
-            bail!("{arch}: no embedding rate of ours")
         }
     }
     // The same networks in the browser: ours on WebGPU and the CPU path, onnxruntime-web on

@@ -407,7 +407,7 @@ fn pixel(p: usize, [ho, wo]: [usize; 2]) -> [usize; 3] {
 
 /// im2col: `input` `[n, h, w, c]` (`n` images) to one row of `size * size * c` values per
 /// output pixel (tap-major, then channel), zeros where a tap falls outside its image. Returns
-/// `[h_out, w_out]`.
+/// `[h_out, w_out]`. A 1x1 window of stride 2 gives the pixels a strided 1x1 convolution reads.
 pub(crate) fn im2col(input: &[f32], shape: [usize; 4], win: Window, out: &mut Buf) -> [usize; 2] {
     // With the stems' 3 channels each tap is then a fixed-size copy, not a call to `memcpy`.
     if shape[3] == 3 {
@@ -475,29 +475,6 @@ pub(crate) fn max_pool(
                 }
             }
         }
-    }
-    [ho, wo]
-}
-
-/// Every `stride`-th pixel of every `stride`-th row of `input` `[n, h, w, c]`: what a 1x1
-/// convolution of that stride reads. Returns `[h_out, w_out]`.
-pub(crate) fn subsample(
-    input: &[f32],
-    [n, h, w, c]: [usize; 4],
-    stride: usize,
-    out: &mut Buf,
-) -> [usize; 2] {
-    assert_eq!(
-        input.len(),
-        n * h * w * c,
-        "subsample input of the wrong size"
-    );
-    let [ho, wo] = [(h - 1) / stride + 1, (w - 1) / stride + 1];
-    let out = out.take(n * ho * wo * c);
-    for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
-        let [image, oy, ox] = pixel(p, [ho, wo]);
-        let input = &input[image * h * w * c..][..h * w * c];
-        dst.copy_from_slice(&input[(oy * stride * w + ox * stride) * c..][..c]);
     }
     [ho, wo]
 }
@@ -641,7 +618,7 @@ mod tests {
     #[test]
     fn im2col_and_a_matrix_product_equal_the_direct_convolution() {
         // The stems (3 channels: 3x3 stride 2, 7x7 stride 2 padding 3), a strided 3x3 over
-        // more channels, and a 1x1 with stride 2 (a projected shortcut) through `subsample`.
+        // more channels, and a 1x1 with stride 2 (a projected shortcut).
         let cases = [
             (9, 6, 3, 5, (3, 2, 1)),
             (13, 8, 3, 4, (7, 2, 3)),
@@ -663,11 +640,7 @@ mod tests {
             // Buffers left dirty by a larger earlier use must not leak into the result.
             let mut cols = Buf::default();
             cols.take(8192).fill(f32::NAN);
-            let [ho, wo] = if size == 1 {
-                subsample(&input, [1, h, w, cin], stride, &mut cols)
-            } else {
-                im2col(&input, [1, h, w, cin], win, &mut cols)
-            };
+            let [ho, wo] = im2col(&input, [1, h, w, cin], win, &mut cols);
             assert_eq!([ho, wo], [win.out(h), win.out(w)]);
             let mut out = vec![f32::NAN; ho * wo * cout];
             let bias = vec![0.5; cout];

@@ -201,11 +201,6 @@ fn conv(
     let m = &c.matrix;
     let ([ho, wo], rows) = if c.window.size == 1 && c.window.stride == 1 {
         ([h, w], input)
-    } else if c.window.size == 1 {
-        (
-            kernels::subsample(input, shape, c.window.stride, cols),
-            cols.get(),
-        )
     } else {
         (kernels::im2col(input, shape, c.window, cols), cols.get())
     };
