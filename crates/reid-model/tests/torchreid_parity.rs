@@ -69,18 +69,28 @@ fn round_trip_parity(dir: &Path, arch: &str, imported: Imported, device: &Device
     let out = net.forward(input.clone());
     let got: Vec<f32> = out.pooled.into_data().try_to_vec::<f32>().unwrap();
     let (want, rows) = reference(&dir.join(format!("{arch}.features.npy")));
-    // MobileNetV2 and ResNet-50 without IBN-a also run folded for the CPU: the same features.
+    // MobileNetV2, ResNet-50 without IBN-a and OSNet without instance norms also run folded
+    // for the CPU: the same features, within the tolerance of the reference's own float32
+    // rounding (osnet_x0_5's features are 7.7e-5 from exact in torchreid).
     match CpuNet::new(&net, config.input.clone()) {
         Ok(cpu) => {
             let [n, _, h, w] = input.dims();
             let values: Vec<f32> = input.into_data().try_to_vec::<f32>().unwrap();
             let folded = cpu.forward_nchw(&values, n, [h, w]);
             let diff = max_abs_diff(&folded.pooled, &want);
-            println!("{arch} folded for the CPU: max abs feature diff {diff:.2e}");
-            assert!(diff <= 1e-4, "{arch} folded: max abs diff {diff}");
+            let normalised = max_abs_diff(&l2_rows(&folded.pooled, rows), &l2_rows(&want, rows));
+            println!(
+                "{arch} folded for the CPU: max abs feature diff {diff:.2e} (normalised {normalised:.2e})"
+            );
+            let tolerance = tolerance(dir, arch);
+            assert!(
+                diff <= tolerance,
+                "{arch} folded: max abs diff {diff} > {tolerance}"
+            );
+            assert!(normalised <= 1e-4, "{arch} folded: normalised {normalised}");
         }
         Err(e) => assert!(
-            arch.starts_with("osnet") || arch.contains("ibn"),
+            arch.starts_with("osnet_ain") || arch.contains("ibn"),
             "{arch} does not fold: {e}"
         ),
     }

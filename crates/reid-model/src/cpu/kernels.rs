@@ -224,7 +224,7 @@ impl Strip {
     }
 }
 
-/// 3x3 depthwise convolution, padding 1, then ReLU6, on the output rows `strip` names: `input`
+/// 3x3 depthwise convolution, padding 1, then `act`, on the output rows `strip` names: `input`
 /// holds input rows `strip.first_in..` as `[rows, w, c]`, `weight` is `[9, c]` (tap-major), and
 /// `out` receives `[rows[1] - rows[0], w_out, c]`.
 pub(crate) fn depthwise3x3(
@@ -232,6 +232,7 @@ pub(crate) fn depthwise3x3(
     strip: Strip,
     weight: &[f32],
     bias: &[f32],
+    act: Act,
     out: &mut [f32],
 ) {
     let c = bias.len();
@@ -247,7 +248,7 @@ pub(crate) fn depthwise3x3(
         (strip.rows[1] - strip.rows[0]) * wo * c,
         "depthwise output of the wrong size"
     );
-    dispatch_depthwise(input, strip, weight, bias, out);
+    dispatch_depthwise(input, strip, weight, bias, act, out);
 }
 
 widest_simd! {
@@ -257,6 +258,7 @@ widest_simd! {
         strip: Strip,
         weight: &[f32],
         bias: &[f32],
+        act: Act,
         out: &mut [f32],
     ) => depthwise_body
 }
@@ -264,7 +266,14 @@ widest_simd! {
 /// The loop nest of [`depthwise3x3`], compiled once per instruction set by its callers: the
 /// innermost loop runs along the channels, which are contiguous in input, weight and output.
 #[inline(always)]
-fn depthwise_body(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+fn depthwise_body(
+    input: &[f32],
+    strip: Strip,
+    weight: &[f32],
+    bias: &[f32],
+    act: Act,
+    out: &mut [f32],
+) {
     let Strip {
         h,
         w,
@@ -302,15 +311,15 @@ fn depthwise_body(input: &[f32], strip: Strip, weight: &[f32], bias: &[f32], out
             // then 16, then one by one.
             let mut c0 = 0;
             while c0 + 64 <= c {
-                channel_block::<64>(input, weight, bias, taps, c0, dst);
+                channel_block::<64>(input, weight, bias, act, taps, c0, dst);
                 c0 += 64;
             }
             while c0 + 16 <= c {
-                channel_block::<16>(input, weight, bias, taps, c0, dst);
+                channel_block::<16>(input, weight, bias, act, taps, c0, dst);
                 c0 += 16;
             }
             while c0 < c {
-                channel_block::<1>(input, weight, bias, taps, c0, dst);
+                channel_block::<1>(input, weight, bias, act, taps, c0, dst);
                 c0 += 1;
             }
         }
@@ -332,12 +341,13 @@ fn madd(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// Channels `c0..c0 + N` of one output pixel: bias plus the taps, then ReLU6.
+/// Channels `c0..c0 + N` of one output pixel: bias plus the taps, then the activation.
 #[inline(always)]
 fn channel_block<const N: usize>(
     input: &[f32],
     weight: &[f32],
     bias: &[f32],
+    act: Act,
     taps: &[(usize, usize)],
     c0: usize,
     dst: &mut [f32],
@@ -354,8 +364,19 @@ fn channel_block<const N: usize>(
     // reading it back in other widths stalled the stores' forwarding (17% of this kernel's
     // samples at 16 channels).
     let dst: &mut [f32; N] = (&mut dst[c0..c0 + N]).try_into().expect("N channels");
-    for l in 0..N {
-        dst[l] = acc[l].clamp(0.0, 6.0);
+    // One loop per activation, each straight vector code.
+    match act {
+        Act::Linear => dst.copy_from_slice(&acc),
+        Act::Relu => {
+            for l in 0..N {
+                dst[l] = acc[l].max(0.0);
+            }
+        }
+        Act::Relu6 => {
+            for l in 0..N {
+                dst[l] = acc[l].clamp(0.0, 6.0);
+            }
+        }
     }
 }
 
@@ -479,6 +500,39 @@ pub(crate) fn max_pool(
     [ho, wo]
 }
 
+/// Average pooling of `input` `[n, h, w, c]` over `size x size` windows of stride `size`
+/// without padding, the output size rounded down (PyTorch's `avg_pool2d(x, size)`). Returns
+/// `[h_out, w_out]`.
+pub(crate) fn avg_pool(
+    input: &[f32],
+    [n, h, w, c]: [usize; 4],
+    size: usize,
+    out: &mut Buf,
+) -> [usize; 2] {
+    assert_eq!(
+        input.len(),
+        n * h * w * c,
+        "average pool input of the wrong size"
+    );
+    let [ho, wo] = [h / size, w / size];
+    let divisor = (size * size) as f32;
+    let out = out.take(n * ho * wo * c);
+    for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
+        let [image, oy, ox] = pixel(p, [ho, wo]);
+        let input = &input[image * h * w * c..][..h * w * c];
+        dst.fill(0.0);
+        for iy in oy * size..(oy + 1) * size {
+            for ix in ox * size..(ox + 1) * size {
+                for (d, x) in dst.iter_mut().zip(&input[(iy * w + ix) * c..][..c]) {
+                    *d += x;
+                }
+            }
+        }
+        dst.iter_mut().for_each(|d| *d /= divisor);
+    }
+    [ho, wo]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,15 +601,23 @@ mod tests {
             let bias = values(c, 5);
             let strip = Strip::whole([h, w], stride);
             let [ho, wo] = strip.out_size();
-            let mut out = vec![f32::NAN; ho * wo * c];
-            depthwise3x3(&input, strip, &weight, &bias, &mut out);
             let want = naive3x3(&input, [h, w, c], stride, &weight, c, true);
-            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
-                let b = b + bias[i % c];
-                assert!(
-                    (a - b.clamp(0.0, 6.0)).abs() < 1e-5,
-                    "{a} vs {b} at {h}x{w}x{c}/{stride}"
-                );
+            type Reference = fn(f32) -> f32;
+            let activations: [(Act, Reference); 3] = [
+                (Act::Linear, |v| v),
+                (Act::Relu, |v| v.max(0.0)),
+                (Act::Relu6, |v| v.clamp(0.0, 6.0)),
+            ];
+            let mut out = vec![f32::NAN; ho * wo * c];
+            for (act, f) in activations {
+                depthwise3x3(&input, strip, &weight, &bias, act, &mut out);
+                for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                    let b = b + bias[i % c];
+                    assert!(
+                        (a - f(b)).abs() < 1e-5,
+                        "{a} vs {b} at {h}x{w}x{c}/{stride}, {act:?}"
+                    );
+                }
             }
             // The same, strip by strip, each from only the input rows it needs.
             for rows_per_strip in 1..=ho {
@@ -573,6 +635,7 @@ mod tests {
                         part,
                         &weight,
                         &bias,
+                        Act::Relu6,
                         &mut strips[rows[0] * wo * c..rows[1] * wo * c],
                     );
                 }
@@ -725,6 +788,28 @@ mod tests {
             pad: 0,
         };
         assert_eq!([win.pooled(8, false), win.pooled(8, true)], [3, 4]);
+    }
+
+    #[test]
+    fn average_pool_of_two_images_equals_the_mean_of_each_window() {
+        // OSNet's 2x2 transitions, on even and odd sizes (the last row or column left out).
+        for (h, w) in [(8, 6), (7, 5), (2, 3)] {
+            let (n, c) = (2, 6);
+            let input = values(n * h * w * c, 3);
+            let mut out = Buf::default();
+            let [ho, wo] = avg_pool(&input, [n, h, w, c], 2, &mut out);
+            assert_eq!([ho, wo], [h / 2, w / 2]);
+            for (i, got) in out.get().iter().enumerate() {
+                let (image, oy, ox, ch) = (i / (ho * wo * c), i / (wo * c) % ho, i / c % wo, i % c);
+                let at = |y: usize, x: usize| input[((image * h + y) * w + x) * c + ch];
+                let want = (at(2 * oy, 2 * ox)
+                    + at(2 * oy, 2 * ox + 1)
+                    + at(2 * oy + 1, 2 * ox)
+                    + at(2 * oy + 1, 2 * ox + 1))
+                    / 4.0;
+                assert!((got - want).abs() < 1e-6, "{h}x{w} at {i}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -2,18 +2,52 @@
 //! residual block strip of output rows by strip (expansion, depthwise, projection), so that
 //! the expanded activations pass through the cache, not through memory.
 
+use burn::nn::conv::Conv2d;
+use burn::nn::BatchNorm;
+
 use super::kernels::{self, Act, Window};
 use super::{check, matrix, Pointwise, Scratch};
 use crate::backbone::mobilenet_v2::{ConvBnAct, MobileNetV2};
 use crate::ModelError;
 
-/// A 3x3 depthwise convolution (padding 1) with its BatchNorm folded in; always ReLU6.
+/// A 3x3 depthwise convolution (padding 1) with its BatchNorm folded in, and its activation.
 #[derive(Debug, Clone)]
 pub(super) struct Depthwise {
     /// `[9, channels]`: tap `ky * 3 + kx`, then channel.
     weight: Vec<f32>,
     bias: Vec<f32>,
-    stride: usize,
+    pub(super) stride: usize,
+    act: Act,
+}
+
+impl Depthwise {
+    /// `conv`, which must be a 3x3 depthwise convolution, and `bn` folded, followed by `act`.
+    pub(super) fn fold(conv: &Conv2d, bn: &BatchNorm, act: Act) -> Result<Self, ModelError> {
+        check(conv, 3, true)?;
+        let folded = super::fold(conv, Some(bn))?;
+        let c = folded.dims[0];
+        let mut t = vec![0f32; 9 * c];
+        for ch in 0..c {
+            for k in 0..9 {
+                t[k * c + ch] = folded.weight[ch * 9 + k];
+            }
+        }
+        Ok(Self {
+            weight: t,
+            bias: folded.bias,
+            stride: conv.stride[0],
+            act,
+        })
+    }
+
+    pub(super) fn channels(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// The output rows `strip` names, from `input` (see [`kernels::depthwise3x3`]).
+    pub(super) fn run(&self, input: &[f32], strip: kernels::Strip, out: &mut [f32]) {
+        kernels::depthwise3x3(input, strip, &self.weight, &self.bias, self.act, out);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -42,25 +76,12 @@ fn act(layer: &ConvBnAct) -> Act {
 }
 
 pub(super) fn depthwise(layer: &ConvBnAct) -> Result<Depthwise, ModelError> {
-    check(&layer.conv, 3, true)?;
     if !layer.relu6 {
         return Err(ModelError::Weights(
             "the CPU path expects ReLU6 after a depthwise convolution".into(),
         ));
     }
-    let folded = super::fold(&layer.conv, &layer.bn)?;
-    let c = folded.dims[0];
-    let mut t = vec![0f32; 9 * c];
-    for ch in 0..c {
-        for k in 0..9 {
-            t[k * c + ch] = folded.weight[ch * 9 + k];
-        }
-    }
-    Ok(Depthwise {
-        weight: t,
-        bias: folded.bias,
-        stride: layer.conv.stride[0],
-    })
+    Depthwise::fold(&layer.conv, &layer.bn, Act::Relu6)
 }
 
 fn pointwise(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
@@ -68,7 +89,7 @@ fn pointwise(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
     if layer.conv.stride != [1, 1] {
         return Err(ModelError::Weights("a strided 1x1 convolution".into()));
     }
-    matrix(&layer.conv, &layer.bn, act(layer))
+    matrix(&layer.conv, Some(&layer.bn), act(layer))
 }
 
 /// About how many bytes of expanded activations one strip of a block holds: with the strip's
@@ -84,7 +105,7 @@ impl Block {
     fn forward(&self, s: &mut Scratch, [h, w]: [usize; 2]) -> [usize; 2] {
         let d = &self.depthwise;
         let p = &self.project;
-        let hidden = d.bias.len();
+        let hidden = d.channels();
         let cout = p.bias.len();
         let whole = kernels::Strip::whole([h, w], d.stride);
         let [ho, wo] = whole.out_size();
@@ -113,7 +134,7 @@ impl Block {
             };
             let pixels = (rows[1] - rows[0]) * wo;
             let dw = s.b.take(pixels * hidden);
-            kernels::depthwise3x3(expanded, strip, &d.weight, &d.bias, dw);
+            d.run(expanded, strip, dw);
             let out = &mut next[rows[0] * wo * cout..rows[1] * wo * cout];
             if self.residual {
                 out.copy_from_slice(&cur[rows[0] * wo * cout..rows[1] * wo * cout]);
@@ -130,7 +151,11 @@ impl MobileNet {
         if backbone.stem.conv.weight.val().dims()[1] != 3 {
             return Err(ModelError::Weights("the stem must take 3 channels".into()));
         }
-        let stem = matrix(&backbone.stem.conv, &backbone.stem.bn, act(&backbone.stem))?;
+        let stem = matrix(
+            &backbone.stem.conv,
+            Some(&backbone.stem.bn),
+            act(&backbone.stem),
+        )?;
         let blocks = backbone
             .blocks
             .iter()

@@ -1,5 +1,5 @@
 //! The network rewritten for inference on the CPU, natively and in wasm: MobileNetV2
-//! ([`mobilenet`]) and bottleneck ResNets ([`resnet`]). At load time each BatchNorm is folded
+//! ([`mobilenet`]), bottleneck ResNets ([`resnet`]) and OSNet ([`osnet`]). At load time each BatchNorm is folded
 //! into the convolution before it (and the BNNeck into one scale and shift), weights are laid
 //! out for the kernels (1x1 convolutions as `[cin, cout]` matrices for the `gemm` crate, larger
 //! ones as matrices over im2col rows, depthwise taps as `[9, channels]`), and activations run
@@ -9,6 +9,7 @@
 
 mod kernels;
 mod mobilenet;
+mod osnet;
 mod resnet;
 
 use kernels::{Act, Buf};
@@ -36,6 +37,7 @@ struct Pointwise {
 enum Folded {
     MobileNetV2(mobilenet::MobileNet),
     ResNet(resnet::FoldedResNet),
+    OsNet(osnet::FoldedOsNet),
 }
 
 /// [`ReidNet`] folded for CPU inference.
@@ -133,10 +135,14 @@ struct FoldedConv {
     dims: [usize; 4],
 }
 
-/// The convolution's weight scaled per output channel by the BatchNorm, and the folded bias.
-fn fold(conv: &Conv2d, bn: &BatchNorm) -> Result<FoldedConv, ModelError> {
+/// The convolution's weight scaled per output channel by the BatchNorm (if any), and the
+/// folded bias (the convolution's own, or zeros, without a BatchNorm).
+fn fold(conv: &Conv2d, bn: Option<&BatchNorm>) -> Result<FoldedConv, ModelError> {
     let dims = conv.weight.val().dims();
-    let (scale, shift) = bn_affine(bn);
+    let (scale, shift) = match bn {
+        Some(bn) => bn_affine(bn),
+        None => (vec![1.0; dims[0]], vec![0.0; dims[0]]),
+    };
     if scale.len() != dims[0] {
         return Err(ModelError::Weights(format!(
             "a BatchNorm of {} channels follows a convolution of {}",
@@ -165,7 +171,11 @@ fn check(conv: &Conv2d, kernel: usize, groups_are_channels: bool) -> Result<(), 
     let ok = conv.kernel_size == [kernel, kernel]
         && conv.dilation == [1, 1]
         && conv.stride[0] == conv.stride[1]
-        && matches!(conv.padding, PaddingConfig2d::Explicit(a, b, c, d) if [a, b, c, d] == [pad; 4])
+        && match conv.padding {
+            PaddingConfig2d::Explicit(a, b, c, d) => [a, b, c, d] == [pad; 4],
+            PaddingConfig2d::Valid => pad == 0,
+            _ => false,
+        }
         && if groups_are_channels {
             // Depthwise: one input channel per group and as many groups as channels.
             let [out, per_group, ..] = conv.weight.val().dims();
@@ -183,9 +193,9 @@ fn check(conv: &Conv2d, kernel: usize, groups_are_channels: bool) -> Result<(), 
     }
 }
 
-/// A dense convolution and its BatchNorm as a `[cin * k * k, cout]` matrix, inputs ordered
-/// tap-major then channel, as [`kernels::im2col`] lays them out, followed by `act`.
-fn matrix(conv: &Conv2d, bn: &BatchNorm, act: Act) -> Result<Pointwise, ModelError> {
+/// A dense convolution and its BatchNorm (if any) as a `[cin * k * k, cout]` matrix, inputs
+/// ordered tap-major then channel, as [`kernels::im2col`] lays them out, followed by `act`.
+fn matrix(conv: &Conv2d, bn: Option<&BatchNorm>, act: Act) -> Result<Pointwise, ModelError> {
     let FoldedConv {
         weight,
         bias,
@@ -224,23 +234,21 @@ struct Scratch {
     a: Buf,
     /// A strip of the depthwise output, or a bottleneck's reduced input.
     b: Buf,
-    /// A bottleneck's 3x3 output.
+    /// A bottleneck's 3x3 output, or an OSNet stream's output.
     c: Buf,
+    /// The gated sum of an OSNet block's streams.
+    d: Buf,
 }
 
 impl CpuNet {
     /// Folds `net` (any weights, on any device: they are read back once) for the CPU.
-    /// MobileNetV2 and bottleneck ResNets without IBN-a or non-local blocks are folded; other
-    /// networks run as burn modules.
+    /// MobileNetV2, bottleneck ResNets without IBN-a or non-local blocks, and OSNet without
+    /// instance norms are folded; other networks run as burn modules.
     pub fn new(net: &ReidNet, input: InputSpec) -> Result<Self, ModelError> {
         let backbone = match &net.backbone {
             Backbone::MobileNetV2(b) => Folded::MobileNetV2(mobilenet::MobileNet::fold(b)?),
             Backbone::ResNet(b) => Folded::ResNet(resnet::FoldedResNet::fold(b)?),
-            Backbone::OsNet(_) => {
-                return Err(ModelError::Weights(
-                    "the folded CPU path has no kernels for OSNet".into(),
-                ))
-            }
+            Backbone::OsNet(b) => Folded::OsNet(osnet::FoldedOsNet::fold(b)?),
         };
         Ok(Self {
             backbone,
@@ -390,6 +398,7 @@ impl CpuNet {
         match &self.backbone {
             Folded::MobileNetV2(b) => b.channels(),
             Folded::ResNet(b) => b.channels(),
+            Folded::OsNet(b) => b.channels(),
         }
     }
 
@@ -404,7 +413,7 @@ impl CpuNet {
         const MOST: usize = 4;
         match &self.backbone {
             Folded::MobileNetV2(_) => 1,
-            Folded::ResNet(_) => batch
+            Folded::ResNet(_) | Folded::OsNet(_) => batch
                 .div_ceil(reid_core::parallel::workers())
                 .clamp(1, MOST),
         }
@@ -419,6 +428,7 @@ impl CpuNet {
                 b.forward(s, size)
             }
             Folded::ResNet(b) => b.forward(s, n, size),
+            Folded::OsNet(b) => b.forward(s, n, size),
         }
     }
 
@@ -504,13 +514,41 @@ mod tests {
         }
     }
 
+    /// OSNet x0.25 with an embedding layer (as torchreid's) on `[96, 40]` crops: the second
+    /// 2x2 average pool then meets an odd width (12x5 to 6x2).
+    fn small_osnet(device: &Device) -> (ReidNet, InputSpec) {
+        use crate::network::BackboneKind;
+        let input = InputSpec {
+            height: 96,
+            width: 40,
+            ..InputSpec::default()
+        };
+        let config = ReidNetConfig {
+            backbone: BackboneKind::OsNetX0_25,
+            fc: Some(32),
+            input: input.clone(),
+            ..ReidNetConfig::default()
+        };
+        (with_random_stats(config.init(device), device), input)
+    }
+
+    #[test]
+    fn a_folded_osnet_equals_the_burn_network() {
+        let device = Device::flex();
+        let (net, input) = small_osnet(&device);
+        folded_equals_burn(net, input, &device);
+    }
+
     #[test]
     fn networks_without_kernels_are_refused_in_words() {
         use crate::backbone::resnet::ResNetConfig;
         use crate::network::BackboneKind;
         let device = Device::flex();
         for (backbone, want) in [
-            (BackboneKind::OsNetX0_25, "OSNet"),
+            (
+                BackboneKind::OsNetAinX0_25,
+                "OSNet-AIN's instance normalisation",
+            ),
             (
                 BackboneKind::ResNet(ResNetConfig::resnet50(1, true)),
                 "IBN-a",
@@ -690,9 +728,14 @@ mod tests {
     fn a_batch_gives_each_image_what_it_gets_alone() {
         let device = Device::flex();
         let resnet = small_resnet(Default::default(), 2, None, &device);
-        // ResNets run images in groups, MobileNetV2 one by one; every group size gives each
-        // image what it gets alone, whatever the machine's core count.
-        for (net, spec) in [(net(&device), InputSpec::default()), resnet] {
+        // ResNets and OSNet run images in groups, MobileNetV2 one by one; every group size
+        // gives each image what it gets alone, whatever the machine's core count.
+        let nets = [
+            (net(&device), InputSpec::default()),
+            resnet,
+            small_osnet(&device),
+        ];
+        for (net, spec) in nets {
             let cpu = CpuNet::new(&net, spec).unwrap();
             let dim = cpu.dim();
             let images: Vec<RgbImage> = (0..5)
@@ -704,7 +747,7 @@ mod tests {
                 .collect();
             let groups: &[usize] = match cpu.backbone {
                 Folded::MobileNetV2(_) => &[1],
-                Folded::ResNet(_) => &[1, 2, 3, 4],
+                Folded::ResNet(_) | Folded::OsNet(_) => &[1, 2, 3, 4],
             };
             for &group in groups {
                 let all = cpu.run_grouped(images.len(), group, |i, s| cpu.load(&images[i], s));

@@ -14,16 +14,21 @@ use crate::ModelError;
 
 /// A convolution as a matrix over im2col rows (or pixels, for a 1x1), and its window.
 #[derive(Debug, Clone)]
-struct Conv {
+pub(super) struct Conv {
     matrix: Pointwise,
     window: Window,
 }
 
 impl Conv {
-    fn fold(conv: &Conv2d, bn: &BatchNorm, kernel: usize, act: Act) -> Result<Self, ModelError> {
+    pub(super) fn fold(
+        conv: &Conv2d,
+        bn: &BatchNorm,
+        kernel: usize,
+        act: Act,
+    ) -> Result<Self, ModelError> {
         check(conv, kernel, false)?;
         Ok(Self {
-            matrix: matrix(conv, bn, act)?,
+            matrix: matrix(conv, Some(bn), act)?,
             window: Window {
                 size: kernel,
                 stride: conv.stride[0],
@@ -32,7 +37,7 @@ impl Conv {
         })
     }
 
-    fn cout(&self) -> usize {
+    pub(super) fn cout(&self) -> usize {
         self.matrix.bias.len()
     }
 }
@@ -107,7 +112,7 @@ fn block(b: &resnet::Bottleneck) -> Result<Bottleneck, ModelError> {
 }
 
 /// The stem's max pool: its window and whether it rounds up.
-fn pool(p: &MaxPool2d) -> Result<(Window, bool), ModelError> {
+pub(super) fn pool(p: &MaxPool2d) -> Result<(Window, bool), ModelError> {
     let pad = match p.padding {
         PaddingConfig2d::Valid => Some(0),
         PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => Some(a),
@@ -190,7 +195,7 @@ impl FoldedResNet {
 
 /// `c` on `input` (`[n, h, w, cin]`) into `out`, through `cols` for anything but a 1x1 of
 /// stride 1. Returns `[h_out, w_out]`.
-fn conv(
+pub(super) fn conv(
     c: &Conv,
     input: &[f32],
     shape: [usize; 4],

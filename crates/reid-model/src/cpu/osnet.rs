@@ -1,0 +1,387 @@
+//! OSNet folded for the CPU (torchreid's `osnet_x1_0` to `osnet_x0_25`, BatchNorm throughout):
+//! the 7x7 stem as im2col and a matrix product, every 1x1 as a matrix product, each lightweight
+//! 3x3 as its linear 1x1 and then the depthwise kernel with BatchNorm and ReLU fused, the channel
+//! gate as two small matrix-vector products per stream and image, and each block's projection
+//! summed onto its shortcut inside the product. OSNet-AIN's instance norms have no kernel.
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::AvgPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+
+use super::kernels::{self, Act, Strip, Window};
+use super::mobilenet::Depthwise;
+use super::resnet::{self, Conv};
+use super::{check, matrix, Pointwise, Scratch};
+use crate::backbone::osnet::{ChannelGate, ConvBn, LightConv3x3, OsBlock, OsNet, OsStage};
+use crate::ModelError;
+
+/// A 1x1 convolution of stride 1 and its BatchNorm (if any) as a `[cin, cout]` matrix.
+fn one_by_one(conv: &Conv2d, bn: Option<&BatchNorm>, act: Act) -> Result<Pointwise, ModelError> {
+    check(conv, 1, false)?;
+    if conv.stride != [1, 1] {
+        return Err(ModelError::Weights(
+            "the CPU path expects OSNet's 1x1 convolutions to have stride 1".into(),
+        ));
+    }
+    matrix(conv, bn, act)
+}
+
+/// The BatchNorm of `layer`; OSNet-AIN's instance norms are refused.
+fn batch_norm(layer: &ConvBn) -> Result<&BatchNorm, ModelError> {
+    match (&layer.bn, &layer.inorm) {
+        (Some(bn), None) => Ok(bn),
+        (_, Some(_)) => Err(instance_norm()),
+        (None, None) => Err(ModelError::Weights(
+            "the CPU path expects a BatchNorm after each of OSNet's convolutions".into(),
+        )),
+    }
+}
+
+fn instance_norm() -> ModelError {
+    ModelError::Weights(
+        "the folded CPU path has no kernel for OSNet-AIN's instance normalisation".into(),
+    )
+}
+
+/// A 1x1 [`ConvBn`], with ReLU if it has one.
+fn conv_bn(layer: &ConvBn) -> Result<Pointwise, ModelError> {
+    let act = if layer.relu { Act::Relu } else { Act::Linear };
+    one_by_one(&layer.conv, Some(batch_norm(layer)?), act)
+}
+
+/// torchreid's `LightConv3x3`: a linear 1x1, then the depthwise 3x3 with BatchNorm and ReLU.
+#[derive(Debug, Clone)]
+struct Light {
+    pointwise: Pointwise,
+    depthwise: Depthwise,
+}
+
+impl Light {
+    fn fold(layer: &LightConv3x3) -> Result<Self, ModelError> {
+        let depthwise = Depthwise::fold(&layer.conv2, &layer.bn, Act::Relu)?;
+        if depthwise.stride != 1 {
+            return Err(ModelError::Weights(
+                "the CPU path expects OSNet's depthwise convolutions to have stride 1".into(),
+            ));
+        }
+        Ok(Self {
+            pointwise: one_by_one(&layer.conv1, None, Act::Linear)?,
+            depthwise,
+        })
+    }
+}
+
+/// torchreid's `ChannelGate`: global average, `fc1` (`[hidden, channels]`) and ReLU, `fc2`
+/// (`[channels, hidden]`) and sigmoid, each with its bias.
+#[derive(Debug, Clone)]
+struct Gate {
+    fc1: Vec<f32>,
+    b1: Vec<f32>,
+    fc2: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+impl Gate {
+    fn fold(gate: &ChannelGate) -> Result<Self, ModelError> {
+        let plain = |conv: &Conv2d| {
+            check(conv, 1, false)?;
+            super::fold(conv, None).map(|f| (f.weight, f.bias, f.dims))
+        };
+        let (fc1, b1, [hidden, channels, ..]) = plain(&gate.fc1)?;
+        let (fc2, b2, dims) = plain(&gate.fc2)?;
+        if dims[..2] != [channels, hidden] {
+            return Err(ModelError::Weights(format!(
+                "a channel gate from {channels} to {hidden} channels and back to {} from {}",
+                dims[0], dims[1]
+            )));
+        }
+        Ok(Self { fc1, b1, fc2, b2 })
+    }
+
+    /// `acc` (overwritten when `first`, else added to) receives `y` scaled channel by channel
+    /// by the gate of `y`, image by image. Both are `[n, pixels, channels]`.
+    fn apply(&self, y: &[f32], n: usize, acc: &mut [f32], first: bool) {
+        let c = self.b2.len();
+        let per_image = y.len() / n.max(1);
+        let pixels = per_image / c;
+        // Summed in f64: up to 2048 pixels a channel at 256x128.
+        let mut sum = vec![0f64; c];
+        let mut mean = vec![0f32; c];
+        let mut hidden = self.b1.clone();
+        let mut gate = vec![0f32; c];
+        for (y, acc) in y
+            .chunks_exact(per_image.max(1))
+            .zip(acc.chunks_exact_mut(per_image.max(1)))
+        {
+            sum.fill(0.0);
+            for px in y.chunks_exact(c) {
+                for (s, v) in sum.iter_mut().zip(px) {
+                    *s += f64::from(*v);
+                }
+            }
+            for (m, s) in mean.iter_mut().zip(&sum) {
+                *m = (s / pixels as f64) as f32;
+            }
+            for ((h, row), b) in hidden
+                .iter_mut()
+                .zip(self.fc1.chunks_exact(c))
+                .zip(&self.b1)
+            {
+                *h = (b + dot(row, &mean)).max(0.0);
+            }
+            for ((g, row), b) in gate
+                .iter_mut()
+                .zip(self.fc2.chunks_exact(self.b1.len()))
+                .zip(&self.b2)
+            {
+                *g = 1.0 / (1.0 + (-(b + dot(row, &hidden))).exp());
+            }
+            for (a, px) in acc.chunks_exact_mut(c).zip(y.chunks_exact(c)) {
+                if first {
+                    for ((a, v), g) in a.iter_mut().zip(px).zip(&gate) {
+                        *a = v * g;
+                    }
+                } else {
+                    for ((a, v), g) in a.iter_mut().zip(px).zip(&gate) {
+                        *a += v * g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// torchreid's `OSBlock`.
+#[derive(Debug, Clone)]
+struct Block {
+    /// 1x1 to a quarter of the output channels, ReLU.
+    reduce: Pointwise,
+    /// The four streams of 1, 2, 3 and 4 lightweight convolutions.
+    streams: [Vec<Light>; 4],
+    gate: Gate,
+    /// Linear 1x1 to the output channels, summed with the shortcut, then ReLU.
+    project: Pointwise,
+    /// The shortcut's linear 1x1 projection where the widths differ.
+    shortcut: Option<Pointwise>,
+}
+
+impl Block {
+    fn fold(b: &OsBlock) -> Result<Self, ModelError> {
+        if b.inorm.is_some() {
+            return Err(instance_norm());
+        }
+        let stream = |layers: &[LightConv3x3]| {
+            layers
+                .iter()
+                .map(Light::fold)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let block = Self {
+            reduce: conv_bn(&b.conv1)?,
+            streams: [
+                vec![Light::fold(&b.conv2a)?],
+                stream(&b.conv2b)?,
+                stream(&b.conv2c)?,
+                stream(&b.conv2d)?,
+            ],
+            gate: Gate::fold(&b.gate)?,
+            // The ReLU comes after the shortcut is added (`accumulate` in the kernel).
+            project: one_by_one(&b.conv3.conv, Some(batch_norm(&b.conv3)?), Act::Relu)?,
+            shortcut: b.downsample.as_ref().map(conv_bn).transpose()?,
+        };
+        let cin = block.reduce.weight.len() / block.reduce.bias.len();
+        let cout = block.project.bias.len();
+        if b.conv3.relu || (block.shortcut.is_none() && cin != cout) {
+            return Err(ModelError::Weights(format!(
+                "an omni-scale block from {cin} to {cout} channels without a linear projection"
+            )));
+        }
+        Ok(block)
+    }
+
+    /// Reads `s.cur` (`[n, h, w, cin]`), writes `s.next` (`[n, h, w, cout]`); uses `s.a` (a
+    /// lightweight convolution's 1x1 output), `s.b` (the reduced input), `s.c` (a stream's
+    /// output) and `s.d` (the gated sum of the streams).
+    fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) {
+        let pixels = n * h * w;
+        let cur = s.cur.get();
+        let r = &self.reduce;
+        let mid = r.bias.len();
+        kernels::pointwise(
+            cur,
+            pixels,
+            &r.weight,
+            &r.bias,
+            r.act,
+            false,
+            s.b.take(pixels * mid),
+        );
+        for (i, stream) in self.streams.iter().enumerate() {
+            for (k, light) in stream.iter().enumerate() {
+                let input = if k == 0 { s.b.get() } else { s.c.get() };
+                let p = &light.pointwise;
+                let t = s.a.take(pixels * mid);
+                kernels::pointwise(input, pixels, &p.weight, &p.bias, p.act, false, t);
+                let out = s.c.take(pixels * mid);
+                let image = (h * w * mid).max(1);
+                for (x, o) in
+                    s.a.get()
+                        .chunks_exact(image)
+                        .zip(out.chunks_exact_mut(image))
+                {
+                    light.depthwise.run(x, Strip::whole([h, w], 1), o);
+                }
+            }
+            // `take` of the same length keeps what the earlier streams left.
+            self.gate
+                .apply(s.c.get(), n, s.d.take(pixels * mid), i == 0);
+        }
+        match &self.shortcut {
+            Some(p) => {
+                let out = s.next.take(pixels * p.bias.len());
+                kernels::pointwise(cur, pixels, &p.weight, &p.bias, p.act, false, out);
+            }
+            None => s.next.take(cur.len()).copy_from_slice(cur),
+        }
+        let p = &self.project;
+        let out = s.next.take(pixels * p.bias.len());
+        kernels::pointwise(s.d.get(), pixels, &p.weight, &p.bias, p.act, true, out);
+    }
+}
+
+/// Two blocks, and in the first two stages a 1x1 transition and a 2x2 average pool.
+#[derive(Debug, Clone)]
+struct Stage {
+    blocks: Vec<Block>,
+    transition: Option<Pointwise>,
+    /// The average pool's window side (and stride).
+    pool: Option<usize>,
+}
+
+/// The side of `pool`'s window, if the CPU path has its kernel: square, its stride equal to
+/// its side, no padding, rounding down.
+fn avg_pool(pool: &AvgPool2d) -> Result<usize, ModelError> {
+    let [k, l] = pool.kernel_size;
+    let unpadded = match pool.padding {
+        PaddingConfig2d::Valid => true,
+        PaddingConfig2d::Explicit(a, b, c, d) => [a, b, c, d] == [0; 4],
+        _ => false,
+    };
+    if k == l && pool.stride == [k, k] && unpadded && !pool.ceil_mode {
+        Ok(k)
+    } else {
+        Err(ModelError::Weights(format!(
+            "the CPU path has no kernel for a {:?} average pool (stride {:?}, padding {:?})",
+            pool.kernel_size, pool.stride, pool.padding
+        )))
+    }
+}
+
+impl Stage {
+    fn fold(stage: &OsStage) -> Result<Self, ModelError> {
+        Ok(Self {
+            blocks: stage
+                .blocks
+                .iter()
+                .map(Block::fold)
+                .collect::<Result<_, _>>()?,
+            transition: stage.transition.as_ref().map(conv_bn).transpose()?,
+            pool: stage.pool.as_ref().map(avg_pool).transpose()?,
+        })
+    }
+}
+
+/// [`OsNet`] folded.
+#[derive(Debug, Clone)]
+pub(super) struct FoldedOsNet {
+    stem: Conv,
+    pool: Window,
+    pool_ceil: bool,
+    stages: Vec<Stage>,
+    last: Pointwise,
+}
+
+impl FoldedOsNet {
+    pub(super) fn fold(net: &OsNet) -> Result<Self, ModelError> {
+        let act = if net.conv1.relu {
+            Act::Relu
+        } else {
+            Act::Linear
+        };
+        let stem = Conv::fold(&net.conv1.conv, batch_norm(&net.conv1)?, 7, act)?;
+        if net.conv1.conv.weight.val().dims()[1] != 3 {
+            return Err(ModelError::Weights("the stem must take 3 channels".into()));
+        }
+        let (pool, pool_ceil) = resnet::pool(&net.maxpool)?;
+        let stages = [&net.conv2, &net.conv3, &net.conv4]
+            .into_iter()
+            .map(Stage::fold)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            stem,
+            pool,
+            pool_ceil,
+            stages,
+            last: conv_bn(&net.conv5)?,
+        })
+    }
+
+    /// Channels of the feature map.
+    pub(super) fn channels(&self) -> usize {
+        self.last.bias.len()
+    }
+
+    /// The backbone on `n` images in `scratch.image` (`[n, h, w, 3]`): their feature maps are
+    /// left in `scratch.a`, `[n, h_out, w_out, channels]`. Returns `[h_out, w_out]`.
+    pub(super) fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {
+        let [sh, sw] = resnet::conv(&self.stem, &s.image, [n, h, w, 3], &mut s.a, &mut s.b);
+        let c = self.stem.cout();
+        let [mut h, mut w] = kernels::max_pool(
+            s.b.get(),
+            [n, sh, sw, c],
+            self.pool,
+            self.pool_ceil,
+            &mut s.cur,
+        );
+        for stage in &self.stages {
+            for block in &stage.blocks {
+                block.forward(s, n, [h, w]);
+                std::mem::swap(&mut s.cur, &mut s.next);
+            }
+            if let Some(t) = &stage.transition {
+                let out = s.next.take(n * h * w * t.bias.len());
+                kernels::pointwise(
+                    s.cur.get(),
+                    n * h * w,
+                    &t.weight,
+                    &t.bias,
+                    t.act,
+                    false,
+                    out,
+                );
+                std::mem::swap(&mut s.cur, &mut s.next);
+            }
+            if let Some(size) = stage.pool {
+                let c = s.cur.get().len() / (n * h * w).max(1);
+                [h, w] = kernels::avg_pool(s.cur.get(), [n, h, w, c], size, &mut s.next);
+                std::mem::swap(&mut s.cur, &mut s.next);
+            }
+        }
+        let l = &self.last;
+        let out = s.a.take(n * h * w * l.bias.len());
+        kernels::pointwise(
+            s.cur.get(),
+            n * h * w,
+            &l.weight,
+            &l.bias,
+            l.act,
+            false,
+            out,
+        );
+        [h, w]
+    }
+}
