@@ -555,9 +555,7 @@ fn train_bench(py: &Path) -> Result<()> {
 }
 
 /// `cargo xtask bench torchreid`: torchreid's OSNet x1.0 and ResNet-50 embedding crops
-/// natively, ours (burn flex, and the folded CPU path where the network folds: ResNet-50, not
-/// OSNet) beside torchreid's own
-/// code in PyTorch (one thread and all cores) and onnxruntime, on the same weights (made by
+/// natively, ours (burn flex, and the folded CPU path) beside torchreid's own code in PyTorch (one thread and all cores) and onnxruntime, on the same weights (made by
 /// `make_torchreid_fixtures.py --full`, imported with `reid import`); then in headless
 /// Chromium, the app on WebGPU and on its CPU path beside onnxruntime-web's WebGPU and wasm
 /// backends on the same networks exported to ONNX (`tests/e2e/bench_models.mjs`).

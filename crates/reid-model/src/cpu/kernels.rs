@@ -52,11 +52,32 @@ pub(crate) fn pointwise(
     accumulate: bool,
     out: &mut [f32],
 ) {
-    let cout = bias.len();
-    let cin = weight.len() / cout;
+    let cin = weight.len() / bias.len();
     assert_eq!(
         input.len(),
         pixels * cin,
+        "pointwise input of the wrong size"
+    );
+    pointwise_rows(input, cin, pixels, weight, bias, act, accumulate, out);
+}
+
+/// [`pointwise`] on input rows `row_stride` values apart, each row's first `cin` values read
+/// (one slice of channels of a wider activation).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pointwise_rows(
+    input: &[f32],
+    row_stride: usize,
+    pixels: usize,
+    weight: &[f32],
+    bias: &[f32],
+    act: Act,
+    accumulate: bool,
+    out: &mut [f32],
+) {
+    let cout = bias.len();
+    let cin = weight.len() / cout;
+    assert!(
+        row_stride >= cin && (pixels == 0 || input.len() >= (pixels - 1) * row_stride + cin),
         "pointwise input of the wrong size"
     );
     assert_eq!(
@@ -64,17 +85,10 @@ pub(crate) fn pointwise(
         pixels * cout,
         "pointwise output of the wrong size"
     );
-    if accumulate {
-        for row in out.chunks_exact_mut(cout) {
-            for (o, b) in row.iter_mut().zip(bias) {
-                *o += b;
-            }
-        }
-    }
     if pixels > 0 {
         // SAFETY: `out` is pixels x cout (row stride cout), `input` pixels x cin (row stride
-        // cin), `weight` cin x cout (row stride cout): all lengths were checked above, and `out`
-        // is a unique borrow that overlaps neither input.
+        // `row_stride`), `weight` cin x cout (row stride cout): all lengths were checked above,
+        // and `out` is a unique borrow that overlaps neither input.
         unsafe {
             gemm::gemm(
                 pixels,
@@ -86,7 +100,7 @@ pub(crate) fn pointwise(
                 accumulate,
                 input.as_ptr(),
                 1,
-                cin as isize,
+                row_stride as isize,
                 weight.as_ptr(),
                 1,
                 cout as isize,
@@ -99,9 +113,11 @@ pub(crate) fn pointwise(
             );
         }
     }
-    // One pass adds the bias (unless the residual already carried it) and applies the
-    // activation.
-    finish(out, bias, act, accumulate);
+    // One pass adds the bias and applies the activation, unless it would change nothing (a
+    // linear 1x1 without bias, as in OSNet's lightweight convolutions).
+    if act != Act::Linear || bias.iter().any(|&b| b != 0.0) {
+        finish(out, bias, act);
+    }
 }
 
 /// Defines `$name`, which runs `$body` (an `#[inline(always)]` function of the same arguments)
@@ -151,32 +167,26 @@ macro_rules! widest_simd {
 }
 
 widest_simd! {
-    /// The output pass of [`pointwise`]: adds the bias to each `[cout]` row of `out` (unless
-    /// `accumulate`: the residual already carried it) and applies the activation.
-    fn finish(out: &mut [f32], bias: &[f32], act: Act, accumulate: bool) => finish_body
+    /// The output pass of [`pointwise`]: adds the bias to each `[cout]` row of `out` and
+    /// applies the activation.
+    fn finish(out: &mut [f32], bias: &[f32], act: Act) => finish_body
 }
 
 #[inline(always)]
-fn finish_body(out: &mut [f32], bias: &[f32], act: Act, accumulate: bool) {
+fn finish_body(out: &mut [f32], bias: &[f32], act: Act) {
     // One loop per activation, so that each compiles to straight vector code.
     match act {
-        Act::Linear => finish_with(out, bias, accumulate, |v| v),
-        Act::Relu => finish_with(out, bias, accumulate, |v| v.max(0.0)),
-        Act::Relu6 => finish_with(out, bias, accumulate, |v| v.clamp(0.0, 6.0)),
+        Act::Linear => finish_with(out, bias, |v| v),
+        Act::Relu => finish_with(out, bias, |v| v.max(0.0)),
+        Act::Relu6 => finish_with(out, bias, |v| v.clamp(0.0, 6.0)),
     }
 }
 
 #[inline(always)]
-fn finish_with(out: &mut [f32], bias: &[f32], accumulate: bool, act: impl Fn(f32) -> f32) {
-    if accumulate {
-        for v in out {
-            *v = act(*v);
-        }
-    } else {
-        for row in out.chunks_exact_mut(bias.len()) {
-            for (o, b) in row.iter_mut().zip(bias) {
-                *o = act(*o + b);
-            }
+fn finish_with(out: &mut [f32], bias: &[f32], act: impl Fn(f32) -> f32) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        for (o, b) in row.iter_mut().zip(bias) {
+            *o = act(*o + b);
         }
     }
 }

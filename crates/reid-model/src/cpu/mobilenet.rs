@@ -44,6 +44,31 @@ impl Depthwise {
         self.bias.len()
     }
 
+    /// `parts` side by side: one convolution over all their channels, in order. They must share
+    /// stride and activation.
+    pub(super) fn concat(parts: &[&Self]) -> Self {
+        let first = parts[0];
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.stride == first.stride && p.act == first.act),
+            "depthwise convolutions of different strides or activations side by side"
+        );
+        let weight = (0..9)
+            .flat_map(|k| {
+                parts
+                    .iter()
+                    .flat_map(move |p| p.weight[k * p.channels()..][..p.channels()].iter().copied())
+            })
+            .collect();
+        Self {
+            weight,
+            bias: parts.iter().flat_map(|p| p.bias.iter().copied()).collect(),
+            stride: first.stride,
+            act: first.act,
+        }
+    }
+
     /// The output rows `strip` names, from `input` (see [`kernels::depthwise3x3`]).
     pub(super) fn run(&self, input: &[f32], strip: kernels::Strip, out: &mut [f32]) {
         kernels::depthwise3x3(input, strip, &self.weight, &self.bias, self.act, out);

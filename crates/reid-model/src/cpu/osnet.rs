@@ -8,7 +8,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::AvgPool2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 
-use super::kernels::{self, Act, Strip, Window};
+use super::kernels::{self, Act, Buf, Strip, Window};
 use super::mobilenet::Depthwise;
 use super::resnet::{self, Conv};
 use super::{check, matrix, Pointwise, Scratch};
@@ -69,6 +69,47 @@ impl Light {
             depthwise,
         })
     }
+
+    /// `lights` side by side, all reading the same input: one matrix product with all their
+    /// output columns, and one depthwise convolution over all their channels.
+    fn concat(lights: &[&Light]) -> Self {
+        let cin = lights[0].pointwise.weight.len() / lights[0].pointwise.bias.len();
+        let weight = (0..cin)
+            .flat_map(|row| {
+                lights.iter().flat_map(move |l| {
+                    let cout = l.pointwise.bias.len();
+                    l.pointwise.weight[row * cout..][..cout].iter().copied()
+                })
+            })
+            .collect();
+        Self {
+            pointwise: Pointwise {
+                weight,
+                bias: lights
+                    .iter()
+                    .flat_map(|l| l.pointwise.bias.iter().copied())
+                    .collect(),
+                act: Act::Linear,
+            },
+            depthwise: Depthwise::concat(&lights.iter().map(|l| &l.depthwise).collect::<Vec<_>>()),
+        }
+    }
+
+    /// The 1x1 on `pixels` input rows `stride` values apart, into `out`.
+    fn pointwise(&self, input: &[f32], stride: usize, pixels: usize, out: &mut Buf) {
+        let p = &self.pointwise;
+        let out = out.take(pixels * p.bias.len());
+        kernels::pointwise_rows(input, stride, pixels, &p.weight, &p.bias, p.act, false, out);
+    }
+
+    /// The depthwise convolution of each of the `n` images of `[h, w]` in `input`, into `out`.
+    fn depthwise(&self, input: &[f32], n: usize, [h, w]: [usize; 2], out: &mut Buf) {
+        let image = (h * w * self.depthwise.channels()).max(1);
+        let out = out.take(n * image);
+        for (x, o) in input.chunks_exact(image).zip(out.chunks_exact_mut(image)) {
+            self.depthwise.run(x, Strip::whole([h, w], 1), o);
+        }
+    }
 }
 
 /// torchreid's `ChannelGate`: global average, `fc1` (`[hidden, channels]`) and ReLU, `fc2`
@@ -98,24 +139,21 @@ impl Gate {
         Ok(Self { fc1, b1, fc2, b2 })
     }
 
-    /// `acc` (overwritten when `first`, else added to) receives `y` scaled channel by channel
-    /// by the gate of `y`, image by image. Both are `[n, pixels, channels]`.
-    fn apply(&self, y: &[f32], n: usize, acc: &mut [f32], first: bool) {
+    /// `acc` (`[n, pixels, channels]`, overwritten when `first`, else added to) receives `y`
+    /// scaled channel by channel by the gate of `y`, image by image. `y` holds the same pixels
+    /// as rows `stride` values apart, each row's first `channels` values read.
+    fn apply(&self, y: &[f32], stride: usize, pixels: usize, acc: &mut [f32], first: bool) {
         let c = self.b2.len();
-        let per_image = y.len() / n.max(1);
-        let pixels = per_image / c;
         // Summed in f64: up to 2048 pixels a channel at 256x128.
         let mut sum = vec![0f64; c];
         let mut mean = vec![0f32; c];
         let mut hidden = self.b1.clone();
         let mut gate = vec![0f32; c];
-        for (y, acc) in y
-            .chunks_exact(per_image.max(1))
-            .zip(acc.chunks_exact_mut(per_image.max(1)))
-        {
+        for (image, acc) in acc.chunks_exact_mut((pixels * c).max(1)).enumerate() {
+            let row = |p: usize| &y[(image * pixels + p) * stride..][..c];
             sum.fill(0.0);
-            for px in y.chunks_exact(c) {
-                for (s, v) in sum.iter_mut().zip(px) {
+            for p in 0..pixels {
+                for (s, v) in sum.iter_mut().zip(row(p)) {
                     *s += f64::from(*v);
                 }
             }
@@ -136,7 +174,8 @@ impl Gate {
             {
                 *g = 1.0 / (1.0 + (-(b + dot(row, &hidden))).exp());
             }
-            for (a, px) in acc.chunks_exact_mut(c).zip(y.chunks_exact(c)) {
+            for (p, a) in acc.chunks_exact_mut(c).enumerate() {
+                let px = row(p);
                 if first {
                     for ((a, v), g) in a.iter_mut().zip(px).zip(&gate) {
                         *a = v * g;
@@ -160,8 +199,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 struct Block {
     /// 1x1 to a quarter of the output channels, ReLU.
     reduce: Pointwise,
-    /// The four streams of 1, 2, 3 and 4 lightweight convolutions.
-    streams: [Vec<Light>; 4],
+    /// The first lightweight convolution of each of the four streams, side by side: they all
+    /// read the reduced input, so they run as one matrix product and one depthwise pass.
+    first: Light,
+    /// The further lightweight convolutions of each stream: none, 1, 2 and 3.
+    rest: [Vec<Light>; 4],
     gate: Gate,
     /// Linear 1x1 to the output channels, summed with the shortcut, then ReLU.
     project: Pointwise,
@@ -175,26 +217,42 @@ impl Block {
             return Err(instance_norm());
         }
         let stream = |layers: &[LightConv3x3]| {
-            layers
+            let lights = layers
                 .iter()
                 .map(Light::fold)
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            if lights.is_empty() {
+                return Err(ModelError::Weights(
+                    "an omni-scale block with an empty stream".into(),
+                ));
+            }
+            Ok(lights)
         };
+        let streams = [
+            stream(std::slice::from_ref(&b.conv2a))?,
+            stream(&b.conv2b)?,
+            stream(&b.conv2c)?,
+            stream(&b.conv2d)?,
+        ];
+        let first = Light::concat(&streams.each_ref().map(|s| &s[0]));
         let block = Self {
             reduce: conv_bn(&b.conv1)?,
-            streams: [
-                vec![Light::fold(&b.conv2a)?],
-                stream(&b.conv2b)?,
-                stream(&b.conv2c)?,
-                stream(&b.conv2d)?,
-            ],
+            first,
+            rest: streams.map(|s| s[1..].to_vec()),
             gate: Gate::fold(&b.gate)?,
             // The ReLU comes after the shortcut is added (`accumulate` in the kernel).
             project: one_by_one(&b.conv3.conv, Some(batch_norm(&b.conv3)?), Act::Relu)?,
             shortcut: b.downsample.as_ref().map(conv_bn).transpose()?,
         };
         let cin = block.reduce.weight.len() / block.reduce.bias.len();
+        let mid = block.reduce.bias.len();
         let cout = block.project.bias.len();
+        if block.first.depthwise.channels() != 4 * mid {
+            return Err(ModelError::Weights(format!(
+                "an omni-scale block of {mid} channels whose streams have {} in all",
+                block.first.depthwise.channels()
+            )));
+        }
         if b.conv3.relu || (block.shortcut.is_none() && cin != cout) {
             return Err(ModelError::Weights(format!(
                 "an omni-scale block from {cin} to {cout} channels without a linear projection"
@@ -203,14 +261,16 @@ impl Block {
         Ok(block)
     }
 
-    /// Reads `s.cur` (`[n, h, w, cin]`), writes `s.next` (`[n, h, w, cout]`); uses `s.a` (a
-    /// lightweight convolution's 1x1 output), `s.b` (the reduced input), `s.c` (a stream's
-    /// output) and `s.d` (the gated sum of the streams).
+    /// Reads `s.cur` (`[n, h, w, cin]`), writes `s.next` (`[n, h, w, cout]`); uses `s.b` (the
+    /// reduced input, then the four streams' first outputs side by side), `s.a` (a
+    /// lightweight convolution's 1x1 output), `s.c` (a stream's output) and `s.d` (the gated
+    /// sum of the streams).
     fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) {
         let pixels = n * h * w;
         let cur = s.cur.get();
         let r = &self.reduce;
         let mid = r.bias.len();
+        let wide = 4 * mid;
         kernels::pointwise(
             cur,
             pixels,
@@ -220,25 +280,22 @@ impl Block {
             false,
             s.b.take(pixels * mid),
         );
-        for (i, stream) in self.streams.iter().enumerate() {
-            for (k, light) in stream.iter().enumerate() {
-                let input = if k == 0 { s.b.get() } else { s.c.get() };
-                let p = &light.pointwise;
-                let t = s.a.take(pixels * mid);
-                kernels::pointwise(input, pixels, &p.weight, &p.bias, p.act, false, t);
-                let out = s.c.take(pixels * mid);
-                let image = (h * w * mid).max(1);
-                for (x, o) in
-                    s.a.get()
-                        .chunks_exact(image)
-                        .zip(out.chunks_exact_mut(image))
-                {
-                    light.depthwise.run(x, Strip::whole([h, w], 1), o);
-                }
+        self.first.pointwise(s.b.get(), mid, pixels, &mut s.a);
+        self.first.depthwise(s.a.get(), n, [h, w], &mut s.b);
+        for (i, rest) in self.rest.iter().enumerate() {
+            // Stream `i`'s first output: channels `i * mid..` of each row of `s.b`.
+            let first = &s.b.get()[i * mid..];
+            let mut stride = wide;
+            for (k, light) in rest.iter().enumerate() {
+                let input = if k == 0 { first } else { s.c.get() };
+                light.pointwise(input, stride, pixels, &mut s.a);
+                light.depthwise(s.a.get(), n, [h, w], &mut s.c);
+                stride = mid;
             }
+            let y = if rest.is_empty() { first } else { s.c.get() };
             // `take` of the same length keeps what the earlier streams left.
             self.gate
-                .apply(s.c.get(), n, s.d.take(pixels * mid), i == 0);
+                .apply(y, stride, h * w, s.d.take(pixels * mid), i == 0);
         }
         match &self.shortcut {
             Some(p) => {
