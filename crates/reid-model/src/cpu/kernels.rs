@@ -1,8 +1,8 @@
 //! The CPU kernels of the folded network, on activations in channels-last layout (`[pixels,
 //! channels]` row-major, the pixels of one image or of several one after another: `[n, h, w,
 //! c]`): 1x1 convolutions as matrix products on the `gemm` crate, a direct
-//! 3x3 depthwise convolution vectorised across channels, im2col for the other convolutions, and
-//! max pooling. Bias and the activation are fused into each kernel's output pass.
+//! 3x3 depthwise convolution vectorised across channels, im2col for the other convolutions, max
+//! and average pooling. Bias and the activation are fused into each kernel's output pass.
 
 /// The activation fused into a kernel's output pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +16,10 @@ pub(crate) enum Act {
 }
 
 /// A reusable activation buffer: it grows to the largest size asked for and is never cleared,
-/// so a thread running image after image neither allocates nor zero-fills again. Every kernel
-/// writes all of the span it asks for before reading it.
+/// so a thread running image after image neither allocates nor zero-fills again. A kernel
+/// writes all of the span it asks for before reading it, unless it adds onto what the caller
+/// left there (a residual, OSNet's sum of gated streams), which `take` of the same length
+/// keeps.
 #[derive(Debug, Default)]
 pub(crate) struct Buf {
     data: Vec<f32>,
@@ -25,7 +27,7 @@ pub(crate) struct Buf {
 }
 
 impl Buf {
-    /// The first `len` values, to be overwritten.
+    /// The first `len` values, as last left (overwritten or added to by the caller).
     pub(crate) fn take(&mut self, len: usize) -> &mut [f32] {
         if self.data.len() < len {
             self.data.resize(len, 0.0);

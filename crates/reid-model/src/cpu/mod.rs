@@ -1,11 +1,13 @@
 //! The network rewritten for inference on the CPU, natively and in wasm: MobileNetV2
-//! ([`mobilenet`]), bottleneck ResNets ([`resnet`]) and OSNet ([`osnet`]). At load time each BatchNorm is folded
-//! into the convolution before it (and the BNNeck into one scale and shift), weights are laid
-//! out for the kernels (1x1 convolutions as `[cin, cout]` matrices for the `gemm` crate, larger
-//! ones as matrices over im2col rows, depthwise taps as `[9, channels]`), and activations run
-//! channels-last with bias and activation fused into each kernel. Images of a batch run on all
-//! cores, each thread reusing its own buffers. Results equal [`ReidNet::forward`]'s up to float
-//! rounding (the parity tests hold both to PyTorch within 1e-4).
+//! ([`mobilenet`]), bottleneck ResNets ([`resnet`]) and OSNet ([`osnet`]). At load time each
+//! BatchNorm is folded into the convolution before it (and the BNNeck into one scale and
+//! shift), weights are laid out for the kernels (1x1 convolutions as `[cin, cout]` matrices for
+//! the `gemm` crate, larger ones as matrices over im2col rows, depthwise taps as `[9,
+//! channels]`), and activations run channels-last with bias and activation fused into each
+//! kernel. Images of a batch run on all cores, each thread reusing its own buffers. Results
+//! equal [`ReidNet::forward`]'s up to float rounding (the parity tests hold both to PyTorch
+//! within 1e-4, or three times PyTorch's own float32 error where its reference has more, as
+//! for trained OSNets).
 
 mod kernels;
 mod mobilenet;
@@ -229,10 +231,11 @@ struct Scratch {
     cur: Buf,
     /// A block's output.
     next: Buf,
-    /// A strip of MobileNetV2's expanded activations, or im2col rows; the feature map at the
-    /// end.
+    /// A strip of MobileNetV2's expanded activations, im2col rows, or the 1x1 output of an
+    /// OSNet lightweight convolution; the feature map at the end.
     a: Buf,
-    /// A strip of the depthwise output, or a bottleneck's reduced input.
+    /// A strip of the depthwise output, a bottleneck's reduced input, or an OSNet block's
+    /// reduced input and then its four streams' first outputs side by side.
     b: Buf,
     /// A bottleneck's 3x3 output, or an OSNet stream's output.
     c: Buf,
@@ -248,7 +251,17 @@ impl CpuNet {
         let backbone = match &net.backbone {
             Backbone::MobileNetV2(b) => Folded::MobileNetV2(mobilenet::MobileNet::fold(b)?),
             Backbone::ResNet(b) => Folded::ResNet(resnet::FoldedResNet::fold(b)?),
-            Backbone::OsNet(b) => Folded::OsNet(osnet::FoldedOsNet::fold(b)?),
+            Backbone::OsNet(b) => {
+                let folded = osnet::FoldedOsNet::fold(b)?;
+                // Its unpadded average pools leave nothing of a small enough input.
+                if folded.out_size([input.height, input.width]).contains(&0) {
+                    return Err(ModelError::Weights(format!(
+                        "a {}x{} input leaves no pixels after OSNet's pools",
+                        input.height, input.width
+                    )));
+                }
+                Folded::OsNet(folded)
+            }
         };
         Ok(Self {
             backbone,
@@ -538,6 +551,20 @@ mod tests {
     fn a_folded_osnet_equals_the_burn_network() {
         let device = Device::flex();
         let (net, input) = small_osnet(&device);
+        let cpu = CpuNet::new(&net, input.clone()).unwrap();
+        let Folded::OsNet(folded) = &cpu.backbone else {
+            unreachable!("an OSNet folds as one")
+        };
+        // 96x40: the stem and its pool to 24x10, the average pools to 12x5 and 6x2.
+        assert_eq!(folded.out_size([96, 40]), [6, 2]);
+        // 12 columns end as 6, 3, 1 and then none: refused, not a map of no pixels.
+        let tiny = InputSpec {
+            height: 40,
+            width: 12,
+            ..input.clone()
+        };
+        let err = CpuNet::new(&net, tiny).unwrap_err().to_string();
+        assert!(err.contains("40x12 input leaves no pixels"), "{err}");
         folded_equals_burn(net, input, &device);
     }
 

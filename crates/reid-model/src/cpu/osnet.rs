@@ -392,6 +392,18 @@ impl FoldedOsNet {
         self.last.bias.len()
     }
 
+    /// Height and width of the feature map of an `[h, w]` input.
+    pub(super) fn out_size(&self, size: [usize; 2]) -> [usize; 2] {
+        let pooled = self
+            .stem
+            .out_size(size)
+            .map(|n| self.pool.pooled(n, self.pool_ceil));
+        self.stages
+            .iter()
+            .filter_map(|stage| stage.pool)
+            .fold(pooled, |size, window| size.map(|n| n / window))
+    }
+
     /// The backbone on `n` images in `scratch.image` (`[n, h, w, 3]`): their feature maps are
     /// left in `scratch.a`, `[n, h_out, w_out, channels]`. Returns `[h_out, w_out]`.
     pub(super) fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {

@@ -40,6 +40,11 @@ impl Conv {
     pub(super) fn cout(&self) -> usize {
         self.matrix.bias.len()
     }
+
+    /// Output height and width for an `[h, w]` input.
+    pub(super) fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
+        [self.window.out(h), self.window.out(w)]
+    }
 }
 
 #[derive(Debug, Clone)]
