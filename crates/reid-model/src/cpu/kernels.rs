@@ -479,21 +479,14 @@ fn im2col_body(input: &[f32], [n, h, w, c]: [usize; 4], win: Window, out: &mut B
 /// w_out]`.
 pub(crate) fn max_pool(
     input: &[f32],
-    [n, h, w, c]: [usize; 4],
+    shape: [usize; 4],
     win: Window,
     ceil: bool,
     out: &mut Buf,
 ) -> [usize; 2] {
-    assert_eq!(
-        input.len(),
-        n * h * w * c,
-        "max pool input of the wrong size"
-    );
-    let [ho, wo] = [win.pooled(h, ceil), win.pooled(w, ceil)];
-    let out = out.take(n * ho * wo * c);
-    for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
-        let [image, oy, ox] = pixel(p, [ho, wo]);
-        let input = &input[image * h * w * c..][..h * w * c];
+    let [_, h, w, c] = shape;
+    let size = [win.pooled(h, ceil), win.pooled(w, ceil)];
+    pool(input, shape, size, out, |image, [oy, ox], dst| {
         dst.fill(f32::NEG_INFINITY);
         for ky in 0..win.size {
             let Some(iy) = win.tap(oy, ky, h) else {
@@ -503,44 +496,54 @@ pub(crate) fn max_pool(
                 let Some(ix) = win.tap(ox, kx, w) else {
                     continue;
                 };
-                for (d, x) in dst.iter_mut().zip(&input[(iy * w + ix) * c..][..c]) {
+                for (d, x) in dst.iter_mut().zip(&image[(iy * w + ix) * c..][..c]) {
                     *d = d.max(*x);
                 }
             }
         }
-    }
-    [ho, wo]
+    })
 }
 
 /// Average pooling of `input` `[n, h, w, c]` over `size x size` windows of stride `size`
 /// without padding, the output size rounded down (PyTorch's `avg_pool2d(x, size)`). Returns
 /// `[h_out, w_out]`.
-pub(crate) fn avg_pool(
+pub(crate) fn avg_pool(input: &[f32], shape: [usize; 4], size: usize, out: &mut Buf) -> [usize; 2] {
+    let [_, h, w, c] = shape;
+    let divisor = (size * size) as f32;
+    pool(
+        input,
+        shape,
+        [h / size, w / size],
+        out,
+        |image, [oy, ox], dst| {
+            dst.fill(0.0);
+            for iy in oy * size..(oy + 1) * size {
+                for ix in ox * size..(ox + 1) * size {
+                    for (d, x) in dst.iter_mut().zip(&image[(iy * w + ix) * c..][..c]) {
+                        *d += x;
+                    }
+                }
+            }
+            dst.iter_mut().for_each(|d| *d /= divisor);
+        },
+    )
+}
+
+/// A pooling of `input` `[n, h, w, c]` to `[n, h_out, w_out, c]` in `out`: `window(image,
+/// [oy, ox], dst)` writes the `c` values of each output pixel from its image's `[h, w, c]`
+/// values. Returns `[h_out, w_out]`.
+fn pool(
     input: &[f32],
     [n, h, w, c]: [usize; 4],
-    size: usize,
+    [ho, wo]: [usize; 2],
     out: &mut Buf,
+    window: impl Fn(&[f32], [usize; 2], &mut [f32]),
 ) -> [usize; 2] {
-    assert_eq!(
-        input.len(),
-        n * h * w * c,
-        "average pool input of the wrong size"
-    );
-    let [ho, wo] = [h / size, w / size];
-    let divisor = (size * size) as f32;
+    assert_eq!(input.len(), n * h * w * c, "pool input of the wrong size");
     let out = out.take(n * ho * wo * c);
     for (p, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
         let [image, oy, ox] = pixel(p, [ho, wo]);
-        let input = &input[image * h * w * c..][..h * w * c];
-        dst.fill(0.0);
-        for iy in oy * size..(oy + 1) * size {
-            for ix in ox * size..(ox + 1) * size {
-                for (d, x) in dst.iter_mut().zip(&input[(iy * w + ix) * c..][..c]) {
-                    *d += x;
-                }
-            }
-        }
-        dst.iter_mut().for_each(|d| *d /= divisor);
+        window(&input[image * h * w * c..][..h * w * c], [oy, ox], dst);
     }
     [ho, wo]
 }

@@ -6,7 +6,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;
 
 use super::kernels::{self, Act, Window};
-use super::{check, matrix, Pointwise, Scratch};
+use super::{check, matrix, one_by_one, Pointwise, Scratch};
 use crate::backbone::mobilenet_v2::{ConvBnAct, MobileNetV2};
 use crate::ModelError;
 
@@ -110,11 +110,7 @@ pub(super) fn depthwise(layer: &ConvBnAct) -> Result<Depthwise, ModelError> {
 }
 
 fn pointwise(layer: &ConvBnAct) -> Result<Pointwise, ModelError> {
-    check(&layer.conv, 1, false)?;
-    if layer.conv.stride != [1, 1] {
-        return Err(ModelError::Weights("a strided 1x1 convolution".into()));
-    }
-    matrix(&layer.conv, Some(&layer.bn), act(layer))
+    one_by_one(&layer.conv, Some(&layer.bn), act(layer))
 }
 
 /// About how many bytes of expanded activations one strip of a block holds: with the strip's
@@ -146,8 +142,7 @@ impl Block {
             let expanded = match &self.expand {
                 Some(e) => {
                     let pixels = (end - first) * w;
-                    let out = s.a.take(pixels * hidden);
-                    kernels::pointwise(input, pixels, &e.weight, &e.bias, e.act, false, out);
+                    e.run(input, pixels, false, s.a.take(pixels * hidden));
                     s.a.get()
                 }
                 None => input,
@@ -164,7 +159,7 @@ impl Block {
             if self.residual {
                 out.copy_from_slice(&cur[rows[0] * wo * cout..rows[1] * wo * cout]);
             }
-            kernels::pointwise(dw, pixels, &p.weight, &p.bias, p.act, self.residual, out);
+            p.run(dw, pixels, self.residual, out);
         }
         [ho, wo]
     }
@@ -211,16 +206,14 @@ impl MobileNet {
             pad: 1,
         };
         let [mut h, mut w] = kernels::im2col(&s.image, [1, h, w, 3], stem, &mut s.a);
-        let st = &self.stem;
-        let out = s.cur.take(h * w * st.bias.len());
-        kernels::pointwise(s.a.get(), h * w, &st.weight, &st.bias, st.act, false, out);
+        let out = s.cur.take(h * w * self.stem.cout());
+        self.stem.run(s.a.get(), h * w, false, out);
         for block in &self.blocks {
             [h, w] = block.forward(s, [h, w]);
             std::mem::swap(&mut s.cur, &mut s.next);
         }
-        let l = &self.last;
-        let out = s.a.take(h * w * l.bias.len());
-        kernels::pointwise(s.cur.get(), h * w, &l.weight, &l.bias, l.act, false, out);
+        let out = s.a.take(h * w * self.last.cout());
+        self.last.run(s.cur.get(), h * w, false, out);
         [h, w]
     }
 }

@@ -34,6 +34,26 @@ struct Pointwise {
     act: Act,
 }
 
+impl Pointwise {
+    fn cout(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// The product on `pixels` rows of `input` into `out` (`[pixels, cout]`), added to what
+    /// `out` holds when `accumulate` (see [`kernels::pointwise`]).
+    fn run(&self, input: &[f32], pixels: usize, accumulate: bool, out: &mut [f32]) {
+        kernels::pointwise(
+            input,
+            pixels,
+            &self.weight,
+            &self.bias,
+            self.act,
+            accumulate,
+            out,
+        );
+    }
+}
+
 /// The folded backbones.
 #[derive(Debug, Clone)]
 enum Folded {
@@ -217,6 +237,15 @@ fn matrix(conv: &Conv2d, bn: Option<&BatchNorm>, act: Act) -> Result<Pointwise, 
         bias,
         act,
     })
+}
+
+/// A 1x1 convolution of stride 1 and its BatchNorm (if any) as a `[cin, cout]` matrix.
+fn one_by_one(conv: &Conv2d, bn: Option<&BatchNorm>, act: Act) -> Result<Pointwise, ModelError> {
+    check(conv, 1, false)?;
+    if conv.stride != [1, 1] {
+        return Err(ModelError::Weights("a strided 1x1 convolution".into()));
+    }
+    matrix(conv, bn, act)
 }
 
 /// One thread's buffers, reused from image to image.
@@ -532,15 +561,26 @@ mod tests {
     /// OSNet x0.25 with an embedding layer (as torchreid's) on `[96, 40]` crops: the second
     /// 2x2 average pool then meets an odd width (12x5 to 6x2).
     fn small_osnet(device: &Device) -> (ReidNet, InputSpec) {
-        use crate::network::BackboneKind;
+        let backbone = crate::network::BackboneKind::OsNetX0_25;
+        small_net(backbone, Some(32), [96, 40], device)
+    }
+
+    /// `backbone` with an embedding layer of `fc` (if any) on `[height, width]` crops, with
+    /// random BatchNorm statistics.
+    fn small_net(
+        backbone: crate::network::BackboneKind,
+        fc: Option<usize>,
+        [height, width]: [usize; 2],
+        device: &Device,
+    ) -> (ReidNet, InputSpec) {
         let input = InputSpec {
-            height: 96,
-            width: 40,
+            height,
+            width,
             ..InputSpec::default()
         };
         let config = ReidNetConfig {
-            backbone: BackboneKind::OsNetX0_25,
-            fc: Some(32),
+            backbone,
+            fc,
             input: input.clone(),
             ..ReidNetConfig::default()
         };
@@ -733,24 +773,13 @@ mod tests {
         device: &Device,
     ) -> (ReidNet, InputSpec) {
         use crate::backbone::resnet::ResNetConfig;
-        use crate::network::BackboneKind;
         let resnet = ResNetConfig {
             layers: [1, 2, 1, 1],
             stem_pool,
             ..ResNetConfig::resnet50(last_stride, false)
         };
-        let input = InputSpec {
-            height: 96,
-            width: 48,
-            ..InputSpec::default()
-        };
-        let config = ReidNetConfig {
-            backbone: BackboneKind::ResNet(resnet),
-            fc,
-            input: input.clone(),
-            ..ReidNetConfig::default()
-        };
-        (with_random_stats(config.init(device), device), input)
+        let backbone = crate::network::BackboneKind::ResNet(resnet);
+        small_net(backbone, fc, [96, 48], device)
     }
 
     #[test]

@@ -8,23 +8,12 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::AvgPool2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 
-use super::kernels::{self, Act, Buf, Strip, Window};
+use super::kernels::{self, Act, Buf, Strip};
 use super::mobilenet::Depthwise;
-use super::resnet::{self, Conv};
-use super::{check, matrix, Pointwise, Scratch};
+use super::resnet::Stem;
+use super::{check, one_by_one, Pointwise, Scratch};
 use crate::backbone::osnet::{ChannelGate, ConvBn, LightConv3x3, OsBlock, OsNet, OsStage};
 use crate::ModelError;
-
-/// A 1x1 convolution of stride 1 and its BatchNorm (if any) as a `[cin, cout]` matrix.
-fn one_by_one(conv: &Conv2d, bn: Option<&BatchNorm>, act: Act) -> Result<Pointwise, ModelError> {
-    check(conv, 1, false)?;
-    if conv.stride != [1, 1] {
-        return Err(ModelError::Weights(
-            "the CPU path expects OSNet's 1x1 convolutions to have stride 1".into(),
-        ));
-    }
-    matrix(conv, bn, act)
-}
 
 /// The BatchNorm of `layer`; OSNet-AIN's instance norms are refused.
 fn batch_norm(layer: &ConvBn) -> Result<&BatchNorm, ModelError> {
@@ -43,10 +32,18 @@ fn instance_norm() -> ModelError {
     )
 }
 
-/// A 1x1 [`ConvBn`], with ReLU if it has one.
+/// ReLU if `layer` has one.
+fn act(layer: &ConvBn) -> Act {
+    if layer.relu {
+        Act::Relu
+    } else {
+        Act::Linear
+    }
+}
+
+/// A 1x1 [`ConvBn`].
 fn conv_bn(layer: &ConvBn) -> Result<Pointwise, ModelError> {
-    let act = if layer.relu { Act::Relu } else { Act::Linear };
-    one_by_one(&layer.conv, Some(batch_norm(layer)?), act)
+    one_by_one(&layer.conv, Some(batch_norm(layer)?), act(layer))
 }
 
 /// torchreid's `LightConv3x3`: a linear 1x1, then the depthwise 3x3 with BatchNorm and ReLU.
@@ -268,18 +265,9 @@ impl Block {
     fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) {
         let pixels = n * h * w;
         let cur = s.cur.get();
-        let r = &self.reduce;
-        let mid = r.bias.len();
+        let mid = self.reduce.cout();
         let wide = 4 * mid;
-        kernels::pointwise(
-            cur,
-            pixels,
-            &r.weight,
-            &r.bias,
-            r.act,
-            false,
-            s.b.take(pixels * mid),
-        );
+        self.reduce.run(cur, pixels, false, s.b.take(pixels * mid));
         self.first.pointwise(s.b.get(), mid, pixels, &mut s.a);
         self.first.depthwise(s.a.get(), n, [h, w], &mut s.b);
         for (i, rest) in self.rest.iter().enumerate() {
@@ -298,15 +286,11 @@ impl Block {
                 .apply(y, stride, h * w, s.d.take(pixels * mid), i == 0);
         }
         match &self.shortcut {
-            Some(p) => {
-                let out = s.next.take(pixels * p.bias.len());
-                kernels::pointwise(cur, pixels, &p.weight, &p.bias, p.act, false, out);
-            }
+            Some(p) => p.run(cur, pixels, false, s.next.take(pixels * p.cout())),
             None => s.next.take(cur.len()).copy_from_slice(cur),
         }
-        let p = &self.project;
-        let out = s.next.take(pixels * p.bias.len());
-        kernels::pointwise(s.d.get(), pixels, &p.weight, &p.bias, p.act, true, out);
+        let out = s.next.take(pixels * self.project.cout());
+        self.project.run(s.d.get(), pixels, true, out);
     }
 }
 
@@ -355,33 +339,21 @@ impl Stage {
 /// [`OsNet`] folded.
 #[derive(Debug, Clone)]
 pub(super) struct FoldedOsNet {
-    stem: Conv,
-    pool: Window,
-    pool_ceil: bool,
+    stem: Stem,
     stages: Vec<Stage>,
     last: Pointwise,
 }
 
 impl FoldedOsNet {
     pub(super) fn fold(net: &OsNet) -> Result<Self, ModelError> {
-        let act = if net.conv1.relu {
-            Act::Relu
-        } else {
-            Act::Linear
-        };
-        let stem = Conv::fold(&net.conv1.conv, batch_norm(&net.conv1)?, 7, act)?;
-        if net.conv1.conv.weight.val().dims()[1] != 3 {
-            return Err(ModelError::Weights("the stem must take 3 channels".into()));
-        }
-        let (pool, pool_ceil) = resnet::pool(&net.maxpool)?;
+        let c = &net.conv1;
+        let stem = Stem::fold(&c.conv, batch_norm(c)?, act(c), &net.maxpool)?;
         let stages = [&net.conv2, &net.conv3, &net.conv4]
             .into_iter()
             .map(Stage::fold)
             .collect::<Result<_, _>>()?;
         Ok(Self {
             stem,
-            pool,
-            pool_ceil,
             stages,
             last: conv_bn(&net.conv5)?,
         })
@@ -394,43 +366,29 @@ impl FoldedOsNet {
 
     /// Height and width of the feature map of an `[h, w]` input.
     pub(super) fn out_size(&self, size: [usize; 2]) -> [usize; 2] {
-        let pooled = self
-            .stem
-            .out_size(size)
-            .map(|n| self.pool.pooled(n, self.pool_ceil));
         self.stages
             .iter()
             .filter_map(|stage| stage.pool)
-            .fold(pooled, |size, window| size.map(|n| n / window))
+            .fold(self.stem.out_size(size), |size, window| {
+                size.map(|n| n / window)
+            })
     }
 
     /// The backbone on `n` images in `scratch.image` (`[n, h, w, 3]`): their feature maps are
     /// left in `scratch.a`, `[n, h_out, w_out, channels]`. Returns `[h_out, w_out]`.
     pub(super) fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {
-        let [sh, sw] = resnet::conv(&self.stem, &s.image, [n, h, w, 3], &mut s.a, &mut s.b);
-        let c = self.stem.cout();
-        let [mut h, mut w] = kernels::max_pool(
-            s.b.get(),
-            [n, sh, sw, c],
-            self.pool,
-            self.pool_ceil,
-            &mut s.cur,
-        );
+        let [mut h, mut w] = self.stem.forward(s, n, [h, w]);
         for stage in &self.stages {
             for block in &stage.blocks {
                 block.forward(s, n, [h, w]);
                 std::mem::swap(&mut s.cur, &mut s.next);
             }
             if let Some(t) = &stage.transition {
-                let out = s.next.take(n * h * w * t.bias.len());
-                kernels::pointwise(
+                t.run(
                     s.cur.get(),
                     n * h * w,
-                    &t.weight,
-                    &t.bias,
-                    t.act,
                     false,
-                    out,
+                    s.next.take(n * h * w * t.cout()),
                 );
                 std::mem::swap(&mut s.cur, &mut s.next);
             }
@@ -440,17 +398,8 @@ impl FoldedOsNet {
                 std::mem::swap(&mut s.cur, &mut s.next);
             }
         }
-        let l = &self.last;
-        let out = s.a.take(n * h * w * l.bias.len());
-        kernels::pointwise(
-            s.cur.get(),
-            n * h * w,
-            &l.weight,
-            &l.bias,
-            l.act,
-            false,
-            out,
-        );
+        let out = s.a.take(n * h * w * self.last.cout());
+        self.last.run(s.cur.get(), n * h * w, false, out);
         [h, w]
     }
 }

@@ -14,18 +14,13 @@ use crate::ModelError;
 
 /// A convolution as a matrix over im2col rows (or pixels, for a 1x1), and its window.
 #[derive(Debug, Clone)]
-pub(super) struct Conv {
+struct Conv {
     matrix: Pointwise,
     window: Window,
 }
 
 impl Conv {
-    pub(super) fn fold(
-        conv: &Conv2d,
-        bn: &BatchNorm,
-        kernel: usize,
-        act: Act,
-    ) -> Result<Self, ModelError> {
+    fn fold(conv: &Conv2d, bn: &BatchNorm, kernel: usize, act: Act) -> Result<Self, ModelError> {
         check(conv, kernel, false)?;
         Ok(Self {
             matrix: matrix(conv, Some(bn), act)?,
@@ -37,13 +32,61 @@ impl Conv {
         })
     }
 
+    fn cout(&self) -> usize {
+        self.matrix.cout()
+    }
+}
+
+/// The 7x7 stem convolution (on the 3 colour channels) and its max pool, as the ResNets and
+/// OSNet begin.
+#[derive(Debug, Clone)]
+pub(super) struct Stem {
+    conv: Conv,
+    pool: Window,
+    /// The pool's output size is rounded up (fast-reid's stem).
+    pool_ceil: bool,
+}
+
+impl Stem {
+    pub(super) fn fold(
+        conv: &Conv2d,
+        bn: &BatchNorm,
+        act: Act,
+        max_pool: &MaxPool2d,
+    ) -> Result<Self, ModelError> {
+        let conv = Conv::fold(conv, bn, 7, act)?;
+        if conv.matrix.weight.len() != 7 * 7 * 3 * conv.cout() {
+            return Err(ModelError::Weights("the stem must take 3 channels".into()));
+        }
+        let (pool, pool_ceil) = pool(max_pool)?;
+        Ok(Self {
+            conv,
+            pool,
+            pool_ceil,
+        })
+    }
+
+    /// Channels of its output.
     pub(super) fn cout(&self) -> usize {
-        self.matrix.bias.len()
+        self.conv.cout()
     }
 
     /// Output height and width for an `[h, w]` input.
-    pub(super) fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
-        [self.window.out(h), self.window.out(w)]
+    pub(super) fn out_size(&self, size: [usize; 2]) -> [usize; 2] {
+        size.map(|n| self.pool.pooled(self.conv.window.out(n), self.pool_ceil))
+    }
+
+    /// The stem on `n` images in `scratch.image` (`[n, h, w, 3]`), into `scratch.cur`. Returns
+    /// `[h_out, w_out]`.
+    pub(super) fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {
+        let [sh, sw] = conv(&self.conv, &s.image, [n, h, w, 3], &mut s.a, &mut s.b);
+        kernels::max_pool(
+            s.b.get(),
+            [n, sh, sw, self.cout()],
+            self.pool,
+            self.pool_ceil,
+            &mut s.cur,
+        )
     }
 }
 
@@ -62,10 +105,7 @@ struct Bottleneck {
 /// [`ResNet`] folded.
 #[derive(Debug, Clone)]
 pub(super) struct FoldedResNet {
-    stem: Conv,
-    pool: Window,
-    /// The pool's output size is rounded up (fast-reid's stem).
-    pool_ceil: bool,
+    stem: Stem,
     blocks: Vec<Bottleneck>,
 }
 
@@ -117,7 +157,7 @@ fn block(b: &resnet::Bottleneck) -> Result<Bottleneck, ModelError> {
 }
 
 /// The stem's max pool: its window and whether it rounds up.
-pub(super) fn pool(p: &MaxPool2d) -> Result<(Window, bool), ModelError> {
+fn pool(p: &MaxPool2d) -> Result<(Window, bool), ModelError> {
     let pad = match p.padding {
         PaddingConfig2d::Valid => Some(0),
         PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => Some(a),
@@ -152,22 +192,13 @@ impl FoldedResNet {
                 "the folded CPU path has no kernel for non-local blocks".into(),
             ));
         }
-        let stem = Conv::fold(&net.conv1, &net.bn1, 7, Act::Relu)?;
-        if stem.matrix.weight.len() != 7 * 7 * 3 * stem.cout() {
-            return Err(ModelError::Weights("the stem must take 3 channels".into()));
-        }
-        let (pool, pool_ceil) = pool(&net.maxpool)?;
+        let stem = Stem::fold(&net.conv1, &net.bn1, Act::Relu, &net.maxpool)?;
         let blocks = [&net.layer1, &net.layer2, &net.layer3, &net.layer4]
             .into_iter()
             .flatten()
             .map(block)
             .collect::<Result<_, _>>()?;
-        Ok(Self {
-            stem,
-            pool,
-            pool_ceil,
-            blocks,
-        })
+        Ok(Self { stem, blocks })
     }
 
     /// Channels of the feature map.
@@ -180,15 +211,7 @@ impl FoldedResNet {
     /// The backbone on `n` images in `scratch.image` (`[n, h, w, 3]`): their feature maps are
     /// left in `scratch.a`, `[n, h_out, w_out, channels]`. Returns `[h_out, w_out]`.
     pub(super) fn forward(&self, s: &mut Scratch, n: usize, [h, w]: [usize; 2]) -> [usize; 2] {
-        let [sh, sw] = conv(&self.stem, &s.image, [n, h, w, 3], &mut s.a, &mut s.b);
-        let c = self.stem.cout();
-        let [mut h, mut w] = kernels::max_pool(
-            s.b.get(),
-            [n, sh, sw, c],
-            self.pool,
-            self.pool_ceil,
-            &mut s.cur,
-        );
+        let [mut h, mut w] = self.stem.forward(s, n, [h, w]);
         for block in &self.blocks {
             [h, w] = block.forward(s, n, [h, w]);
             std::mem::swap(&mut s.cur, &mut s.next);
@@ -200,7 +223,7 @@ impl FoldedResNet {
 
 /// `c` on `input` (`[n, h, w, cin]`) into `out`, through `cols` for anything but a 1x1 of
 /// stride 1. Returns `[h_out, w_out]`.
-pub(super) fn conv(
+fn conv(
     c: &Conv,
     input: &[f32],
     shape: [usize; 4],
@@ -208,15 +231,14 @@ pub(super) fn conv(
     out: &mut kernels::Buf,
 ) -> [usize; 2] {
     let [n, h, w, _] = shape;
-    let m = &c.matrix;
     let ([ho, wo], rows) = if c.window.size == 1 && c.window.stride == 1 {
         ([h, w], input)
     } else {
         (kernels::im2col(input, shape, c.window, cols), cols.get())
     };
     let pixels = n * ho * wo;
-    let out = out.take(pixels * c.cout());
-    kernels::pointwise(rows, pixels, &m.weight, &m.bias, m.act, false, out);
+    c.matrix
+        .run(rows, pixels, false, out.take(pixels * c.cout()));
     [ho, wo]
 }
 
@@ -238,10 +260,9 @@ impl Bottleneck {
                 s.next.take(cur.len()).copy_from_slice(cur);
             }
         }
-        let e = &self.expand.matrix;
         let pixels = n * ho * wo;
         let out = s.next.take(pixels * self.expand.cout());
-        kernels::pointwise(s.c.get(), pixels, &e.weight, &e.bias, e.act, true, out);
+        self.expand.matrix.run(s.c.get(), pixels, true, out);
         [ho, wo]
     }
 }
