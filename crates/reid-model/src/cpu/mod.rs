@@ -13,6 +13,8 @@ mod kernels;
 mod mobilenet;
 mod osnet;
 mod resnet;
+#[cfg(any(target_arch = "wasm32", test))]
+mod simd128_gemm;
 
 use kernels::{Act, Buf};
 

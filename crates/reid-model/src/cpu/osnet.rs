@@ -162,7 +162,7 @@ impl Gate {
                 .zip(self.fc1.chunks_exact(c))
                 .zip(&self.b1)
             {
-                *h = (b + dot(row, &mean)).max(0.0);
+                *h = kernels::relu(b + dot(row, &mean));
             }
             for ((g, row), b) in gate
                 .iter_mut()
