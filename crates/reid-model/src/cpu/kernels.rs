@@ -42,9 +42,50 @@ impl Buf {
     }
 }
 
+/// A `[cin, cout]` row-major matrix laid out for [`pointwise`]: as it is natively (the `gemm`
+/// crate reads it in place), in panels of columns in wasm ([`super::simd128_gemm::pack`]), done
+/// once when the network is folded.
+pub(crate) fn layout(weight: Vec<f32>, cout: usize) -> Vec<f32> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        super::simd128_gemm::pack(&weight, cout)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = cout;
+        weight
+    }
+}
+
+/// The rows (`cin`) of a matrix of `cout` columns laid out by [`layout`].
+pub(crate) fn rows(weight: &[f32], cout: usize) -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        super::simd128_gemm::rows(weight, cout)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        weight.len() / cout.max(1)
+    }
+}
+
+/// A matrix laid out by [`layout`], back in `[cin, cout]` row-major order.
+pub(crate) fn row_major(weight: &[f32], cout: usize) -> Vec<f32> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        super::simd128_gemm::unpack(weight, cout)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = cout;
+        weight.to_vec()
+    }
+}
+
 /// `out[p][j] (+)= bias[j] + sum_k input[p][k] * weight[k][j]`, then the activation.
-/// `weight` is `[cin, cout]` row-major; `out` is `[pixels, cout]`. When `accumulate`, `out`
-/// already holds values (a residual) that the result is added to; otherwise it is overwritten.
+/// `weight` is `[cin, cout]`, laid out by [`layout`]; `out` is `[pixels, cout]`. When
+/// `accumulate`, `out` already holds values (a residual) that the result is added to; otherwise
+/// it is overwritten.
 pub(crate) fn pointwise(
     input: &[f32],
     pixels: usize,
@@ -54,7 +95,7 @@ pub(crate) fn pointwise(
     accumulate: bool,
     out: &mut [f32],
 ) {
-    let cin = weight.len() / bias.len();
+    let cin = rows(weight, bias.len());
     assert_eq!(
         input.len(),
         pixels * cin,
@@ -77,7 +118,7 @@ pub(crate) fn pointwise_rows(
     out: &mut [f32],
 ) {
     let cout = bias.len();
-    let cin = weight.len() / cout;
+    let cin = rows(weight, cout);
     assert!(
         row_stride >= cin && (pixels == 0 || input.len() >= (pixels - 1) * row_stride + cin),
         "pointwise input of the wrong size"
@@ -753,7 +794,7 @@ mod tests {
             pointwise(
                 cols.get(),
                 ho * wo,
-                &transposed,
+                &layout(transposed, cout),
                 &bias,
                 Act::Linear,
                 false,
@@ -858,7 +899,7 @@ mod tests {
     #[test]
     fn pointwise_adds_onto_a_residual_and_clamps() {
         let input = vec![1.0, 2.0, 3.0, 4.0]; // 2 pixels x 2 channels
-        let weight = vec![1.0, 0.0, 10.0, 0.0, 1.0, -10.0]; // [2, 3]
+        let weight = layout(vec![1.0, 0.0, 10.0, 0.0, 1.0, -10.0], 3); // [2, 3]
         let bias = vec![0.0, 1.0, 0.0];
         let mut out = vec![100.0, 100.0, 100.0, 0.0, 0.0, 0.0];
         pointwise(&input, 2, &weight, &bias, Act::Linear, true, &mut out);

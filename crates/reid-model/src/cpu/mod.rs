@@ -30,15 +30,34 @@ use crate::ModelError;
 /// A convolution with its BatchNorm folded in, as a matrix over pixels (a 1x1) or im2col rows.
 #[derive(Debug, Clone)]
 struct Pointwise {
-    /// `[cin * k * k, cout]`, row-major.
+    /// `[cin * k * k, cout]`, laid out by [`kernels::layout`] for the matrix product.
     weight: Vec<f32>,
     bias: Vec<f32>,
     act: Act,
 }
 
 impl Pointwise {
+    /// From the `[cin * k * k, cout]` row-major matrix (`cout` is `bias.len()`).
+    fn new(weight: Vec<f32>, bias: Vec<f32>, act: Act) -> Self {
+        Self {
+            weight: kernels::layout(weight, bias.len()),
+            bias,
+            act,
+        }
+    }
+
     fn cout(&self) -> usize {
         self.bias.len()
+    }
+
+    /// Rows of the matrix: input channels (times taps).
+    fn cin(&self) -> usize {
+        kernels::rows(&self.weight, self.cout())
+    }
+
+    /// The matrix, `[cin, cout]` row-major.
+    fn row_major(&self) -> Vec<f32> {
+        kernels::row_major(&self.weight, self.cout())
     }
 
     /// The product on `pixels` rows of `input` into `out` (`[pixels, cout]`), added to what
@@ -234,11 +253,7 @@ fn matrix(conv: &Conv2d, bn: Option<&BatchNorm>, act: Act) -> Result<Pointwise, 
             }
         }
     }
-    Ok(Pointwise {
-        weight: t,
-        bias,
-        act,
-    })
+    Ok(Pointwise::new(t, bias, act))
 }
 
 /// A 1x1 convolution of stride 1 and its BatchNorm (if any) as a `[cin, cout]` matrix.

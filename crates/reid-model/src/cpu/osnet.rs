@@ -70,24 +70,22 @@ impl Light {
     /// `lights` side by side, all reading the same input: one matrix product with all their
     /// output columns, and one depthwise convolution over all their channels.
     fn concat(lights: &[&Light]) -> Self {
-        let cin = lights[0].pointwise.weight.len() / lights[0].pointwise.bias.len();
+        let matrices: Vec<Vec<f32>> = lights.iter().map(|l| l.pointwise.row_major()).collect();
+        let cin = lights[0].pointwise.cin();
         let weight = (0..cin)
             .flat_map(|row| {
-                lights.iter().flat_map(move |l| {
-                    let cout = l.pointwise.bias.len();
-                    l.pointwise.weight[row * cout..][..cout].iter().copied()
+                lights.iter().zip(&matrices).flat_map(move |(l, m)| {
+                    let cout = l.pointwise.cout();
+                    m[row * cout..][..cout].iter().copied()
                 })
             })
             .collect();
+        let bias = lights
+            .iter()
+            .flat_map(|l| l.pointwise.bias.iter().copied())
+            .collect();
         Self {
-            pointwise: Pointwise {
-                weight,
-                bias: lights
-                    .iter()
-                    .flat_map(|l| l.pointwise.bias.iter().copied())
-                    .collect(),
-                act: Act::Linear,
-            },
+            pointwise: Pointwise::new(weight, bias, Act::Linear),
             depthwise: Depthwise::concat(&lights.iter().map(|l| &l.depthwise).collect::<Vec<_>>()),
         }
     }
@@ -241,7 +239,7 @@ impl Block {
             project: one_by_one(&b.conv3.conv, Some(batch_norm(&b.conv3)?), Act::Relu)?,
             shortcut: b.downsample.as_ref().map(conv_bn).transpose()?,
         };
-        let cin = block.reduce.weight.len() / block.reduce.bias.len();
+        let cin = block.reduce.cin();
         let mid = block.reduce.bias.len();
         let cout = block.project.bias.len();
         if block.first.depthwise.channels() != 4 * mid {

@@ -55,7 +55,7 @@ impl Stem {
         max_pool: &MaxPool2d,
     ) -> Result<Self, ModelError> {
         let conv = Conv::fold(conv, bn, 7, act)?;
-        if conv.matrix.weight.len() != 7 * 7 * 3 * conv.cout() {
+        if conv.matrix.cin() != 7 * 7 * 3 {
             return Err(ModelError::Weights("the stem must take 3 channels".into()));
         }
         let (pool, pool_ceil) = pool(max_pool)?;
@@ -141,7 +141,7 @@ fn block(b: &resnet::Bottleneck) -> Result<Bottleneck, ModelError> {
         block.expand.window.stride,
         block.shortcut.as_ref().map_or(stride, |s| s.window.stride),
     ];
-    let cin = block.reduce.matrix.weight.len() / block.reduce.cout();
+    let cin = block.reduce.matrix.cin();
     if block.shortcut.is_none() && (stride != 1 || cin != block.expand.cout()) {
         return Err(ModelError::Weights(format!(
             "a bottleneck from {cin} to {} channels (stride {stride}) without a projection",

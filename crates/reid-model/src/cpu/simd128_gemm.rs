@@ -1,22 +1,21 @@
 //! The matrix product of the wasm build's 1x1 convolutions and im2col rows:
 //! `out[p][j] (+)= sum_k input[p][k] * weight[k][j]`.
 //!
-//! The `gemm` crate's SIMD128 kernel holds a 12 x 4 tile: 12 accumulators plus its operands fill
-//! all sixteen vector registers that browsers' engines map wasm's onto on x86-64. One of those is
-//! the engine's own scratch register, so the tile spills on every step of the sum. This kernel
-//! holds 2 pixels x 16 output channels (eight accumulators, four weight vectors, one broadcast
-//! input value), the shape onnxruntime-web's MLAS uses. In Node.js on a Xeon it ran the OSNet and
-//! ResNet shapes at 17 to 20 G multiply-adds a second, the `gemm` crate at 12 to 15.
+//! The `gemm` crate's SIMD128 kernel holds a 12 x 4 tile: 12 accumulators plus its operands need
+//! all sixteen vector registers that browsers' engines map wasm's onto on x86-64, one of which
+//! V8 keeps as its own scratch register, so (we think; the machine code was not read) the tile
+//! spills. This kernel holds 2 pixels x 16 output channels (eight accumulators, four weight
+//! vectors, one broadcast input value), the shape onnxruntime-web's MLAS uses. In Node.js 20 on
+//! a Xeon it ran the OSNet and ResNet shapes at 17 to 20 G multiply-adds a second, where the
+//! `gemm` crate's ran them at 12 to 15.
 //!
-//! The weights are packed per call into panels of 16 columns (zero-padded), `k` major, so each
-//! step of the sum reads one contiguous 64-byte row. The sum runs over blocks of [`KC`] input
+//! The weights are packed once, when the network is folded, into panels of 16 columns
+//! (zero-padded), `k` major, so each step of the sum reads one contiguous 64-byte row. The sum runs over blocks of [`KC`] input
 //! channels and [`MC`] pixels, so a panel stays in L1 and the pixels' rows in L2.
 //!
 //! Each product is a separate multiply and add (SIMD128 has no fused one), as in the `gemm`
 //! crate's kernel. The same code compiles natively on four-float arrays, so its tiling, tails and
 //! accumulation are unit-tested there.
-
-use std::cell::RefCell;
 
 /// Output channels per panel: four vectors of four.
 const NR: usize = 16;
@@ -128,19 +127,15 @@ mod lanes {
 
 use lanes::V;
 
-thread_local! {
-    /// The packed weights of the current product, reused from call to call.
-    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
 /// `out` (`[pixels, cout]`, row-major) `(+)=` `input` (`pixels` rows of `cin` values,
-/// `row_stride` apart) times `weight` (`[cin, cout]`, row-major). When `accumulate`, the product
-/// is added to what `out` holds; otherwise it overwrites it. The caller checks the sizes.
+/// `row_stride` apart) times the `[cin, cout]` matrix that [`pack`] made `packed`. When
+/// `accumulate`, the product is added to what `out` holds; otherwise it overwrites it. The caller
+/// checks the sizes.
 pub(super) fn matmul(
     input: &[f32],
     row_stride: usize,
     pixels: usize,
-    weight: &[f32],
+    packed: &[f32],
     cout: usize,
     accumulate: bool,
     out: &mut [f32],
@@ -149,12 +144,12 @@ pub(super) fn matmul(
         assert!(out.is_empty(), "matrix product of the wrong sizes");
         return;
     }
-    let cin = weight.len() / cout;
+    let cin = rows(packed, cout);
     assert!(
         row_stride >= cin
             && (pixels == 0 || input.len() >= (pixels - 1) * row_stride + cin)
             && out.len() == pixels * cout
-            && weight.len() == cin * cout,
+            && packed.len() == cin * cout.div_ceil(NR) * NR,
         "matrix product of the wrong sizes"
     );
     if pixels == 0 {
@@ -166,66 +161,85 @@ pub(super) fn matmul(
         }
         return;
     }
-    PACKED.with(|packed| {
-        let mut packed = packed.borrow_mut();
-        pack(weight, cin, cout, &mut packed);
-        #[cfg(target_arch = "wasm32")]
-        {
-            #[target_feature(enable = "simd128")]
-            fn run(
-                input: &[f32],
-                row_stride: usize,
-                pixels: usize,
-                packed: &[f32],
-                [cin, cout]: [usize; 2],
-                accumulate: bool,
-                out: &mut [f32],
-            ) {
-                blocks(
-                    input,
-                    row_stride,
-                    pixels,
-                    packed,
-                    [cin, cout],
-                    accumulate,
-                    out,
-                );
-            }
-            run(
+    #[cfg(target_arch = "wasm32")]
+    {
+        // Not inlined into the caller: in Node.js 20 that made OSNet 20% slower and ResNet-50
+        // 25% (13.4 against 16.3 crops/s, 4.95 against 6.0).
+        #[inline(never)]
+        #[target_feature(enable = "simd128")]
+        fn run(
+            input: &[f32],
+            row_stride: usize,
+            pixels: usize,
+            packed: &[f32],
+            [cin, cout]: [usize; 2],
+            accumulate: bool,
+            out: &mut [f32],
+        ) {
+            blocks(
                 input,
                 row_stride,
                 pixels,
-                &packed,
+                packed,
                 [cin, cout],
                 accumulate,
                 out,
             );
         }
-        #[cfg(not(target_arch = "wasm32"))]
-        blocks(
+        run(
             input,
             row_stride,
             pixels,
-            &packed,
+            packed,
             [cin, cout],
             accumulate,
             out,
         );
-    });
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    blocks(
+        input,
+        row_stride,
+        pixels,
+        packed,
+        [cin, cout],
+        accumulate,
+        out,
+    );
 }
 
-/// Packs `weight` (`[cin, cout]`) into `cout / NR` panels (rounded up) of `[cin, NR]`, the last
-/// one's missing columns zero.
-fn pack(weight: &[f32], cin: usize, cout: usize, packed: &mut Vec<f32>) {
+/// Packs `weight` (`[cin, cout]`, row-major) into `cout / NR` panels (rounded up) of `[cin, NR]`,
+/// the last one's missing columns zero.
+pub(super) fn pack(weight: &[f32], cout: usize) -> Vec<f32> {
+    let cin = weight.len() / cout.max(1);
     let panels = cout.div_ceil(NR);
-    packed.clear();
-    packed.resize(panels * cin * NR, 0.0);
-    for (j, panel) in packed.chunks_exact_mut(cin * NR).enumerate() {
-        let cols = NR.min(cout - j * NR);
-        for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
-            row[..cols].copy_from_slice(&weight[k * cout + j * NR..][..cols]);
+    let mut packed = vec![0.0; panels * cin * NR];
+    if cin > 0 {
+        for (j, panel) in packed.chunks_exact_mut(cin * NR).enumerate() {
+            let cols = NR.min(cout - j * NR);
+            for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
+                row[..cols].copy_from_slice(&weight[k * cout + j * NR..][..cols]);
+            }
         }
     }
+    packed
+}
+
+/// The rows (`cin`) of a matrix of `cout` columns that [`pack`] made `packed`.
+pub(super) fn rows(packed: &[f32], cout: usize) -> usize {
+    packed.len() / (cout.div_ceil(NR) * NR).max(1)
+}
+
+/// [`pack`] undone: the `[cin, cout]` row-major matrix.
+pub(super) fn unpack(packed: &[f32], cout: usize) -> Vec<f32> {
+    let cin = rows(packed, cout);
+    let mut weight = vec![0.0; cin * cout];
+    for k in 0..cin {
+        for j in 0..cout {
+            weight[k * cout + j] = packed[((j / NR) * cin + k) * NR + j % NR];
+        }
+    }
+    weight
 }
 
 /// The blocked loops over input channels, pixels and panels, around [`tile`].
@@ -373,10 +387,16 @@ mod tests {
         ] {
             let input = values(pixels * stride, 1);
             let weight = values(cin * cout, 2);
+            let packed = pack(&weight, cout);
+            assert_eq!(rows(&packed, cout), if cout == 0 { 0 } else { cin });
+            assert_eq!(
+                unpack(&packed, cout),
+                if cout == 0 { vec![] } else { weight.clone() }
+            );
             for accumulate in [false, true] {
                 let start = values(pixels * cout, 3);
                 let mut out = start.clone();
-                matmul(&input, stride, pixels, &weight, cout, accumulate, &mut out);
+                matmul(&input, stride, pixels, &packed, cout, accumulate, &mut out);
                 for p in 0..pixels {
                     for j in 0..cout {
                         let sum: f64 = (0..cin)
