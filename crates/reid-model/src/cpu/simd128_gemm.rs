@@ -6,8 +6,9 @@
 //! V8 keeps as its own scratch register, so (we think; the machine code was not read) the tile
 //! spills. This kernel holds 2 pixels x 16 output channels (eight accumulators, four weight
 //! vectors, one broadcast input value), the shape onnxruntime-web's MLAS uses. In Node.js 20 on
-//! a Xeon it ran the OSNet and ResNet shapes at 17 to 20 G multiply-adds a second, where the
-//! `gemm` crate's ran them at 12 to 15.
+//! a Xeon, a scratch copy of it ran the OSNet and ResNet shapes at 17 to 22 G multiply-adds a
+//! second, where the `gemm` crate's ran them at 12 to 15; `crates/wasm-profile` times whole
+//! networks.
 //!
 //! The weights are packed once, when the network is folded, into panels of 16 columns
 //! (zero-padded), `k` major, so each step of the sum reads one contiguous 64-byte row. The sum runs over blocks of [`KC`] input
@@ -163,8 +164,8 @@ pub(super) fn matmul(
     }
     #[cfg(target_arch = "wasm32")]
     {
-        // Not inlined into the caller: in Node.js 20 that made OSNet 20% slower and ResNet-50
-        // 25% (13.4 against 16.3 crops/s, 4.95 against 6.0).
+        // Not inlined into the caller: inlined, OSNet ran 20% slower and ResNet-50 25% in
+        // Node.js 20 (13.4 against 16.3 crops/s, 4.95 against 6.0, `crates/wasm-profile`).
         #[inline(never)]
         #[target_feature(enable = "simd128")]
         fn run(
