@@ -1,7 +1,9 @@
 //! A by-hand tool, not part of the app: `reid_model::cpu`'s folded networks compiled to wasm
 //! with the worker's profile and SIMD128, so that their speed and profile can be read in
 //! Node.js (the same V8 engine as Chromium's) without a browser. `run.mjs` beside this file
-//! says how to build and run it.
+//! says how to build and run it. Natively the crate is empty.
+
+#![cfg(target_arch = "wasm32")]
 
 use reid_model::cpu::CpuNet;
 use wasm_bindgen::prelude::*;

@@ -1,9 +1,10 @@
 //! The network rewritten for inference on the CPU, natively and in wasm: MobileNetV2
 //! ([`mobilenet`]), bottleneck ResNets ([`resnet`]) and OSNet ([`osnet`]). At load time each
 //! BatchNorm is folded into the convolution before it (and the BNNeck into one scale and
-//! shift), weights are laid out for the kernels (1x1 convolutions as `[cin, cout]` matrices for
-//! the `gemm` crate, larger ones as matrices over im2col rows, depthwise taps as `[9,
-//! channels]`), and activations run channels-last with bias and activation fused into each
+//! shift), weights are laid out for the kernels (1x1 convolutions as `[cin, cout]` matrices,
+//! larger ones as matrices over im2col rows, both row-major for the `gemm` crate natively and
+//! packed in panels for `simd128_gemm` in wasm; depthwise taps as `[9, channels]`), and
+//! activations run channels-last with bias and activation fused into each
 //! kernel. Images of a batch run on all cores, each thread reusing its own buffers. Results
 //! equal [`ReidNet::forward`]'s up to float rounding (the parity tests hold both to PyTorch
 //! within 1e-4, or three times PyTorch's own float32 error where its reference has more, as
@@ -463,17 +464,20 @@ impl CpuNet {
 
     /// How many images of a batch of `batch` each thread runs through the network together.
     /// ResNet's later stages have few pixels per image and large weights: one matrix product
-    /// over the pixels of several images packs each weight once for all of them (1.02x to 1.15x
+    /// over the pixels of several images reads each weight once for all of them (1.02x to 1.15x
     /// for groups of 4 against single images, ResNet-50, batch 16 on 2 cores). Groups stay
-    /// small enough to give every thread one. In the browser (one thread) a group is up to 4
-    /// images: ResNet-50's buffers then take about 50 MB at 256x128, against about 12 MB for
-    /// one image. OSNet x1.0 ran fastest one image at a time (113 crops/s against 105 to 108
+    /// small enough to give every thread one. In wasm, whose matrix products read weights packed
+    /// in advance (`simd128_gemm`), groups of 4 gave no gain (6.2 to 6.5 crops/s against 6.4 to
+    /// 6.6 for single images, ResNet-50 in `crates/wasm-profile`), and ResNet-50's buffers take
+    /// about 50 MB at 256x128 for 4 images against about 12 MB for one: one image at a time
+    /// there. OSNet x1.0 ran fastest one image at a time (113 crops/s against 105 to 108
     /// in groups of 4, batch 16 on 2 cores): its products are small and its activations then
     /// stay in the cache.
     fn group(&self, batch: usize) -> usize {
         const MOST: usize = 4;
         match &self.backbone {
             Folded::MobileNetV2(_) | Folded::OsNet(_) => 1,
+            Folded::ResNet(_) if cfg!(target_arch = "wasm32") => 1,
             Folded::ResNet(_) => batch
                 .div_ceil(reid_core::parallel::workers())
                 .clamp(1, MOST),

@@ -164,7 +164,7 @@ pub(super) fn matmul(
     }
     #[cfg(target_arch = "wasm32")]
     {
-        // Not inlined into the caller: inlined, OSNet ran 20% slower and ResNet-50 25% in
+        // Not inlined into the caller: inlined, OSNet and ResNet-50 ran about 18% slower in
         // Node.js 20 (13.4 against 16.3 crops/s, 4.95 against 6.0, `crates/wasm-profile`).
         #[inline(never)]
         #[target_feature(enable = "simd128")]
