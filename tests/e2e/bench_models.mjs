@@ -8,7 +8,8 @@
 // Here WebGPU is Chromium's software adapter (SwiftShader): the ratios compare the two
 // implementations on the same adapter, not what a GPU gives.
 // REID_BASE_URL serves the built app; ORT_BASE_URL onnxruntime-web's files and the ONNX models;
-// MODELS lists `arch=model.bpk` pairs, comma-separated.
+// MODELS lists `arch=model.bpk` pairs, comma-separated. BACKENDS=cpu times only the CPU path
+// and onnxruntime-web's wasm (SwiftShader's WebGPU takes minutes a batch).
 import { launch } from './browser.mjs';
 import { ortRate } from './ort.mjs';
 
@@ -19,6 +20,7 @@ if (!BASE || !ORT_BASE || MODELS.length === 0) {
   console.error('REID_BASE_URL, ORT_BASE_URL and MODELS must be set: run this through `cargo xtask bench torchreid`');
   process.exit(2);
 }
+const BACKENDS = (process.env.BACKENDS || 'webgpu,cpu').split(',');
 const BATCH = 8;
 const LABELS = { osnet_x1_0: 'OSNet x1.0', resnet50: 'ResNet-50' };
 
@@ -29,7 +31,7 @@ try {
   for (const [arch, model] of MODELS) {
     const ours = {};
     const passes = {};
-    for (const backend of ['webgpu', 'cpu']) {
+    for (const backend of ['webgpu', 'cpu'].filter((b) => BACKENDS.includes(b))) {
       await page.goto(`${BASE}/?backend=${backend}`);
       await page.waitForSelector(`#backend[data-backend="${backend}"]`, { timeout: 120000 });
       await page.setInputFiles('#model-input', model);
@@ -43,7 +45,7 @@ try {
     }
     await page.goto(`${ORT_BASE}/index.html`);
     const peer = {};
-    for (const ep of ['webgpu', 'wasm']) {
+    for (const ep of ['webgpu', 'wasm'].filter((e) => BACKENDS.includes(e === 'wasm' ? 'cpu' : e))) {
       const iters = passes[ep === 'wasm' ? 'cpu' : 'webgpu'];
       const result = await ortRate(page, { model: `/${arch}.onnx`, ep, batch: BATCH, iters });
       if (result.error) {
