@@ -162,42 +162,6 @@ pub(super) fn matmul(
         }
         return;
     }
-    #[cfg(target_arch = "wasm32")]
-    {
-        // Not inlined into the caller: inlined, OSNet and ResNet-50 ran about 18% slower in
-        // Node.js 20 (13.4 against 16.3 crops/s, 4.95 against 6.0, `crates/wasm-profile`).
-        #[inline(never)]
-        #[target_feature(enable = "simd128")]
-        fn run(
-            input: &[f32],
-            row_stride: usize,
-            pixels: usize,
-            packed: &[f32],
-            [cin, cout]: [usize; 2],
-            accumulate: bool,
-            out: &mut [f32],
-        ) {
-            blocks(
-                input,
-                row_stride,
-                pixels,
-                packed,
-                [cin, cout],
-                accumulate,
-                out,
-            );
-        }
-        run(
-            input,
-            row_stride,
-            pixels,
-            packed,
-            [cin, cout],
-            accumulate,
-            out,
-        );
-    }
-    #[cfg(not(target_arch = "wasm32"))]
     blocks(
         input,
         row_stride,
@@ -243,8 +207,11 @@ pub(super) fn unpack(packed: &[f32], cout: usize) -> Vec<f32> {
     weight
 }
 
-/// The blocked loops over input channels, pixels and panels, around [`tile`].
-#[inline(always)]
+/// The blocked loops over input channels, pixels and panels, around [`tile`]. Not inlined
+/// into its caller: inlined, OSNet and ResNet-50 ran about 18% slower in Node.js 20 (13.4
+/// against 16.3 crops/s, 4.95 against 6.0, `crates/wasm-profile`).
+#[inline(never)]
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn blocks(
     input: &[f32],
     row_stride: usize,
@@ -262,61 +229,55 @@ fn blocks(
         for p0 in (0..pixels).step_by(MC) {
             let p1 = (p0 + MC).min(pixels);
             for j in 0..panels {
-                let cols = NR.min(cout - j * NR);
+                let at = Tile {
+                    k0,
+                    kc,
+                    c0: j * NR,
+                    cols: NR.min(cout - j * NR),
+                    add,
+                };
                 let panel = &packed[(j * cin + k0) * NR..][..kc * NR];
                 let mut p = p0;
                 while p + 2 <= p1 {
-                    tile::<2>(
-                        input,
-                        row_stride,
-                        p,
-                        k0,
-                        kc,
-                        panel,
-                        out,
-                        cout,
-                        j * NR,
-                        cols,
-                        add,
-                    );
+                    tile::<2>(input, row_stride, p, panel, out, cout, at);
                     p += 2;
                 }
                 if p < p1 {
-                    tile::<1>(
-                        input,
-                        row_stride,
-                        p,
-                        k0,
-                        kc,
-                        panel,
-                        out,
-                        cout,
-                        j * NR,
-                        cols,
-                        add,
-                    );
+                    tile::<1>(input, row_stride, p, panel, out, cout, at);
                 }
             }
         }
     }
 }
 
-/// Pixels `p..p + R`, output channels `c0..c0 + cols` (`cols <= NR`), input channels
-/// `k0..k0 + kc`: the sum in registers, then written to or added onto `out`.
-#[allow(clippy::too_many_arguments)]
+/// Where a tile sits: input channels `k0..k0 + kc`, output channels `c0..c0 + cols` (`cols <=
+/// NR`), and whether it adds onto `out`.
+#[derive(Clone, Copy)]
+struct Tile {
+    k0: usize,
+    kc: usize,
+    c0: usize,
+    cols: usize,
+    add: bool,
+}
+
+/// Pixels `p..p + R` of the tile `at`: the sum in registers, then written to or added onto
+/// `out`.
 #[inline(always)]
 fn tile<const R: usize>(
     input: &[f32],
     row_stride: usize,
     p: usize,
-    k0: usize,
-    kc: usize,
     panel: &[f32],
     out: &mut [f32],
     cout: usize,
-    c0: usize,
-    cols: usize,
-    add: bool,
+    Tile {
+        k0,
+        kc,
+        c0,
+        cols,
+        add,
+    }: Tile,
 ) {
     // Bounds the raw reads below: the last row's channels and the panel's `kc` rows.
     assert!(input.len() >= (p + R - 1) * row_stride + k0 + kc && panel.len() >= kc * NR);
