@@ -7,8 +7,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+
+use super::norm_act::{self, Activation};
 
 /// A convolution without bias, BatchNorm, and an optional ReLU6.
 #[derive(Module, Debug)]
@@ -45,12 +46,11 @@ impl ConvBnAct {
 
     /// `[batch, in, h, w] -> [batch, out, h / stride, w / stride]`
     ///
-    /// When gradients are tracked (training), two steps take another route to the same function,
-    /// because burn's autodiff builds them slowly on the CPU: a 1x1 convolution is a matrix
-    /// product (its weight gradient is then one product, not a transposed convolution), and
-    /// ReLU6 is `relu(x) - relu(x - 6)` (two ReLUs, where `clamp` is built from comparisons and
-    /// masked fills forward and backward). Both agree with `conv` + `clamp` to rounding: ReLU6
-    /// exactly up to 12, within half an ulp of `x` above. Inference keeps the plain ops.
+    /// When gradients are tracked (training), a 1x1 convolution is computed as a matrix
+    /// product: burn's autodiff builds its weight gradient from transposed copies and a
+    /// transposed convolution on the CPU, where the product's is one product. Normalisation
+    /// and ReLU6 are [`norm_act::forward`] (one fused operation while training on burn-flex).
+    /// Inference keeps the plain ops.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let tracked = x.is_require_grad() || self.conv.weight.val().is_require_grad();
         let x = if tracked && self.is_pointwise() {
@@ -58,12 +58,12 @@ impl ConvBnAct {
         } else {
             self.conv.forward(x)
         };
-        let x = self.bn.forward(x);
-        if self.relu6 {
-            relu6(x, tracked)
+        let activation = if self.relu6 {
+            Activation::Relu6
         } else {
-            x
-        }
+            Activation::Linear
+        };
+        norm_act::forward(&self.bn, x, activation)
     }
 
     /// A 1x1 convolution with stride 1, one group and no bias.
@@ -82,16 +82,6 @@ impl ConvBnAct {
         weight
             .matmul(x.reshape([batch, inp, h * w]))
             .reshape([batch, out, h, w])
-    }
-}
-
-/// `min(max(x, 0), 6)`; as `relu(x) - relu(x - 6)` when gradients are tracked (see
-/// [`ConvBnAct::forward`]).
-fn relu6(x: Tensor<4>, tracked: bool) -> Tensor<4> {
-    if tracked {
-        relu(x.clone()) - relu(x - 6.0)
-    } else {
-        x.clamp(0.0, 6.0)
     }
 }
 
@@ -346,32 +336,6 @@ mod tests {
             device,
         )
         .reshape([2, 4, 16, 20])
-    }
-
-    #[test]
-    fn the_training_route_of_relu6_is_clamp_to_half_an_ulp_with_its_gradient() {
-        let device = Device::flex().autodiff();
-        let x = ramp(&device).require_grad();
-        let weights = ramp(&device).cos();
-        let (fast, plain) = (relu6(x.clone(), true), relu6(x.clone(), false));
-        let grads = (fast.clone() * weights.clone()).sum().backward();
-        let fast_grad = values(x.grad(&grads).unwrap());
-        let grads = (plain.clone() * weights.clone()).sum().backward();
-        let plain_grad = values(x.grad(&grads).unwrap());
-        let inputs = values(x.clone());
-        for (i, (a, b)) in values(fast).iter().zip(values(plain)).enumerate() {
-            let x = inputs[i];
-            let tolerance = if x <= 12.0 {
-                0.0
-            } else {
-                x * f32::EPSILON / 2.0
-            };
-            assert!((a - b).abs() <= tolerance, "relu6({x}): {a} against {b}");
-            // Where the two routes' kinks fall (0 and 6) their subgradients may differ.
-            if x != 0.0 && x != 6.0 {
-                assert_eq!(fast_grad[i], plain_grad[i], "d relu6 / dx at {x}");
-            }
-        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Backbones: networks that turn a normalised image batch into a feature map.
 
 pub mod mobilenet_v2;
+pub mod norm_act;
 pub mod osnet;
 pub mod resnet;
 

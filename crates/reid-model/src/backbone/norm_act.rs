@@ -1,0 +1,502 @@
+//! BatchNorm followed by an optional clamp (ReLU6 or ReLU), the step that ends every
+//! convolution of MobileNetV2.
+//!
+//! While a network trains on burn-flex (the CPU backend under autodiff), this step is one
+//! fused operation of ours (feature `cpu-train`): one pass over the activation for the batch
+//! statistics, one to normalise and clamp, and the same two in the backward pass, each spread
+//! over all cores. burn-flex 0.22 has no BatchNorm of its own, so burn composes it from generic
+//! tensor operations: transposed copies to reduce over the channel axis, then a dozen
+//! element-wise passes forward and backward, each on one thread. Everywhere else (inference,
+//! WebGPU, other dtypes, a frozen layer) the step is burn's `BatchNorm` and a clamp.
+
+use burn::nn::BatchNorm;
+use burn::tensor::activation::relu;
+use burn::tensor::Tensor;
+
+/// What follows the normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing (MobileNetV2's linear bottleneck projection).
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
+
+impl Activation {
+    /// The clamp's bounds; infinite where there is none.
+    pub fn bounds(self) -> (f32, f32) {
+        match self {
+            Activation::Linear => (f32::NEG_INFINITY, f32::INFINITY),
+            Activation::Relu => (0.0, f32::INFINITY),
+            Activation::Relu6 => (0.0, 6.0),
+        }
+    }
+}
+
+/// `activation(bn(x))` for `x` of shape `[batch, channels, h, w]`, updating `bn`'s running
+/// statistics when it trains, as `BatchNorm::forward` does.
+pub fn forward(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+    #[cfg(feature = "cpu-train")]
+    if fused::applies(bn, &x) {
+        return fused::forward(bn, x, activation);
+    }
+    composed(bn, x, activation)
+}
+
+/// burn's `BatchNorm`, then the activation. When gradients are tracked ReLU6 is
+/// `relu(x) - relu(x - 6)`: burn's autodiff builds `clamp` from comparisons and masked fills,
+/// forward and backward, which is slower on the CPU. Both routes agree to rounding (ReLU6
+/// exactly up to 12, within half an ulp of `x` above).
+pub fn composed(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+    let tracked = x.is_require_grad() || bn.gamma.val().is_require_grad();
+    let x = bn.forward(x);
+    match activation {
+        Activation::Linear => x,
+        Activation::Relu => relu(x),
+        Activation::Relu6 => relu6(x, tracked),
+    }
+}
+
+/// `min(max(x, 0), 6)`; as `relu(x) - relu(x - 6)` when gradients are tracked (see
+/// [`composed`]).
+pub(crate) fn relu6(x: Tensor<4>, tracked: bool) -> Tensor<4> {
+    if tracked {
+        relu(x.clone()) - relu(x - 6.0)
+    } else {
+        x.clamp(0.0, 6.0)
+    }
+}
+
+#[cfg(feature = "cpu-train")]
+mod kernels;
+
+#[cfg(feature = "cpu-train")]
+mod fused {
+    //! The fused operation: a burn backend extension with a forward on burn-flex and a
+    //! hand-written backward under autodiff.
+
+    use super::Activation;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::Autodiff;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{
+        backend_extension, Dispatch, DispatchDevice, ExtensionType, Flex, TensorMetadata,
+    };
+    use burn::nn::BatchNorm;
+    use burn::tensor::{DType, Tensor, TensorData};
+
+    use super::kernels;
+
+    /// The forward's results: the activation, and the batch's per-channel mean and biased
+    /// variance (what the running statistics take, as in burn's `batch_norm_train`).
+    #[derive(ExtensionType)]
+    pub struct NormAct<B: burn::backend::Backend> {
+        pub output: FloatTensor<B>,
+        pub mean: FloatTensor<B>,
+        pub variance: FloatTensor<B>,
+    }
+
+    #[backend_extension(Autodiff, Flex)]
+    pub trait NormActBackend: burn::backend::Backend {
+        /// `clamp(gamma * (x - mean) / sqrt(variance + epsilon) + beta, low, high)` with the
+        /// batch's statistics per channel of `x` (`[batch, channels, h, w]`).
+        fn norm_act_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+            low: f32,
+            high: f32,
+        ) -> NormAct<Self>;
+    }
+
+    /// Whether the fused operation serves this layer and input: a training BatchNorm on
+    /// burn-flex under autodiff, f32.
+    pub fn applies(bn: &BatchNorm, x: &Tensor<4>) -> bool {
+        let device = x.device();
+        let on_flex = match device.as_dispatch() {
+            DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
+            _ => false,
+        };
+        on_flex && bn.training.is_enabled() && x.dtype() == DType::F32
+    }
+
+    pub fn forward(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+        let (low, high) = activation.bounds();
+        let result = <Dispatch as NormActBackend>::norm_act_train(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            bn.epsilon,
+            low,
+            high,
+        );
+        let mean = Tensor::<1>::from_dispatch(result.mean).detach();
+        let variance = Tensor::<1>::from_dispatch(result.variance).detach();
+        // As `BatchNorm::forward_train` updates them.
+        let momentum = bn.momentum;
+        let running = |state: Tensor<1>, batch: Tensor<1>| {
+            state
+                .to_device(&batch.device())
+                .mul_scalar(1.0 - momentum)
+                .add(batch.mul_scalar(momentum))
+                .detach()
+        };
+        bn.running_mean
+            .update(running(bn.running_mean.value_sync(), mean));
+        bn.running_var
+            .update(running(bn.running_var.value_sync(), variance));
+        Tensor::from_dispatch(result.output)
+    }
+
+    /// A tensor's values as one row-major f32 slice's owner (copied only when its layout is
+    /// not already that).
+    fn contiguous(t: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if t.is_contiguous() {
+            t
+        } else {
+            t.to_contiguous()
+        }
+    }
+
+    fn values(t: &FloatTensor<Flex>) -> &[f32] {
+        // `applies` admits f32 only, and `contiguous` made the layout row-major.
+        t.as_slice::<f32>()
+            .expect("norm_act: an f32 tensor in row-major layout")
+    }
+
+    fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
+        FloatTensor::<Flex>::from_data(TensorData::new(values, shape))
+    }
+
+    /// `(channels, rest)` of a `[batch, channels, ...]` shape.
+    fn dims(shape: &[usize]) -> (usize, usize) {
+        (shape[1], shape[2..].iter().product())
+    }
+
+    fn inv_std(variance: &[f32], epsilon: f64) -> Vec<f32> {
+        variance
+            .iter()
+            .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+            .collect()
+    }
+
+    /// The forward on burn-flex.
+    fn forward_flex(
+        x: &FloatTensor<Flex>,
+        gamma: &FloatTensor<Flex>,
+        beta: &FloatTensor<Flex>,
+        epsilon: f64,
+        bounds: (f32, f32),
+    ) -> NormAct<Flex> {
+        let shape = x.shape().to_vec();
+        let (channels, rest) = dims(&shape);
+        let xs = values(x);
+        let (mean, variance) = kernels::statistics(xs, channels, rest);
+        let inv_std = inv_std(&variance, epsilon);
+        let (gamma, beta) = (values(gamma), values(beta));
+        // y = x * scale + shift per channel.
+        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..channels)
+            .map(|c| {
+                let scale = gamma[c] * inv_std[c];
+                (scale, beta[c] - mean[c] * scale)
+            })
+            .unzip();
+        let out = kernels::normalise(xs, channels, rest, (&scale, &shift), bounds);
+        NormAct {
+            output: tensor(out, shape),
+            mean: tensor(mean, vec![channels]),
+            variance: tensor(variance, vec![channels]),
+        }
+    }
+
+    /// What the backward pass needs from the forward.
+    #[derive(Clone)]
+    struct Saved {
+        x: FloatTensor<Flex>,
+        output: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: Vec<f32>,
+        inv_std: Vec<f32>,
+        bounds: (f32, f32),
+    }
+
+    impl std::fmt::Debug for Saved {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Saved").finish_non_exhaustive()
+        }
+    }
+
+    /// Gradients of `forward_flex` for `x`, `gamma` and `beta`.
+    fn backward_flex(
+        saved: &Saved,
+        grad: FloatTensor<Flex>,
+    ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
+        let shape = saved.x.shape().to_vec();
+        let (channels, rest) = dims(&shape);
+        let grad = contiguous(grad);
+        let slices = (values(&saved.x), values(&saved.output), values(&grad));
+        let sums = kernels::gradient_sums(slices, channels, rest, &saved.mean, saved.bounds);
+        let dx = kernels::InputGradient {
+            gamma: values(&saved.gamma),
+            mean: &saved.mean,
+            inv_std: &saved.inv_std,
+            sums: (&sums.0, &sums.1),
+        }
+        .compute(slices, channels, rest, saved.bounds);
+        let (beta_grad, centred) = sums;
+        let gamma_grad = centred
+            .iter()
+            .zip(&saved.inv_std)
+            .map(|(d, s)| d * s)
+            .collect();
+        (
+            tensor(dx, shape),
+            tensor(gamma_grad, vec![channels]),
+            tensor(beta_grad, vec![channels]),
+        )
+    }
+
+    impl NormActBackend for Flex {
+        fn norm_act_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+            low: f32,
+            high: f32,
+        ) -> NormAct<Self> {
+            forward_flex(
+                &contiguous(x),
+                &contiguous(gamma),
+                &contiguous(beta),
+                epsilon,
+                (low, high),
+            )
+        }
+    }
+
+    #[derive(Debug)]
+    struct NormActBackward;
+
+    impl Backward<Flex, 3> for NormActBackward {
+        type State = Saved;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (x_grad, gamma_grad, beta_grad) = backward_flex(&ops.state, grad);
+            if let Some(node) = node_x {
+                grads.register::<Flex>(node.id, x_grad);
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<Flex>(node.id, gamma_grad);
+            }
+            if let Some(node) = node_beta {
+                grads.register::<Flex>(node.id, beta_grad);
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> NormActBackend for Autodiff<Flex, C> {
+        fn norm_act_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+            low: f32,
+            high: f32,
+        ) -> NormAct<Self> {
+            let prepared = NormActBackward
+                .prepare::<C>([x.node(), gamma.node(), beta.node()])
+                .compute_bound()
+                .stateful();
+            let x_values = contiguous(x.into_primitive());
+            let gamma_values = contiguous(gamma.into_primitive());
+            let beta_values = contiguous(beta.into_primitive());
+            let result = forward_flex(&x_values, &gamma_values, &beta_values, epsilon, (low, high));
+            let untracked = |t| FloatTensor::<Self>::new(t);
+            let output = match prepared {
+                OpsKind::Tracked(prep) => {
+                    let saved = Saved {
+                        inv_std: inv_std(values(&result.variance), epsilon),
+                        mean: values(&result.mean).to_vec(),
+                        x: x_values,
+                        output: result.output.clone(),
+                        gamma: gamma_values,
+                        bounds: (low, high),
+                    };
+                    prep.finish(saved, result.output)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(result.output),
+            };
+            NormAct {
+                output,
+                mean: untracked(result.mean),
+                variance: untracked(result.variance),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Device;
+
+    fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+        x.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Inputs from -20 to 20 in steps of 1/64 (so beyond 12, where `x - 6` rounds).
+    fn ramp(device: &Device) -> Tensor<4> {
+        Tensor::<1>::from_floats(
+            (0..2560)
+                .map(|i| i as f32 / 64.0 - 20.0)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            device,
+        )
+        .reshape([2, 4, 16, 20])
+    }
+
+    #[test]
+    fn the_training_route_of_relu6_is_clamp_to_half_an_ulp_with_its_gradient() {
+        let device = Device::flex().autodiff();
+        let x = ramp(&device).require_grad();
+        let weights = ramp(&device).cos();
+        let (fast, plain) = (relu6(x.clone(), true), relu6(x.clone(), false));
+        let grads = (fast.clone() * weights.clone()).sum().backward();
+        let fast_grad = values(x.grad(&grads).unwrap());
+        let grads = (plain.clone() * weights.clone()).sum().backward();
+        let plain_grad = values(x.grad(&grads).unwrap());
+        let inputs = values(x.clone());
+        for (i, (a, b)) in values(fast).iter().zip(values(plain)).enumerate() {
+            let x = inputs[i];
+            let tolerance = if x <= 12.0 {
+                0.0
+            } else {
+                x * f32::EPSILON / 2.0
+            };
+            assert!((a - b).abs() <= tolerance, "relu6({x}): {a} against {b}");
+            // Where the two routes' kinks fall (0 and 6) their subgradients may differ.
+            if x != 0.0 && x != 6.0 {
+                assert_eq!(fast_grad[i], plain_grad[i], "d relu6 / dx at {x}");
+            }
+        }
+    }
+
+    /// A BatchNorm over 6 channels with gammas and betas that push the normalised values past
+    /// both of ReLU6's bounds, and running statistics away from their start.
+    #[cfg(feature = "cpu-train")]
+    fn layer(device: &Device) -> BatchNorm {
+        let mut bn = BatchNormConfig::new(6).init(device);
+        let gamma = Tensor::<1>::from_floats([3.0, -2.5, 0.5, 4.0, 1.0, 2.0], device);
+        let beta = Tensor::<1>::from_floats([1.0, 2.0, -0.5, 3.0, 0.0, 5.5], device);
+        bn.gamma = Param::from_tensor(gamma);
+        bn.beta = Param::from_tensor(beta);
+        bn
+    }
+
+    /// The fused operation against burn's `BatchNorm` and a clamp: outputs, running statistics
+    /// and the gradients of input, gamma and beta, for each activation, on a row-major input
+    /// and on a transposed view of one.
+    #[cfg(feature = "cpu-train")]
+    #[test]
+    fn the_fused_operation_is_batch_norm_and_clamp_with_their_gradients() {
+        let device = Device::flex().autodiff();
+        let base = Tensor::<1>::from_floats(
+            (0..3 * 6 * 5 * 7)
+                .map(|i| (i as f32 * 0.73).sin() * 2.0 + (i % 11) as f32 * 0.1)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &device,
+        );
+        let weights = Tensor::<1>::from_floats(
+            (0..3 * 6 * 5 * 7)
+                .map(|i| (i as f32 * 0.37).cos())
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &device,
+        )
+        .reshape([3, 6, 5, 7]);
+        let inputs = [
+            base.clone().reshape([3, 6, 5, 7]),
+            base.reshape([3, 6, 7, 5]).swap_dims(2, 3),
+        ];
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            let scale = b.iter().map(|b| b.abs()).fold(1.0, f32::max);
+            for (i, (a, b)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (a - b).abs() <= 2e-5 * scale,
+                    "{what}[{i}]: {a} against {b}"
+                );
+            }
+        };
+        for activation in [Activation::Linear, Activation::Relu, Activation::Relu6] {
+            for input in &inputs {
+                let run = |fused_route: bool| {
+                    let bn = layer(&device);
+                    let x = input.clone().require_grad();
+                    assert!(fused::applies(&bn, &x));
+                    let y = if fused_route {
+                        forward(&bn, x.clone(), activation)
+                    } else {
+                        composed(&bn, x.clone(), activation)
+                    };
+                    let out = values(y.clone());
+                    let grads = (y * weights.clone()).sum().backward();
+                    (
+                        out,
+                        values(x.grad(&grads).unwrap()),
+                        values(bn.gamma.grad(&grads).unwrap()),
+                        values(bn.beta.grad(&grads).unwrap()),
+                        values(bn.running_mean.value()),
+                        values(bn.running_var.value()),
+                    )
+                };
+                let (fused, plain) = (run(true), run(false));
+                let what = format!("{activation:?}");
+                close(&fused.0, &plain.0, &format!("{what} output"));
+                close(&fused.1, &plain.1, &format!("{what} input gradient"));
+                close(&fused.2, &plain.2, &format!("{what} gamma gradient"));
+                close(&fused.3, &plain.3, &format!("{what} beta gradient"));
+                close(&fused.4, &plain.4, &format!("{what} running mean"));
+                close(&fused.5, &plain.5, &format!("{what} running variance"));
+                let clamped = fused.0.iter().filter(|&&y| y == 0.0 || y == 6.0).count();
+                if activation == Activation::Relu6 {
+                    // Both bounds are reached, so the clamp's gradient mask is exercised.
+                    assert!(fused.0.contains(&6.0) && clamped > 20, "{clamped} clamped");
+                }
+            }
+        }
+    }
+
+    /// A frozen layer and inference keep burn's own route.
+    #[cfg(feature = "cpu-train")]
+    #[test]
+    fn the_fused_operation_serves_only_training_layers_on_flex_autodiff() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::zeros([1, 6, 2, 2], &device);
+        assert!(fused::applies(&layer(&device), &x));
+        assert!(!fused::applies(&layer(&device).freeze(), &x));
+        let plain = Device::flex();
+        assert!(!fused::applies(
+            &layer(&plain),
+            &Tensor::zeros([1, 6, 2, 2], &plain)
+        ));
+    }
+}
