@@ -9,6 +9,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use super::depthwise;
 use super::norm_act::{self, Activation};
 
 /// A convolution without bias, BatchNorm, and an optional ReLU6.
@@ -48,15 +49,15 @@ impl ConvBnAct {
     ///
     /// When gradients are tracked (training), a 1x1 convolution is computed as a matrix
     /// product: burn's autodiff builds its weight gradient from transposed copies and a
-    /// transposed convolution on the CPU, where the product's is one product. Normalisation
-    /// and ReLU6 are [`norm_act::forward`] (one fused operation while training on burn-flex).
-    /// Inference keeps the plain ops.
+    /// transposed convolution on the CPU, where the product's is one product. While training
+    /// on burn-flex, depthwise convolutions ([`depthwise::forward`]) and normalisation with
+    /// ReLU6 ([`norm_act::forward`]) are operations of ours. Inference keeps burn's ops.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let tracked = x.is_require_grad() || self.conv.weight.val().is_require_grad();
         let x = if tracked && self.is_pointwise() {
             self.pointwise_as_matmul(x)
         } else {
-            self.conv.forward(x)
+            depthwise::forward(&self.conv, x)
         };
         let activation = if self.relu6 {
             Activation::Relu6

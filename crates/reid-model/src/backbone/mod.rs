@@ -1,5 +1,8 @@
 //! Backbones: networks that turn a normalised image batch into a feature map.
 
+#[cfg(feature = "cpu-train")]
+mod cpu_train;
+pub mod depthwise;
 pub mod mobilenet_v2;
 pub mod norm_act;
 pub mod osnet;

@@ -84,13 +84,12 @@ mod fused {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::autodiff::Autodiff;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{
-        backend_extension, Dispatch, DispatchDevice, ExtensionType, Flex, TensorMetadata,
-    };
+    use burn::backend::{backend_extension, Dispatch, ExtensionType, Flex, TensorMetadata};
     use burn::nn::BatchNorm;
-    use burn::tensor::{DType, Tensor, TensorData};
+    use burn::tensor::Tensor;
 
     use super::kernels;
+    use crate::backbone::cpu_train::{contiguous, on_flex_autodiff, tensor, values};
 
     /// The forward's results: the activation, and the batch's per-channel mean and biased
     /// variance (what the running statistics take, as in burn's `batch_norm_train`).
@@ -118,12 +117,7 @@ mod fused {
     /// Whether the fused operation serves this layer and input: a training BatchNorm on
     /// burn-flex under autodiff, f32.
     pub fn applies(bn: &BatchNorm, x: &Tensor<4>) -> bool {
-        let device = x.device();
-        let on_flex = match device.as_dispatch() {
-            DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
-            _ => false,
-        };
-        on_flex && bn.training.is_enabled() && x.dtype() == DType::F32
+        on_flex_autodiff(x) && bn.training.is_enabled()
     }
 
     pub fn forward(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
@@ -152,26 +146,6 @@ mod fused {
         bn.running_var
             .update(running(bn.running_var.value_sync(), variance));
         Tensor::from_dispatch(result.output)
-    }
-
-    /// A tensor's values as one row-major f32 slice's owner (copied only when its layout is
-    /// not already that).
-    fn contiguous(t: FloatTensor<Flex>) -> FloatTensor<Flex> {
-        if t.is_contiguous() {
-            t
-        } else {
-            t.to_contiguous()
-        }
-    }
-
-    fn values(t: &FloatTensor<Flex>) -> &[f32] {
-        // `applies` admits f32 only, and `contiguous` made the layout row-major.
-        t.as_slice::<f32>()
-            .expect("norm_act: an f32 tensor in row-major layout")
-    }
-
-    fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
-        FloatTensor::<Flex>::from_data(TensorData::new(values, shape))
     }
 
     /// `(channels, rest)` of a `[batch, channels, ...]` shape.

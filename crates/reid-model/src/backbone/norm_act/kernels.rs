@@ -4,16 +4,11 @@
 //! partial sums and clamp with comparisons, so the compiler vectorises them; a NaN stays NaN.
 
 use rayon::prelude::*;
-use std::mem::MaybeUninit;
+
+use crate::backbone::cpu_train::by_rows;
 
 /// Partial sums per row: wide enough for two AVX-512 registers.
 const LANES: usize = 16;
-
-/// The rows a parallel task takes at least: a few thousand values, so that the small feature
-/// maps of deep layers are not one task per row.
-fn rows_per_task(rest: usize) -> usize {
-    (4096 / rest.max(1)).max(1)
-}
 
 /// `sum(term(i))` over a row's indices, `term` computing `K` values at once, in `LANES`
 /// partial sums each.
@@ -89,24 +84,6 @@ fn clamp(y: f32, (low, high): (f32, f32)) -> f32 {
     } else {
         y
     }
-}
-
-/// A vector of `len` values, each row of `rest` written by `fill(row, values)` in parallel.
-fn by_rows(
-    len: usize,
-    rest: usize,
-    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(rest.max(1))
-        .with_min_len(rows_per_task(rest))
-        .enumerate()
-        .for_each(|(row, values)| fill(row, values));
-    // SAFETY: the chunks cover `..len`, and `fill` writes every value of its chunk (each
-    // caller's loop zips the chunk with input rows of the same length, checked there).
-    unsafe { out.set_len(len) };
-    out
 }
 
 /// `clamp(x * scale[c] + shift[c])` for every value of channel `c`.
