@@ -39,8 +39,10 @@ impl Activation {
 /// statistics when it trains, as `BatchNorm::forward` does.
 pub fn forward(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
     #[cfg(feature = "cpu-train")]
-    if fused::applies(bn, &x) {
-        return fused::forward(bn, x, activation);
+    match fused::applies(bn, &x) {
+        Some(fused::Mode::Train) => return fused::forward(bn, x, activation),
+        Some(fused::Mode::Frozen) => return fused::forward_frozen(bn, x, activation),
+        None => {}
     }
     composed(bn, x, activation)
 }
@@ -112,12 +114,58 @@ mod fused {
             low: f32,
             high: f32,
         ) -> NormAct<Self>;
+
+        /// The same with given statistics (a frozen layer's running ones), differentiable in
+        /// `x` only.
+        #[allow(clippy::too_many_arguments)]
+        fn norm_act_frozen(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            low: f32,
+            high: f32,
+        ) -> FloatTensor<Self>;
     }
 
-    /// Whether the fused operation serves this layer and input: a training BatchNorm on
-    /// burn-flex under autodiff, f32.
-    pub fn applies(bn: &BatchNorm, x: &Tensor<4>) -> bool {
-        on_flex_autodiff(x) && bn.training.is_enabled()
+    /// How the fused operation serves a layer.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mode {
+        /// A training BatchNorm: the batch's statistics, updating the running ones.
+        Train,
+        /// A frozen one (training off, gamma and beta fixed): the running statistics.
+        Frozen,
+    }
+
+    /// Whether and how the fused operation serves this layer and input: a BatchNorm on
+    /// burn-flex under autodiff, f32, training or frozen.
+    pub fn applies(bn: &BatchNorm, x: &Tensor<4>) -> Option<Mode> {
+        if !on_flex_autodiff(x) {
+            None
+        } else if bn.training.is_enabled() {
+            Some(Mode::Train)
+        } else if !bn.gamma.val().is_require_grad() && !bn.beta.val().is_require_grad() {
+            Some(Mode::Frozen)
+        } else {
+            None
+        }
+    }
+
+    pub fn forward_frozen(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+        let (low, high) = activation.bounds();
+        let device = x.device();
+        Tensor::from_dispatch(<Dispatch as NormActBackend>::norm_act_frozen(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            bn.running_mean.value().to_device(&device).into_dispatch(),
+            bn.running_var.value().to_device(&device).into_dispatch(),
+            bn.epsilon,
+            low,
+            high,
+        ))
     }
 
     pub fn forward(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
@@ -160,6 +208,32 @@ mod fused {
             .collect()
     }
 
+    /// `(scale, shift)` per channel, so that `y = x * scale + shift`.
+    fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], inv_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        (0..gamma.len())
+            .map(|c| {
+                let scale = gamma[c] * inv_std[c];
+                (scale, beta[c] - mean[c] * scale)
+            })
+            .unzip()
+    }
+
+    /// The frozen forward on burn-flex: `(output, scale)`.
+    fn frozen_flex(
+        x: &FloatTensor<Flex>,
+        [gamma, beta, mean, variance]: [FloatTensor<Flex>; 4],
+        epsilon: f64,
+        bounds: (f32, f32),
+    ) -> (FloatTensor<Flex>, Vec<f32>) {
+        let shape = x.shape().to_vec();
+        let (channels, rest) = dims(&shape);
+        let [gamma, beta, mean, variance] = [gamma, beta, mean, variance].map(contiguous);
+        let inv_std = inv_std(values(&variance), epsilon);
+        let (scale, shift) = affine(values(&gamma), values(&beta), values(&mean), &inv_std);
+        let out = kernels::normalise(values(x), channels, rest, (&scale, &shift), bounds);
+        (tensor(out, shape), scale)
+    }
+
     /// The forward on burn-flex.
     fn forward_flex(
         x: &FloatTensor<Flex>,
@@ -173,14 +247,7 @@ mod fused {
         let xs = values(x);
         let (mean, variance) = kernels::statistics(xs, channels, rest);
         let inv_std = inv_std(&variance, epsilon);
-        let (gamma, beta) = (values(gamma), values(beta));
-        // y = x * scale + shift per channel.
-        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..channels)
-            .map(|c| {
-                let scale = gamma[c] * inv_std[c];
-                (scale, beta[c] - mean[c] * scale)
-            })
-            .unzip();
+        let (scale, shift) = affine(values(gamma), values(beta), &mean, &inv_std);
         let out = kernels::normalise(xs, channels, rest, (&scale, &shift), bounds);
         NormAct {
             output: tensor(out, shape),
@@ -253,6 +320,20 @@ mod fused {
                 (low, high),
             )
         }
+
+        fn norm_act_frozen(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            low: f32,
+            high: f32,
+        ) -> FloatTensor<Self> {
+            let statistics = [gamma, beta, mean, variance];
+            frozen_flex(&contiguous(x), statistics, epsilon, (low, high)).0
+        }
     }
 
     #[derive(Debug)]
@@ -318,6 +399,62 @@ mod fused {
                 output,
                 mean: untracked(result.mean),
                 variance: untracked(result.variance),
+            }
+        }
+
+        fn norm_act_frozen(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            low: f32,
+            high: f32,
+        ) -> FloatTensor<Self> {
+            let prepared = FrozenBackward
+                .prepare::<C>([x.node()])
+                .compute_bound()
+                .stateful();
+            let statistics = [gamma, beta, mean, variance].map(|t| t.into_primitive());
+            let x = contiguous(x.into_primitive());
+            let bounds = (low, high);
+            let (output, scale) = frozen_flex(&x, statistics, epsilon, bounds);
+            match prepared {
+                OpsKind::Tracked(prep) => prep.finish((output.clone(), scale, bounds), output),
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            }
+        }
+    }
+
+    /// The frozen operation's backward: the gradient through the clamp, times the scale.
+    #[derive(Debug)]
+    struct FrozenBackward;
+
+    impl Backward<Flex, 1> for FrozenBackward {
+        /// The output, the scale per channel and the clamp's bounds.
+        type State = (FloatTensor<Flex>, Vec<f32>, (f32, f32));
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x] = ops.parents;
+            let grad = contiguous(grads.consume::<Flex>(&ops.node));
+            let (output, scale, bounds) = ops.state;
+            if let Some(node) = node_x {
+                let shape = output.shape().to_vec();
+                let (channels, rest) = dims(&shape);
+                let dx = kernels::scaled_gradient(
+                    (values(&output), values(&grad)),
+                    channels,
+                    rest,
+                    &scale,
+                    bounds,
+                );
+                grads.register::<Flex>(node.id, tensor(dx, shape));
             }
         }
     }
@@ -425,7 +562,7 @@ mod tests {
                 let run = |fused_route: bool| {
                     let bn = layer(&device);
                     let x = input.clone().require_grad();
-                    assert!(fused::applies(&bn, &x));
+                    assert_eq!(fused::applies(&bn, &x), Some(fused::Mode::Train));
                     let y = if fused_route {
                         forward(&bn, x.clone(), activation)
                     } else {
@@ -459,18 +596,75 @@ mod tests {
         }
     }
 
-    /// A frozen layer and inference keep burn's own route.
+    /// A frozen layer (running statistics, training off, gamma and beta fixed) after a
+    /// trainable one: output and input gradient against burn's `BatchNorm` and a clamp.
     #[cfg(feature = "cpu-train")]
     #[test]
-    fn the_fused_operation_serves_only_training_layers_on_flex_autodiff() {
+    fn the_frozen_operation_is_batch_norm_on_running_statistics_with_its_gradient() {
+        use burn::module::RunningState;
+        let device = Device::flex().autodiff();
+        let mut bn = layer(&device);
+        bn.running_mean = RunningState::new(Tensor::<1>::from_floats(
+            [0.5, -0.2, 0.1, 0.0, 1.0, -1.0],
+            &device,
+        ));
+        bn.running_var = RunningState::new(Tensor::<1>::from_floats(
+            [1.5, 0.7, 2.0, 0.3, 1.0, 4.0],
+            &device,
+        ));
+        let bn = bn.freeze();
+        let x = Tensor::<1>::from_floats(
+            (0..2 * 6 * 4 * 5)
+                .map(|i| (i as f32 * 0.41).sin() * 3.0)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &device,
+        )
+        .reshape([2, 6, 4, 5]);
+        let weights = (x.clone() * 0.7).cos();
+        for activation in [Activation::Linear, Activation::Relu, Activation::Relu6] {
+            let run = |fused_route: bool| {
+                let x = x.clone().require_grad();
+                assert_eq!(fused::applies(&bn, &x), Some(fused::Mode::Frozen));
+                let y = if fused_route {
+                    forward(&bn, x.clone(), activation)
+                } else {
+                    composed(&bn, x.clone(), activation)
+                };
+                let out = values(y.clone());
+                let grads = (y * weights.clone()).sum().backward();
+                (out, values(x.grad(&grads).unwrap()))
+            };
+            let (fused, plain) = (run(true), run(false));
+            for (what, a, b) in [
+                ("output", &fused.0, &plain.0),
+                ("gradient", &fused.1, &plain.1),
+            ] {
+                for (i, (a, b)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5,
+                        "{activation:?} {what}[{i}]: {a} against {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Training and frozen layers on burn-flex under autodiff take the fused route; inference
+    /// keeps burn's own.
+    #[cfg(feature = "cpu-train")]
+    #[test]
+    fn the_fused_operation_serves_only_layers_on_flex_autodiff() {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::zeros([1, 6, 2, 2], &device);
-        assert!(fused::applies(&layer(&device), &x));
-        assert!(!fused::applies(&layer(&device).freeze(), &x));
+        assert_eq!(
+            fused::applies(&layer(&device), &x),
+            Some(fused::Mode::Train)
+        );
+        let frozen = layer(&device).freeze();
+        assert_eq!(fused::applies(&frozen, &x), Some(fused::Mode::Frozen));
         let plain = Device::flex();
-        assert!(!fused::applies(
-            &layer(&plain),
-            &Tensor::zeros([1, 6, 2, 2], &plain)
-        ));
+        let x = Tensor::zeros([1, 6, 2, 2], &plain);
+        assert_eq!(fused::applies(&layer(&plain), &x), None);
     }
 }

@@ -116,6 +116,25 @@ fn passed(dy: f32, y: f32, (low, high): (f32, f32)) -> f32 {
     }
 }
 
+/// A frozen layer's input gradient: `dy * scale[c]` where the clamp passes it.
+pub fn scaled_gradient(
+    (y, dy): (&[f32], &[f32]),
+    channels: usize,
+    rest: usize,
+    scale: &[f32],
+    bounds: (f32, f32),
+) -> Vec<f32> {
+    by_rows(y.len(), rest, |row, dx| {
+        let k = scale[row % channels];
+        let at = row * rest;
+        let (y, dy) = (&y[at..][..rest], &dy[at..][..rest]);
+        assert_eq!(dx.len(), y.len());
+        for ((d, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+            d.write(passed(dy, y, bounds) * k);
+        }
+    })
+}
+
 /// Per channel: `sum(g)` and `sum(g * (x - mean))`, `g` the gradient reaching the
 /// normalisation (`dy` through the clamp). The first is beta's gradient; the second times
 /// `1 / std` is gamma's.
