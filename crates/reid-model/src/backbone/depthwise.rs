@@ -1,4 +1,4 @@
-//! A depthwise convolution (one filter per channel, MobileNetV2's 3x3 layers).
+//! A depthwise convolution (one filter per channel: the 3x3 layers of MobileNetV2 and OSNet).
 //!
 //! While a network trains on burn-flex (feature `cpu-train`) it is an operation of ours,
 //! forward and backward: burn-flex 0.22 runs a grouped convolution's forward, and its input's

@@ -1,13 +1,14 @@
 //! BatchNorm followed by an optional clamp (ReLU6 or ReLU), the step that ends every
-//! convolution of MobileNetV2.
+//! convolution of MobileNetV2 and most of ResNet's and OSNet's.
 //!
 //! While a network trains on burn-flex (the CPU backend under autodiff), this step is one
 //! fused operation of ours (feature `cpu-train`): one pass over the activation for the batch
 //! statistics, one to normalise and clamp, and the same two in the backward pass, each spread
 //! over all cores. burn-flex 0.22 has no BatchNorm of its own, so burn composes it from generic
 //! tensor operations: transposed copies to reduce over the channel axis, then a dozen
-//! element-wise passes forward and backward, each on one thread. Everywhere else (inference,
-//! WebGPU, other dtypes, a frozen layer) the step is burn's `BatchNorm` and a clamp.
+//! element-wise passes forward and backward, each on one thread. A frozen layer on the same
+//! device is one pass on its running statistics. Everywhere else (inference, WebGPU, other
+//! dtypes) the step is burn's `BatchNorm` and a clamp.
 
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
@@ -63,7 +64,7 @@ pub fn composed(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<
 
 /// `min(max(x, 0), 6)`; as `relu(x) - relu(x - 6)` when gradients are tracked (see
 /// [`composed`]).
-pub(crate) fn relu6(x: Tensor<4>, tracked: bool) -> Tensor<4> {
+fn relu6(x: Tensor<4>, tracked: bool) -> Tensor<4> {
     if tracked {
         relu(x.clone()) - relu(x - 6.0)
     } else {

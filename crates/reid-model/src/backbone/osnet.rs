@@ -23,6 +23,9 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::depthwise;
+use super::norm_act::{self, Activation};
+
 /// The widths torchreid names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OsNetWidth {
@@ -132,7 +135,12 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = self.conv.forward(x);
         if let Some(bn) = &self.bn {
-            x = bn.forward(x);
+            let activation = if self.relu {
+                Activation::Relu
+            } else {
+                Activation::Linear
+            };
+            return norm_act::forward(bn, x, activation);
         }
         if let Some(inorm) = &self.inorm {
             x = inorm.forward(x);
@@ -166,7 +174,8 @@ impl LightConv3x3 {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv2.forward(self.conv1.forward(x))))
+        let x = depthwise::forward(&self.conv2, self.conv1.forward(x));
+        norm_act::forward(&self.bn, x, Activation::Relu)
     }
 }
 

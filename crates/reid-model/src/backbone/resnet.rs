@@ -24,6 +24,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::norm_act::{self, Activation};
+
 /// The shape of a bottleneck ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResNetConfig {
@@ -271,14 +273,14 @@ impl Bottleneck {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self.conv1.forward(x.clone());
         let y = match (&self.bn1, &self.ibn1) {
-            (Some(bn), _) => bn.forward(y),
-            (None, Some(ibn)) => ibn.forward(y),
-            (None, None) => y,
+            (Some(bn), _) => norm_act::forward(bn, y, Activation::Relu),
+            (None, Some(ibn)) => relu(ibn.forward(y)),
+            (None, None) => relu(y),
         };
-        let y = relu(self.bn2.forward(self.conv2.forward(relu(y))));
-        let y = self.bn3.forward(self.conv3.forward(y));
+        let y = norm_act::forward(&self.bn2, self.conv2.forward(y), Activation::Relu);
+        let y = norm_act::forward(&self.bn3, self.conv3.forward(y), Activation::Linear);
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x)),
+            Some(d) => norm_act::forward(&d.bn, d.conv.forward(x), Activation::Linear),
             None => x,
         };
         relu(y + identity)
@@ -309,7 +311,7 @@ pub struct ResNet {
 impl ResNet {
     /// `[batch, 3, h, w] -> [batch, 2048, h / 32, w / 32]` (`h / 16` with a last stride of 1).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = norm_act::forward(&self.bn1, self.conv1.forward(x), Activation::Relu);
         let mut x = self.maxpool.forward(x);
         let stages = [&self.layer1, &self.layer2, &self.layer3, &self.layer4];
         for (i, blocks) in stages.into_iter().enumerate() {
