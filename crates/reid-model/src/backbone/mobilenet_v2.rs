@@ -313,6 +313,7 @@ impl TorchLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backbone::norm_act::tests::{ramp, values};
 
     #[test]
     fn a_256x128_crop_gives_an_8x4_map_of_1280_channels() {
@@ -321,22 +322,6 @@ mod tests {
         let out = net.forward(Tensor::zeros([1, 3, 256, 128], &device));
         assert_eq!(out.dims(), [1, 1280, 8, 4]);
         assert_eq!(net.blocks.len(), 17);
-    }
-
-    fn values(x: Tensor<4>) -> Vec<f32> {
-        x.into_data().try_to_vec::<f32>().unwrap()
-    }
-
-    /// Inputs from -20 to 20 in steps of 1/64 (so beyond 12, where `x - 6` rounds).
-    fn ramp(device: &Device) -> Tensor<4> {
-        Tensor::<1>::from_floats(
-            (0..2560)
-                .map(|i| i as f32 / 64.0 - 20.0)
-                .collect::<Vec<_>>()
-                .as_slice(),
-            device,
-        )
-        .reshape([2, 4, 16, 20])
     }
 
     #[test]

@@ -235,14 +235,14 @@ mod fused {
         (tensor(out, shape), scale)
     }
 
-    /// The forward on burn-flex.
+    /// The forward on burn-flex, and the per-channel mean and `1 / std` the backward needs.
     fn forward_flex(
         x: &FloatTensor<Flex>,
         gamma: &FloatTensor<Flex>,
         beta: &FloatTensor<Flex>,
         epsilon: f64,
         bounds: (f32, f32),
-    ) -> NormAct<Flex> {
+    ) -> (NormAct<Flex>, Vec<f32>, Vec<f32>) {
         let shape = x.shape().to_vec();
         let (channels, rest) = dims(&shape);
         let xs = values(x);
@@ -250,15 +250,16 @@ mod fused {
         let inv_std = inv_std(&variance, epsilon);
         let (scale, shift) = affine(values(gamma), values(beta), &mean, &inv_std);
         let out = kernels::normalise(xs, channels, rest, (&scale, &shift), bounds);
-        NormAct {
+        let result = NormAct {
             output: tensor(out, shape),
-            mean: tensor(mean, vec![channels]),
+            mean: tensor(mean.clone(), vec![channels]),
             variance: tensor(variance, vec![channels]),
-        }
+        };
+        (result, mean, inv_std)
     }
 
     /// What the backward pass needs from the forward.
-    #[derive(Clone)]
+    #[derive(Clone, Debug)]
     struct Saved {
         x: FloatTensor<Flex>,
         output: FloatTensor<Flex>,
@@ -266,12 +267,6 @@ mod fused {
         mean: Vec<f32>,
         inv_std: Vec<f32>,
         bounds: (f32, f32),
-    }
-
-    impl std::fmt::Debug for Saved {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("Saved").finish_non_exhaustive()
-        }
     }
 
     /// Gradients of `forward_flex` for `x`, `gamma` and `beta`.
@@ -313,13 +308,9 @@ mod fused {
             low: f32,
             high: f32,
         ) -> NormAct<Self> {
-            forward_flex(
-                &contiguous(x),
-                &contiguous(gamma),
-                &contiguous(beta),
-                epsilon,
-                (low, high),
-            )
+            let bounds = (low, high);
+            let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+            forward_flex(&x, &gamma, &beta, epsilon, bounds).0
         }
 
         fn norm_act_frozen(
@@ -380,13 +371,14 @@ mod fused {
             let x_values = contiguous(x.into_primitive());
             let gamma_values = contiguous(gamma.into_primitive());
             let beta_values = contiguous(beta.into_primitive());
-            let result = forward_flex(&x_values, &gamma_values, &beta_values, epsilon, (low, high));
+            let (result, mean, inv_std) =
+                forward_flex(&x_values, &gamma_values, &beta_values, epsilon, (low, high));
             let untracked = |t| FloatTensor::<Self>::new(t);
             let output = match prepared {
                 OpsKind::Tracked(prep) => {
                     let saved = Saved {
-                        inv_std: inv_std(values(&result.variance), epsilon),
-                        mean: values(&result.mean).to_vec(),
+                        inv_std,
+                        mean,
                         x: x_values,
                         output: result.output.clone(),
                         gamma: gamma_values,
@@ -462,18 +454,20 @@ mod fused {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    #[cfg(feature = "cpu-train")]
     use burn::module::{Module, Param};
+    #[cfg(feature = "cpu-train")]
     use burn::nn::BatchNormConfig;
     use burn::tensor::Device;
 
-    fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    pub(crate) fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
         x.into_data().try_to_vec::<f32>().unwrap()
     }
 
     /// Inputs from -20 to 20 in steps of 1/64 (so beyond 12, where `x - 6` rounds).
-    fn ramp(device: &Device) -> Tensor<4> {
+    pub(crate) fn ramp(device: &Device) -> Tensor<4> {
         Tensor::<1>::from_floats(
             (0..2560)
                 .map(|i| i as f32 / 64.0 - 20.0)

@@ -1,7 +1,7 @@
 //! The fused operation's loops over plain slices of a `[batch, channels, rest]` activation
 //! (row-major, `rest` the spatial size): per-channel sums run over channels in parallel, the
 //! element-wise passes over rows (one image's channel) in parallel. Inner loops keep `LANES`
-//! partial sums and clamp with comparisons, so the compiler vectorises them; a NaN stays NaN.
+//! partial sums and clamp with `f32::clamp` (comparisons), so the compiler vectorises them; a NaN stays NaN.
 
 use rayon::prelude::*;
 
@@ -75,17 +75,6 @@ pub fn statistics(x: &[f32], channels: usize, rest: usize) -> (Vec<f32>, Vec<f32
         .unzip()
 }
 
-/// `bound(y)`: `y` clamped to `[low, high]` with comparisons.
-#[inline(always)]
-fn clamp(y: f32, (low, high): (f32, f32)) -> f32 {
-    let y = if y < low { low } else { y };
-    if y > high {
-        high
-    } else {
-        y
-    }
-}
-
 /// `clamp(x * scale[c] + shift[c])` for every value of channel `c`.
 pub fn normalise(
     x: &[f32],
@@ -97,10 +86,12 @@ pub fn normalise(
     by_rows(x.len(), rest, |row, out| {
         let c = row % channels;
         let (scale, shift) = (scale[c], shift[c]);
+        let (low, high) = bounds;
         let x = &x[row * rest..][..rest];
         assert_eq!(out.len(), x.len());
         for (o, &v) in out.iter_mut().zip(x) {
-            o.write(clamp(v * scale + shift, bounds));
+            // `f32::clamp` compares (a NaN stays NaN); the bounds are never NaN and low <= high.
+            o.write((v * scale + shift).clamp(low, high));
         }
     })
 }
