@@ -511,32 +511,49 @@ fn pixel(p: usize, [ho, wo]: [usize; 2]) -> [usize; 3] {
 /// output pixel (tap-major, then channel), zeros where a tap falls outside its image. Returns
 /// `[h_out, w_out]`. A 1x1 window of stride 2 gives the pixels a strided 1x1 convolution reads.
 pub(crate) fn im2col(input: &[f32], shape: [usize; 4], win: Window, out: &mut Buf) -> [usize; 2] {
-    // With the stems' 3 channels each tap is then a fixed-size copy, not a call to `memcpy`.
-    if shape[3] == 3 {
-        im2col_body(input, [shape[0], shape[1], shape[2], 3], win, out)
-    } else {
-        im2col_body(input, shape, win, out)
-    }
+    let [n, h, w, _] = shape;
+    let pixels = n * win.out(h) * win.out(w);
+    im2col_rows(input, shape, win, 0..pixels, out)
 }
 
-#[inline(always)]
-fn im2col_body(input: &[f32], [n, h, w, c]: [usize; 4], win: Window, out: &mut Buf) -> [usize; 2] {
+/// [`im2col`]'s rows for output pixels `pixels` only (counted across the `n` images), so that
+/// a product can run on a slice of them while the rows are still in the cache.
+pub(crate) fn im2col_rows(
+    input: &[f32],
+    shape: [usize; 4],
+    win: Window,
+    pixels: std::ops::Range<usize>,
+    out: &mut Buf,
+) -> [usize; 2] {
+    let [n, h, w, c] = shape;
     assert!(c > 0, "im2col of an image without channels");
     assert_eq!(input.len(), n * h * w * c, "im2col input of the wrong size");
     let [ho, wo] = [win.out(h), win.out(w)];
+    assert!(
+        pixels.start <= pixels.end && pixels.end <= n * ho * wo,
+        "im2col of pixels outside the output"
+    );
     let taps = win.size * win.size;
-    let rows = out.take(n * ho * wo * taps * c);
-    for (p, row) in rows.chunks_exact_mut(taps * c).enumerate() {
+    let rows = out.take(pixels.len() * taps * c);
+    for (p, row) in pixels.zip(rows.chunks_exact_mut(taps * c)) {
         let [image, oy, ox] = pixel(p, [ho, wo]);
         let input = &input[image * h * w * c..][..h * w * c];
-        for ky in 0..win.size {
-            let iy = win.tap(oy, ky, h);
-            for kx in 0..win.size {
-                let dst = &mut row[(ky * win.size + kx) * c..][..c];
-                match (iy, win.tap(ox, kx, w)) {
-                    (Some(iy), Some(ix)) => dst.copy_from_slice(&input[(iy * w + ix) * c..][..c]),
-                    _ => dst.fill(0.0),
+        // The taps of a window row that fall inside the image read neighbouring pixels, which
+        // lie side by side in channels-last memory: one copy per window row.
+        let first = win.pad.saturating_sub(ox * win.stride).min(win.size);
+        let end = (w + win.pad)
+            .saturating_sub(ox * win.stride)
+            .clamp(first, win.size);
+        for (ky, dst) in row.chunks_exact_mut(win.size * c).enumerate() {
+            match win.tap(oy, ky, h) {
+                Some(iy) if first < end => {
+                    let ix = ox * win.stride + first - win.pad;
+                    dst[..first * c].fill(0.0);
+                    dst[first * c..end * c]
+                        .copy_from_slice(&input[(iy * w + ix) * c..][..(end - first) * c]);
+                    dst[end * c..].fill(0.0);
                 }
+                _ => dst.fill(0.0),
             }
         }
     }
@@ -763,6 +780,30 @@ mod tests {
     }
 
     #[test]
+    fn im2col_rows_of_a_slice_equal_those_rows_of_the_whole() {
+        let shape = [2, 5, 4, 3];
+        let win = Window {
+            size: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let input = values(shape.iter().product(), 5);
+        let mut whole = Buf::default();
+        let [ho, wo] = im2col(&input, shape, win, &mut whole);
+        let row = 9 * shape[3];
+        let pixels = 2 * ho * wo;
+        for range in [0..pixels, 0..7, 7..pixels, 13..29, 20..20] {
+            let mut part = Buf::default();
+            part.take(4096).fill(f32::NAN);
+            assert_eq!(
+                im2col_rows(&input, shape, win, range.clone(), &mut part),
+                [ho, wo]
+            );
+            assert_eq!(part.get(), &whole.get()[range.start * row..range.end * row]);
+        }
+    }
+
+    #[test]
     fn im2col_and_a_matrix_product_equal_the_direct_convolution() {
         // The stems (3 channels: 3x3 stride 2, 7x7 stride 2 padding 3), a strided 3x3 over
         // more channels, and a 1x1 with stride 2 (a projected shortcut).
@@ -772,6 +813,9 @@ mod tests {
             (7, 5, 6, 3, (3, 2, 1)),
             (6, 4, 10, 7, (3, 1, 1)),
             (7, 5, 6, 3, (1, 2, 0)),
+            // Windows wider than the image.
+            (5, 2, 2, 3, (3, 1, 1)),
+            (4, 2, 3, 2, (7, 2, 3)),
         ];
         for (h, w, cin, cout, (size, stride, pad)) in cases {
             let win = Window { size, stride, pad };
