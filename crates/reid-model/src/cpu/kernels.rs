@@ -172,9 +172,9 @@ pub(crate) fn pointwise_rows(
 /// x86-64, chosen at run time; SIMD128 in wasm. LLVM vectorises the loops of each copy for its
 /// own registers.
 macro_rules! widest_simd {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         $(#[$doc])*
-        fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
@@ -217,6 +217,45 @@ widest_simd! {
     /// The output pass of [`pointwise`]: adds the bias to each `[cout]` row of `out` and
     /// applies the activation.
     fn finish(out: &mut [f32], bias: &[f32], act: Act) => finish_body
+}
+
+widest_simd! {
+    /// Adds `pixels` rows of `y` (`stride` values apart, each row's first `sum.len()` values
+    /// read) onto `sum`, channel by channel, in f64.
+    pub(crate) fn channel_sums(y: &[f32], stride: usize, pixels: usize, sum: &mut [f64]) => channel_sums_body
+}
+
+#[inline(always)]
+fn channel_sums_body(y: &[f32], stride: usize, pixels: usize, sum: &mut [f64]) {
+    let c = sum.len();
+    for p in 0..pixels {
+        for (s, v) in sum.iter_mut().zip(&y[p * stride..][..c]) {
+            *s += f64::from(*v);
+        }
+    }
+}
+
+widest_simd! {
+    /// Each `[c]` row of `acc` (`c` is `gate.len()`) gets the matching row of `y` (`stride`
+    /// values apart, each row's first `c` values read) times `gate`, channel by channel: added
+    /// to it, or in its place when `first`.
+    pub(crate) fn gated(y: &[f32], stride: usize, gate: &[f32], acc: &mut [f32], first: bool) => gated_body
+}
+
+#[inline(always)]
+fn gated_body(y: &[f32], stride: usize, gate: &[f32], acc: &mut [f32], first: bool) {
+    for (p, a) in acc.chunks_exact_mut(gate.len().max(1)).enumerate() {
+        let px = &y[p * stride..][..gate.len()];
+        if first {
+            for ((a, v), g) in a.iter_mut().zip(px).zip(gate) {
+                *a = v * g;
+            }
+        } else {
+            for ((a, v), g) in a.iter_mut().zip(px).zip(gate) {
+                *a += v * g;
+            }
+        }
+    }
 }
 
 #[inline(always)]

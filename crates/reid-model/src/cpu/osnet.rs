@@ -145,13 +145,9 @@ impl Gate {
         let mut hidden = self.b1.clone();
         let mut gate = vec![0f32; c];
         for (image, acc) in acc.chunks_exact_mut((pixels * c).max(1)).enumerate() {
-            let row = |p: usize| &y[(image * pixels + p) * stride..][..c];
+            let y = &y[image * pixels * stride..];
             sum.fill(0.0);
-            for p in 0..pixels {
-                for (s, v) in sum.iter_mut().zip(row(p)) {
-                    *s += f64::from(*v);
-                }
-            }
+            kernels::channel_sums(y, stride, pixels, &mut sum);
             for (m, s) in mean.iter_mut().zip(&sum) {
                 *m = (s / pixels as f64) as f32;
             }
@@ -169,18 +165,7 @@ impl Gate {
             {
                 *g = 1.0 / (1.0 + (-(b + dot(row, &hidden))).exp());
             }
-            for (p, a) in acc.chunks_exact_mut(c).enumerate() {
-                let px = row(p);
-                if first {
-                    for ((a, v), g) in a.iter_mut().zip(px).zip(&gate) {
-                        *a = v * g;
-                    }
-                } else {
-                    for ((a, v), g) in a.iter_mut().zip(px).zip(&gate) {
-                        *a += v * g;
-                    }
-                }
-            }
+            kernels::gated(y, stride, &gate, acc, first);
         }
     }
 }
