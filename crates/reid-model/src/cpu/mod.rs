@@ -657,6 +657,51 @@ mod tests {
         }
     }
 
+    /// An OSNet whose channel gate or further lightweight convolution does not match its
+    /// block's width (a file whose tensors burn loaded without checking shapes) is refused
+    /// when folded, not left to panic in a kernel.
+    #[test]
+    fn an_osnet_block_of_mismatched_widths_is_refused_in_words() {
+        use crate::backbone::osnet::LightConv3x3;
+        use burn::nn::conv::Conv2dConfig;
+        use burn::nn::BatchNormConfig;
+        let device = Device::flex();
+        let (net, spec) = small_osnet(&device);
+        assert!(CpuNet::new(&net, spec.clone()).is_ok());
+        fn first_block(net: &mut ReidNet) -> &mut crate::backbone::osnet::OsBlock {
+            match &mut net.backbone {
+                Backbone::OsNet(os) => &mut os.conv2.blocks[0],
+                _ => unreachable!("an OSNet"),
+            }
+        }
+
+        let mut wide_gate = net.clone();
+        let gate = &mut first_block(&mut wide_gate).gate;
+        let [hidden, mid, ..] = gate.fc1.weight.dims();
+        gate.fc1 = Conv2dConfig::new([mid + 1, hidden], [1, 1]).init(&device);
+        gate.fc2 = Conv2dConfig::new([hidden, mid + 1], [1, 1]).init(&device);
+        let err = CpuNet::new(&wide_gate, spec.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("channel gate scales"), "{err}");
+
+        let mut wide_light = net;
+        let wide = mid + 2;
+        first_block(&mut wide_light).conv2b[1] = LightConv3x3 {
+            conv1: Conv2dConfig::new([mid, wide], [1, 1])
+                .with_bias(false)
+                .init(&device),
+            conv2: Conv2dConfig::new([wide, wide], [3, 3])
+                .with_groups(wide)
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(&device),
+            bn: BatchNormConfig::new(wide).init(&device),
+        };
+        let err = CpuNet::new(&wide_light, spec).unwrap_err().to_string();
+        assert!(err.contains("lightweight convolution from"), "{err}");
+    }
+
     #[test]
     fn the_folded_network_with_gem_pooling_equals_the_burn_network() {
         let device = Device::flex();

@@ -227,10 +227,35 @@ impl Block {
         let cin = block.reduce.cin();
         let mid = block.reduce.bias.len();
         let cout = block.project.bias.len();
-        if block.first.depthwise.channels() != 4 * mid {
+        if block.first.depthwise.channels() != 4 * mid || block.first.pointwise.cin() != mid {
             return Err(ModelError::Weights(format!(
-                "an omni-scale block of {mid} channels whose streams have {} in all",
-                block.first.depthwise.channels()
+                "an omni-scale block of {mid} channels whose streams have {} in all, from {}",
+                block.first.depthwise.channels(),
+                block.first.pointwise.cin()
+            )));
+        }
+        // Each further lightweight convolution of a stream keeps its width, and the gate
+        // scales that many channels: anything else would not fit the kernels' buffers.
+        let widths = block.rest.iter().flatten().map(|light| {
+            [
+                light.pointwise.cin(),
+                light.pointwise.cout(),
+                light.depthwise.channels(),
+            ]
+        });
+        for width in widths {
+            if width != [mid; 3] {
+                return Err(ModelError::Weights(format!(
+                    "an omni-scale block of {mid} channels with a lightweight convolution from \
+                     {} to {} channels (depthwise over {})",
+                    width[0], width[1], width[2]
+                )));
+            }
+        }
+        if block.gate.b2.len() != mid {
+            return Err(ModelError::Weights(format!(
+                "an omni-scale block of {mid} channels whose channel gate scales {}",
+                block.gate.b2.len()
             )));
         }
         if b.conv3.relu || (block.shortcut.is_none() && cin != cout) {
