@@ -13,10 +13,11 @@
 //! - `peers`: makes the pinned Python environment of the reference implementations (PyTorch...).
 //! - `fixtures`: regenerates the test fixtures: parity, torchreid and evaluation with the peers' environment,
 //!   tracking metrics with py-motmetrics' own.
-//! - `bench [train|torchreid|hog|temporal|app]`: our speed beside the peers' (PyTorch,
-//!   onnxruntime, faiss-cpu, fast-reid, torchreid, OpenCV) on the same data, in one run; `train`
-//!   runs only the training comparison, `torchreid` only torchreid's OSNet x1.0 and ResNet-50
-//!   embedding beside torchreid's own code, `hog` only the HOG people detector beside OpenCV's,
+//! - `bench [train|torchreid|native|hog|temporal|app|evaluate]`: our speed beside the peers'
+//!   (PyTorch, onnxruntime, faiss-cpu, fast-reid, torchreid, OpenCV) on the same data, in one
+//!   run; `train` runs only the training comparison, `torchreid` only torchreid's OSNet x1.0 and
+//!   ResNet-50 embedding beside torchreid's own code (natively, then in Chromium), `native` that
+//!   comparison's native half, `hog` only the HOG people detector beside OpenCV's,
 //!   `temporal` the temporal aggregators natively and in the browser, `app` the built app's load
 //!   times, bytes fetched and video frames/s in headless Chromium.
 
@@ -71,16 +72,17 @@ fn run() -> Result<()> {
             None => setup::bench(),
             Some("train") => setup::bench_training(),
             Some("torchreid") => setup::bench_torchreid(),
+            Some("native") => setup::bench_native(),
             Some("hog") => setup::bench_hog(),
             Some("temporal") => setup::bench_temporal(),
             Some("app") => setup::bench_app(),
             Some("evaluate") => setup::bench_evaluate(),
             Some(other) => {
-                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|hog|temporal|app|evaluate]")
+                bail!("unknown benchmark `{other}`: cargo xtask bench [train|torchreid|native|hog|temporal|app|evaluate]")
             }
         },
         _ => {
-            bail!("usage: cargo xtask <serve [--port N] | dist [--out DIR] | test | model | peers | fixtures | bench [train|torchreid|hog|temporal|app|evaluate]>")
+            bail!("usage: cargo xtask <serve [--port N] | dist [--out DIR] | test | model | peers | fixtures | bench [train|torchreid|native|hog|temporal|app|evaluate]>")
         }
     }
 }

@@ -560,6 +560,28 @@ fn train_bench(py: &Path) -> Result<()> {
 /// Chromium, the app on WebGPU and on its CPU path beside onnxruntime-web's WebGPU and wasm
 /// backends on the same networks exported to ONNX (`tests/e2e/bench_models.mjs`).
 pub fn bench_torchreid() -> Result<()> {
+    let models = torchreid_native()?;
+    // The same networks in the browser: ours on WebGPU and the CPU path, onnxruntime-web on
+    // its WebGPU and wasm backends.
+    browser_bench(
+        "bench_models.mjs",
+        Path::new(BROWSER_DIR),
+        &[("MODELS", models.join(","))],
+    )
+}
+
+/// `cargo xtask bench native`: the native half of [`bench_torchreid`] alone, which needs no
+/// built app.
+pub fn bench_native() -> Result<()> {
+    torchreid_native().map(|_| ())
+}
+
+/// Where [`torchreid_native`] leaves the ONNX exports for the browser half.
+const BROWSER_DIR: &str = "target/bench-browser";
+
+/// The native half of [`bench_torchreid`]: for OSNet x1.0 and ResNet-50, ours beside PyTorch
+/// and onnxruntime, with the ratios. Returns the `ARCH=model file` pairs for the browser.
+fn torchreid_native() -> Result<Vec<String>> {
     let py = peers()?;
     let full = Path::new("target/torchreid-full");
     if !full.join("resnet50.pth").exists() || !full.join("osnet_x1_0.pth").exists() {
@@ -568,7 +590,7 @@ pub fn bench_torchreid() -> Result<()> {
             .arg("--full")
             .arg(full))?;
     }
-    let browser_dir = Path::new("target/bench-browser");
+    let browser_dir = Path::new(BROWSER_DIR);
     std::fs::create_dir_all(browser_dir)?;
     let mut models = Vec::new();
     for arch in ["osnet_x1_0", "resnet50"] {
@@ -622,13 +644,7 @@ pub fn bench_torchreid() -> Result<()> {
             );
         }
     }
-    // The same networks in the browser: ours on WebGPU and the CPU path, onnxruntime-web on
-    // its WebGPU and wasm backends.
-    browser_bench(
-        "bench_models.mjs",
-        browser_dir,
-        &[("MODELS", models.join(","))],
-    )
+    Ok(models)
 }
 
 /// The numbers after `key` (such as `crops/s=`) at the ends of the benchmark lines in `text`,
