@@ -674,7 +674,7 @@ fn pool(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A direct 3x3 convolution with padding 1 on `[h, w, cin]`, weight `[cout][ky][kx][cin]`
@@ -719,7 +719,8 @@ mod tests {
         out
     }
 
-    fn values(n: usize, seed: usize) -> Vec<f32> {
+    /// `n` values in [-1, 1), spread by `seed`.
+    pub(in crate::cpu) fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n)
             .map(|i| (((i * 7919 + seed * 104729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
             .collect()

@@ -292,6 +292,7 @@ impl Bottleneck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::kernels::tests::values;
 
     /// A 3x3 over enough pixels to take two slices of im2col rows equals the product over all
     /// rows at once, bias and ReLU included.
@@ -308,11 +309,6 @@ mod tests {
             h * w > (IM2COL_SLICE / row).max(IM2COL_PIXELS),
             "one slice only"
         );
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
-                .collect()
-        };
         let c = Conv {
             matrix: Pointwise::new(values(row * cout, 1), values(cout, 2), Act::Relu),
             window,
